@@ -1,0 +1,3 @@
+from facerig.cli.app import main
+
+main()

@@ -1,0 +1,14 @@
+"""facerig's command line: a thin layer over the Python API.
+
+Each module below attaches its commands to :data:`facerig.cli.app.app`; importing them here registers them.
+"""
+
+from __future__ import annotations
+
+from facerig.cli.app import app, main, run
+
+# Command modules register themselves on import. A module whose optional dependencies are missing must
+# still import (it defers heavy imports into the command body).
+from facerig.cli import rig as _rig  # noqa: E402,F401  rig, info, export
+
+__all__ = ["app", "main", "run"]

@@ -1,0 +1,206 @@
+"""A FACS blendshape rig and its `.facerig.npz` bundle.
+
+A :class:`Rig` is the neutral :class:`~facerig.mesh.Mesh` plus one named per-vertex delta per shape, in the
+mesh's own units and axes. Shapes are the vocabulary's FACS poses (``neutral`` excluded: it is the base mesh)
+followed by its correctives. A corrective's delta is ``combined − Σ single deltas`` and its driver recipe
+(the base shapes whose weights multiply to drive it) is kept in :attr:`Rig.corrective_recipes`.
+
+Bundle layout (``.facerig.npz``, a plain numpy archive, loaded with ``allow_pickle=False``):
+
+=====================  ===================  ==============================================
+key                    dtype / shape        meaning
+=====================  ===================  ==============================================
+``format_version``     int64 ()             bundle version (:data:`BUNDLE_VERSION`)
+``vertices``           float64 (V, 3)       neutral positions
+``face_vertex_counts`` int32 (P,)           corners per polygon
+``face_vertex_indices`` int64 (N,)          polygon corners
+``uvs``/``uv_indices`` float32 (T, 2)/(N,)  face-varying UVs (absent when the mesh has none)
+``polygon_groups``     int32 (P,)           polygon group ids
+``deltas``             float32 (S, V, 3)    one delta per shape, in ``shape_names`` order
+``header``             str ()               JSON: shape_names, corrective_recipes, group_names,
+                                            mesh name/up_axis/meters_per_unit, metadata
+=====================  ===================  ==============================================
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facerig.errors import BundleError
+from facerig.fileio import atomic_path
+from facerig.mesh import Mesh
+
+BUNDLE_VERSION = 1
+BUNDLE_SUFFIX = ".facerig.npz"
+
+
+@dataclass(frozen=True, eq=False)
+class Rig:
+    """A neutral mesh and its named blendshape deltas.
+
+    Attributes:
+        neutral: the neutral mesh, as read (file units and axes).
+        shape_names: S shape names; FACS poses first, then correctives.
+        deltas: (S, V, 3) float32 per-vertex offsets from the neutral, same units and axes as ``neutral``.
+        corrective_recipes: corrective name -> names of the base shapes that drive it (weight = product).
+        metadata: JSON-serialisable facts: vocabulary, model id, canonical frame, timings, facerig version.
+    """
+
+    neutral: Mesh
+    shape_names: tuple[str, ...]
+    deltas: np.ndarray
+    corrective_recipes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        deltas = np.ascontiguousarray(self.deltas, dtype=np.float32)
+        deltas.setflags(write=False)
+        object.__setattr__(self, "deltas", deltas)
+        object.__setattr__(self, "shape_names", tuple(self.shape_names))
+        recipes = {name: tuple(bases) for name, bases in self.corrective_recipes.items()}
+        object.__setattr__(self, "corrective_recipes", recipes)
+        if deltas.shape != (len(self.shape_names), self.neutral.n_vertices, 3):
+            raise BundleError(
+                f"deltas have shape {deltas.shape}, expected "
+                f"({len(self.shape_names)}, {self.neutral.n_vertices}, 3)"
+            )
+        if len(set(self.shape_names)) != len(self.shape_names):
+            raise BundleError("shape names are not unique")
+        unknown = [n for n in recipes if n not in self.shape_names]
+        if unknown:
+            raise BundleError(f"corrective recipes name shapes the rig lacks: {unknown[:3]}")
+
+    # ------------------------------------------------------------------ access
+    @property
+    def n_shapes(self) -> int:
+        return len(self.shape_names)
+
+    @property
+    def base_shape_names(self) -> tuple[str, ...]:
+        """Shapes that are not correctives."""
+        return tuple(n for n in self.shape_names if n not in self.corrective_recipes)
+
+    def index(self, name: str) -> int:
+        try:
+            return self.shape_names.index(name)
+        except ValueError:
+            raise KeyError(f"the rig has no shape {name!r}") from None
+
+    def delta(self, name: str) -> np.ndarray:
+        """(V, 3) offsets of one shape."""
+        return self.deltas[self.index(name)]
+
+    def evaluate(self, weights: dict[str, float]) -> np.ndarray:
+        """(V, 3) posed vertices for shape weights, as a DCC evaluates the rig.
+
+        Correctives not named in ``weights`` are driven by the product of their base weights, so
+        ``evaluate({"JawDrop": 1, "LeftLipCornerPuller": 1})`` gives the network's combined pose.
+        """
+        posed = self.neutral.vertices.copy()
+        for name in self.shape_names:
+            if name in weights:
+                w = float(weights[name])
+            elif name in self.corrective_recipes:
+                w = float(np.prod([weights.get(b, 0.0) for b in self.corrective_recipes[name]]))
+            else:
+                w = 0.0
+            if w:
+                posed += w * self.deltas[self.index(name)]
+        return posed
+
+    # ------------------------------------------------------------------ bundle IO
+    def save(self, path: str | Path) -> Path:
+        """Write the rig as a `.facerig.npz` bundle, atomically."""
+        path = Path(path)
+        mesh = self.neutral
+        header = {
+            "shape_names": list(self.shape_names),
+            "corrective_recipes": {k: list(v) for k, v in self.corrective_recipes.items()},
+            "group_names": list(mesh.group_names),
+            "mesh_name": mesh.name,
+            "up_axis": mesh.up_axis,
+            "meters_per_unit": mesh.meters_per_unit,
+            "source": mesh.source,
+            "metadata": self.metadata,
+        }
+        arrays = {
+            "format_version": np.array(BUNDLE_VERSION, np.int64),
+            "vertices": mesh.vertices,
+            "face_vertex_counts": mesh.face_vertex_counts,
+            "face_vertex_indices": mesh.face_vertex_indices,
+            "polygon_groups": mesh.polygon_groups,
+            "deltas": self.deltas,
+            "header": np.array(json.dumps(header, allow_nan=False)),
+        }
+        if mesh.uvs is not None:
+            arrays["uvs"] = mesh.uvs
+            arrays["uv_indices"] = mesh.uv_indices
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Rig":
+        """Read a `.facerig.npz` bundle; raise :class:`BundleError` naming the problem."""
+        path = Path(path)
+        if not path.is_file():
+            raise BundleError("no such rig bundle", path)
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                data = {key: archive[key] for key in archive.files}
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            raise BundleError(f"not a readable rig bundle ({exc})", path) from None
+        required = ("format_version", "vertices", "face_vertex_counts", "face_vertex_indices", "deltas", "header")
+        missing = [key for key in required if key not in data]
+        if missing:
+            raise BundleError(f"rig bundle is missing {', '.join(missing)}", path)
+        version = int(data["format_version"])
+        if version > BUNDLE_VERSION:
+            raise BundleError(
+                f"rig bundle version {version} is newer than this facerig reads ({BUNDLE_VERSION}); upgrade facerig",
+                path,
+            )
+        try:
+            header = json.loads(str(data["header"]))
+        except json.JSONDecodeError as exc:
+            raise BundleError(f"rig bundle header is not valid JSON ({exc})", path) from None
+        try:
+            mesh = Mesh(
+                data["vertices"],
+                data["face_vertex_counts"],
+                data["face_vertex_indices"],
+                uvs=data.get("uvs"),
+                uv_indices=data.get("uv_indices"),
+                polygon_groups=data.get("polygon_groups"),
+                group_names=tuple(header.get("group_names", ())),
+                up_axis=header.get("up_axis"),
+                meters_per_unit=header.get("meters_per_unit"),
+                name=header.get("mesh_name", "mesh"),
+                source=header.get("source"),
+            )
+            return cls(
+                neutral=mesh,
+                shape_names=tuple(header["shape_names"]),
+                deltas=data["deltas"],
+                corrective_recipes={k: tuple(v) for k, v in header.get("corrective_recipes", {}).items()},
+                metadata=header.get("metadata", {}),
+            )
+        except (KeyError, TypeError) as exc:
+            raise BundleError(f"rig bundle header lacks {exc}", path) from None
+        except Exception as exc:  # a Mesh/Rig validation error: re-raise naming the bundle
+            if isinstance(exc, BundleError) or exc.__class__.__name__ == "MeshLoadError":
+                raise BundleError(f"corrupt rig bundle: {getattr(exc, 'reason', exc)}", path) from None
+            raise
+
+    def export(self, path: str | Path, format: str | None = None, **options: Any) -> Path:
+        """Write the rig in an interchange format (usd, usda, glb, gltf, fbx, npz); see facerig.exporters."""
+        from facerig.exporters import export_rig
+
+        return export_rig(self, path, format=format, **options)
