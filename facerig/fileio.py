@@ -8,6 +8,10 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+# The process umask, read once: os.umask can only be read by setting it.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -22,6 +26,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        # mkstemp creates the file 0600; give the final file the permissions a plain open() would.
+        os.chmod(tmp, 0o666 & ~_UMASK)
         yield tmp
         os.replace(tmp, path)
     finally:

@@ -1,0 +1,98 @@
+"""Rig latency per phase and peak memory against vertex count (issue: foundation).
+
+Builds heads of about 1.7k, 5k, 10k and 27k vertices from the ICT-FaceKit neutral (re-meshed, all components
+kept), rigs each with the packaged model (the bundled one, or a freshly initialised default-configuration model
+with --fresh) and prints one table row per head: load, canonicalize, operators cold and cached, network, total,
+peak resident memory.
+
+    python bench/rig_latency.py [--fresh] [--threads N] [--sizes 1750,5000,10000,27000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from facerig.io import load_mesh  # noqa: E402
+from facerig.pipeline import load_model, rig_mesh  # noqa: E402
+
+
+def ict_neutral_path() -> Path:
+    sys.path.insert(0, str(REPO / "tests"))
+    import conftest  # the test suite's data locator: unpacks ICT-FaceKit once
+
+    return conftest.ict_dir.__wrapped__() / "generic_neutral_mesh.obj"
+
+
+def heads_at_sizes(sizes: list[int], workdir: Path) -> list[Path]:
+    """Write OBJ heads of roughly the requested vertex counts (the largest is the source topology)."""
+    from facerig.trainer.remesh import remesh_mesh
+
+    source = load_mesh(ict_neutral_path())
+    paths = []
+    for size in sizes:
+        path = workdir / f"head_{size}.obj"
+        mesh = source if size >= source.n_vertices else remesh_mesh(source, target_vertices=size, seed=0)
+        from facerig.io.obj import write_obj
+
+        write_obj(mesh, path)
+        paths.append(path)
+    return paths
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fresh", action="store_true", help="use a freshly initialised default model")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--sizes", default="1750,5000,10000,27000")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    if args.fresh:
+        from facerig.model import fresh_model
+
+        model = fresh_model()
+    else:
+        model = load_model(None, "cpu")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        paths = heads_at_sizes(sizes, workdir)
+        header = f"{'vertices':>9} {'load':>7} {'canon':>7} {'ops cold':>9} {'ops warm':>9} {'network':>8} {'total cold':>11} {'peak MB':>8}"
+        print(f"model: {model.name} ({model.model_id[:12]}), torch threads {args.threads}, device cpu")
+        print(header)
+        print("-" * len(header))
+        for path in paths:
+            gc.collect()
+            cache = workdir / f"cache_{path.stem}"
+            tick = time.perf_counter()
+            mesh = load_mesh(path)
+            load_s = time.perf_counter() - tick
+            cold = rig_mesh(mesh, model, cache_dir=cache)
+            warm = rig_mesh(mesh, model, cache_dir=cache)
+            t_cold, t_warm = cold.metadata["timings_s"], warm.metadata["timings_s"]
+            total = load_s + t_cold["total"]
+            print(
+                f"{mesh.n_vertices:>9} {load_s:>7.3f} {t_cold['canonicalize']:>7.3f} {t_cold['operators']:>9.3f} "
+                f"{t_warm['operators']:>9.3f} {t_cold['network']:>8.3f} {total:>11.3f} {peak_rss_mb():>8.0f}"
+            )
+
+
+if __name__ == "__main__":
+    main()

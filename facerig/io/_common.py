@@ -1,0 +1,253 @@
+"""What every mesh reader shares: input limits, reading a source safely, and assembling the final Mesh.
+
+Readers parse their format into plain arrays and hand them to :func:`assemble_mesh`, which owns the
+checks that do not depend on the format (finite coordinates, index ranges, degenerate polygons, empty
+groups), so every format reports the same problems in the same words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence, Union
+
+import numpy as np
+
+from facerig.errors import MeshLoadError
+from facerig.mesh import Mesh, source_name
+
+MeshSource = Union[str, Path, bytes]
+"""A file path, or the file's bytes already in memory."""
+
+BYTES_LABEL = "<bytes>"
+
+# Signatures of common non-mesh files, so a PNG renamed .obj says what it is instead of "no vertices".
+_MAGIC = {
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"PK\x03\x04": "a ZIP archive",
+    b"\x1f\x8b": "a gzip archive",
+    b"%PDF": "a PDF document",
+    b"glTF": "a binary glTF (GLB) file",
+    b"PXR-USDC": "a binary USD (usdc) file",
+    b"ply\n": "a PLY file",
+    b"\x7fELF": "an executable",
+}
+
+
+@dataclass(frozen=True)
+class LoadLimits:
+    """Bounds on what one input may cost; inputs are untrusted, so every reader checks these.
+
+    Attributes:
+        max_file_bytes: largest file accepted (512 MiB by default).
+        max_vertices: largest vertex count accepted, summed over all parts of the file.
+    """
+
+    max_file_bytes: int = 512 * 1024**2
+    max_vertices: int = 2_000_000
+
+
+@dataclass(frozen=True)
+class Source:
+    """A resolved input: its bytes and how to name it."""
+
+    data: bytes  # the file's bytes; empty for readers that let a library open the path (USD)
+    label: str  # names the input in error messages: the path, or "<bytes>"
+    name: str  # Mesh.name: the file stem
+    path: str | None  # Mesh.source
+
+
+def check_file(path: str | Path, limits: LoadLimits) -> Path:
+    """Check that ``path`` is a regular, non-empty file within ``limits``; return it as a Path."""
+    path = Path(path)
+    if not path.exists():
+        raise MeshLoadError("file not found", path)
+    if path.is_dir():
+        raise MeshLoadError("is a directory, not a mesh file", path)
+    if not path.is_file():
+        raise MeshLoadError("is not a regular file", path)
+    size = path.stat().st_size
+    if size == 0:
+        raise MeshLoadError("file is empty", path)
+    if size > limits.max_file_bytes:
+        raise MeshLoadError(
+            f"file is {size:,} bytes, over the limit of {limits.max_file_bytes:,} (LoadLimits.max_file_bytes)", path
+        )
+    return path
+
+
+def read_source(source: MeshSource, limits: LoadLimits) -> Source:
+    """Read a path (after :func:`check_file`) or take bytes as they are, applying the same limits."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        if not data:
+            raise MeshLoadError("input is empty", BYTES_LABEL)
+        if len(data) > limits.max_file_bytes:
+            limit = limits.max_file_bytes
+            raise MeshLoadError(f"input is {len(data):,} bytes, over the limit of {limit:,}", BYTES_LABEL)
+        return Source(data, BYTES_LABEL, "mesh", None)
+    path = check_file(source, limits)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise MeshLoadError(f"cannot read: {exc.strerror or exc}", path) from None
+    return Source(data, str(path), source_name(path), str(path))
+
+
+def reject_binary(data: bytes, label: str, format_name: str) -> None:
+    """Raise if ``data`` is clearly not text (a known binary signature, or NUL bytes near the start)."""
+    head = data[:65536]
+    for magic, what in _MAGIC.items():
+        if head.startswith(magic):
+            raise MeshLoadError(f"not a text {format_name} file: it looks like {what}", label)
+    if b"\x00" in head:
+        raise MeshLoadError(f"not a text {format_name} file: it contains binary data", label)
+
+
+def check_vertex_count(count: int, limits: LoadLimits, label: str) -> None:
+    if count > limits.max_vertices:
+        raise MeshLoadError(
+            f"{count:,} vertices, over the limit of {limits.max_vertices:,} (LoadLimits.max_vertices)", label
+        )
+
+
+def reversed_winding(counts: np.ndarray) -> np.ndarray:
+    """(N,) permutation of corner slots that reverses every polygon's winding (for mirroring transforms).
+
+    ``corners[reversed_winding(counts)]`` lists each polygon's corners in the opposite order.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    local = np.arange(int(counts.sum())) - starts
+    return starts + np.repeat(counts, counts) - 1 - local
+
+
+def _degenerate_polygons(
+    vertices: np.ndarray, counts: np.ndarray, corners: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(P,) bool masks: polygons that repeat a vertex index, and polygons of (near) zero area."""
+    n_poly = len(counts)
+    poly = np.repeat(np.arange(n_poly, dtype=np.int64), counts)
+    # A repeated index shows as two equal neighbours once corners are sorted by (polygon, vertex).
+    key = np.sort(poly * (len(vertices) + 1) + corners)
+    same = key[1:] == key[:-1]
+    repeated = np.zeros(n_poly, bool)
+    repeated[key[1:][same] // (len(vertices) + 1)] = True
+
+    # Area of the fan triangulation (corner 0, k, k+1); the same fan Mesh.triangles uses.
+    starts = np.cumsum(counts) - counts
+    tris_per = counts - 2
+    tri_poly = np.repeat(np.arange(n_poly), tris_per)
+    k = np.arange(len(tri_poly)) - np.repeat(np.cumsum(tris_per) - tris_per, tris_per)
+    first = starts[tri_poly]
+    a = vertices[corners[first]]
+    b = vertices[corners[first + k + 1]]
+    c = vertices[corners[first + k + 2]]
+    twice_area = np.linalg.norm(np.cross(b - a, c - a), axis=1)
+    area = np.bincount(tri_poly, weights=twice_area, minlength=n_poly) * 0.5
+    # "Zero" relative to the model's size: a polygon narrower than ~1e-9 of the bounding-box diagonal
+    # carries no surface; a fixed absolute epsilon would be wrong for both millimetres and kilometres.
+    diagonal = float(np.linalg.norm(vertices.max(axis=0) - vertices.min(axis=0)))
+    flat = area <= (1e-9 * diagonal) ** 2
+    return repeated, flat & ~repeated
+
+
+def assemble_mesh(
+    source: Source,
+    vertices: np.ndarray,
+    counts: np.ndarray,
+    corners: np.ndarray,
+    *,
+    uvs: np.ndarray | None = None,
+    uv_indices: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+    group_names: Sequence[str] = (),
+    up_axis: str | None = None,
+    meters_per_unit: float | None = None,
+    warnings: Sequence[str] = (),
+) -> Mesh:
+    """Check parsed arrays, drop degenerate polygons (reported in ``warnings``) and build the Mesh.
+
+    Args:
+        vertices: (V, 3) float positions.
+        counts: (P,) corner count per polygon.
+        corners: (N,) 0-based vertex index per corner, N = counts.sum().
+        uvs, uv_indices: (T, 2) texture coordinates and (N,) per-corner index into them, or both None.
+        groups: (P,) index into ``group_names`` (None: one group); empty groups are removed.
+    Raises:
+        MeshLoadError: no vertices/faces, non-finite coordinates, bad indices, nothing left after dropping.
+    """
+    label = source.label
+    vertices = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
+    counts = np.asarray(counts, dtype=np.int64)
+    corners = np.asarray(corners, dtype=np.int64)
+    warnings = list(warnings)
+    if len(vertices) == 0:
+        raise MeshLoadError("no vertices found", label)
+    if len(counts) == 0:
+        raise MeshLoadError(f"{len(vertices):,} vertices but no faces (a point cloud is not a mesh)", label)
+    finite = np.isfinite(vertices).all(axis=1)
+    if not finite.all():
+        first = int(np.flatnonzero(~finite)[0])
+        raise MeshLoadError(
+            f"{int((~finite).sum()):,} vertices have NaN or infinite coordinates (first: vertex {first})", label
+        )
+    if (counts < 3).any():
+        first = int(np.flatnonzero(counts < 3)[0])
+        raise MeshLoadError(f"face {first} has {int(counts[first])} corners; a face needs at least 3", label)
+    if int(counts.sum()) != len(corners):
+        raise MeshLoadError(f"faces list {int(counts.sum()):,} corners but {len(corners):,} indices were read", label)
+    if len(corners) and (corners.min() < 0 or corners.max() >= len(vertices)):
+        bad = corners[(corners < 0) | (corners >= len(vertices))][0]
+        raise MeshLoadError(f"face vertex index {int(bad)} out of range for {len(vertices):,} vertices", label)
+    if uvs is not None:
+        uvs = np.asarray(uvs, dtype=np.float64).reshape(-1, 2)
+        uv_indices = np.asarray(uv_indices, dtype=np.int64)
+        if len(uv_indices) and (uv_indices.min() < 0 or uv_indices.max() >= len(uvs)):
+            bad = uv_indices[(uv_indices < 0) | (uv_indices >= len(uvs))][0]
+            raise MeshLoadError(f"texture coordinate index {int(bad)} out of range for {len(uvs):,} UVs", label)
+        if not np.isfinite(uvs).all():
+            raise MeshLoadError("texture coordinates contain NaN or infinite values", label)
+    groups = np.zeros(len(counts), np.int64) if groups is None else np.asarray(groups, dtype=np.int64)
+    group_names = list(group_names) or [source.name]
+
+    repeated, flat = _degenerate_polygons(vertices, counts, corners)
+    drop = repeated | flat
+    if drop.any():
+        keep_corner = np.repeat(~drop, counts)
+        counts, corners, groups = counts[~drop], corners[keep_corner], groups[~drop]
+        if uv_indices is not None:
+            uv_indices = uv_indices[keep_corner]
+        parts = []
+        if repeated.any():
+            parts.append(f"{int(repeated.sum()):,} with a repeated vertex")
+        if flat.any():
+            parts.append(f"{int(flat.sum()):,} with zero area")
+        warnings.append(f"dropped {int(drop.sum()):,} degenerate faces ({', '.join(parts)})")
+        if len(counts) == 0:
+            raise MeshLoadError("every face is degenerate (repeated vertices or zero area)", label)
+
+    # Groups that own no polygon (an OBJ `g` with no faces, a primitive of points) are noise for exporters.
+    used = np.unique(groups)
+    if len(used) != len(group_names):
+        remap = np.full(len(group_names), -1, np.int64)
+        remap[used] = np.arange(len(used))
+        groups = remap[groups]
+        group_names = [group_names[i] for i in used]
+
+    return Mesh(
+        vertices=vertices,
+        face_vertex_counts=counts.astype(np.int32),
+        face_vertex_indices=corners,
+        uvs=uvs,
+        uv_indices=uv_indices if uvs is not None else None,
+        polygon_groups=groups,
+        group_names=tuple(group_names),
+        up_axis=up_axis,
+        meters_per_unit=meters_per_unit,
+        name=source.name,
+        source=source.path,
+        warnings=tuple(warnings),
+    )

@@ -1,0 +1,195 @@
+"""USD reader (.usd, .usda, .usdc, .usdz) through pxr (usd-core): every UsdGeom.Mesh, in world space.
+
+Meshes are gathered under the stage's default prim (the whole stage when it has none), including
+instance proxies, at the earliest authored time (the neutral for an animated file). Meshes whose
+purpose is ``guide`` or ``proxy`` are skipped: guides are not geometry and proxies duplicate the render
+meshes. World transforms come from ``UsdGeom.XformCache``; ``primvars:st`` (or the first texture
+coordinate primvar) with faceVarying or vertex interpolation becomes the UVs. The stage's
+``upAxis`` and ``metersPerUnit`` (USD's fallbacks when unauthored: Y and 0.01) are recorded.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from facerig.errors import MeshLoadError
+from facerig.io._common import (
+    LoadLimits,
+    Source,
+    assemble_mesh,
+    check_file,
+    check_vertex_count,
+    reversed_winding,
+)
+from facerig.mesh import Mesh, source_name
+
+try:
+    from pxr import Sdf, Tf, Usd, UsdGeom
+except ImportError as _exc:  # usd-core is optional for the other formats; say so on first USD use
+    _PXR_IMPORT_ERROR: ImportError | None = _exc
+else:
+    _PXR_IMPORT_ERROR = None
+
+# What a USD file starts with: text layer, binary crate, or a usdz (zip) package.
+_SIGNATURES = (b"#usda", b"PXR-USDC", b"PK\x03\x04")
+
+
+def load_usd(source: str | Path, limits: LoadLimits | None = None, *, select: str | None = None) -> Mesh:
+    """Read every mesh of a USD stage into one Mesh, one polygon group per Mesh prim.
+
+    Args:
+        source: path of a .usd/.usda/.usdc/.usdz file (USD resolves references relative to it, so
+            bytes are not accepted).
+        limits: file size and vertex count bounds.
+        select: keep only Mesh prims whose path contains this string (case-sensitive), i.e. whose
+            own name or an ancestor's name contains it.
+    Raises:
+        MeshLoadError: not a USD file, USD cannot open it, no meshes, malformed mesh data, or over ``limits``.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        raise MeshLoadError("USD is read from a file path, not from bytes", "<bytes>")
+    limits = limits or LoadLimits()
+    path = check_file(source, limits)
+    if _PXR_IMPORT_ERROR is not None:
+        raise MeshLoadError(f"reading USD needs usd-core (pip install usd-core): {_PXR_IMPORT_ERROR}", path)
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    if not head.startswith(_SIGNATURES):
+        raise MeshLoadError("not a USD file (it starts with neither '#usda', 'PXR-USDC' nor a usdz header)", path)
+    try:
+        stage = Usd.Stage.Open(str(path), Usd.Stage.LoadAll)
+    except Tf.ErrorException as exc:
+        raise MeshLoadError(f"USD cannot open it: {_usd_reason(exc)}", path) from None
+    src = Source(b"", str(path), source_name(path), str(path))
+    return _read_stage(src, stage, limits, select)
+
+
+def _usd_reason(exc: Exception) -> str:
+    """The quoted reasons of a Tf error report, without C++ file names and line numbers."""
+    reasons = re.findall(r": '(.*)'\s*$", str(exc), flags=re.MULTILINE)
+    return "; ".join(dict.fromkeys(reasons)) or str(exc).strip().splitlines()[-1]
+
+
+def _read_stage(src: Source, stage: "Usd.Stage", limits: LoadLimits, select: str | None) -> Mesh:
+    time = Usd.TimeCode.EarliestTime()
+    root = stage.GetDefaultPrim() or stage.GetPseudoRoot()
+    xforms = UsdGeom.XformCache(time)
+    vertices, counts, corners, groups, names = [], [], [], [], []
+    uvs: list[np.ndarray | None] = []
+    uv_indices: list[np.ndarray | None] = []
+    warnings: list[str] = []
+    empty: list[str] = []  # Mesh prims without points or faces
+    n_vertices = 0
+    for prim in Usd.PrimRange(root, Usd.TraverseInstanceProxies(Usd.PrimDefaultPredicate)):
+        if not prim.IsA(UsdGeom.Mesh):
+            continue
+        if UsdGeom.Imageable(prim).ComputePurpose() in (UsdGeom.Tokens.guide, UsdGeom.Tokens.proxy):
+            continue
+        if select is not None and select not in str(prim.GetPath()):
+            continue
+        mesh = UsdGeom.Mesh(prim)
+        where = str(prim.GetPath())
+        points = _array(mesh.GetPointsAttr().Get(time), np.float64)
+        poly_counts = _array(mesh.GetFaceVertexCountsAttr().Get(time), np.int64)
+        poly_corners = _array(mesh.GetFaceVertexIndicesAttr().Get(time), np.int64)
+        if len(points) == 0 or len(poly_counts) == 0:
+            empty.append(where)
+            continue
+        points = points.reshape(-1, 3)
+        check_vertex_count(n_vertices + len(points), limits, src.label)
+        if int(poly_counts.sum()) != len(poly_corners):
+            raise MeshLoadError(
+                f"{where}: faceVertexCounts sum to {int(poly_counts.sum())} but faceVertexIndices has "
+                f"{len(poly_corners)} entries",
+                src.label,
+            )
+        if len(poly_corners) and (poly_corners.min() < 0 or poly_corners.max() >= len(points)):
+            raise MeshLoadError(f"{where}: face vertex index out of range ({len(points)} points)", src.label)
+        uv, uv_index = _texture_coordinates(src, mesh, time, len(points), poly_corners, warnings)
+
+        # USD matrices act on row vectors: p' = [p, 1] @ M.
+        matrix = np.array(xforms.GetLocalToWorldTransform(prim), dtype=np.float64)
+        points = points @ matrix[:3, :3] + matrix[3, :3]
+        left_handed = mesh.GetOrientationAttr().Get(time) == UsdGeom.Tokens.leftHanded
+        if left_handed != (np.linalg.det(matrix[:3, :3]) < 0):  # store right-handed (counter-clockwise) winding
+            order = reversed_winding(poly_counts)
+            poly_corners = poly_corners[order]
+            uv_index = None if uv_index is None else uv_index[order]
+
+        name = prim.GetName() if prim.GetName() not in names else where
+        vertices.append(points)
+        counts.append(poly_counts)
+        corners.append(poly_corners + n_vertices)
+        groups.append(np.full(len(poly_counts), len(names)))
+        names.append(name)
+        uvs.append(uv)
+        uv_indices.append(uv_index)
+        n_vertices += len(points)
+
+    if not names:
+        if empty:
+            raise MeshLoadError(f"no faces: every Mesh prim lacks points or faces ({', '.join(empty)})", src.label)
+        scope = f"matching {select!r} " if select is not None else ""
+        raise MeshLoadError(f"no Mesh prims {scope}under {root.GetPath()}", src.label)
+    if empty:
+        warnings.append(f"skipped Mesh prims without points or faces: {', '.join(empty)}")
+    all_uvs = all_uv_indices = None
+    if all(uv is not None for uv in uvs):
+        offsets = np.cumsum([0] + [len(uv) for uv in uvs[:-1]])
+        all_uvs = np.concatenate(uvs)
+        all_uv_indices = np.concatenate([index + offset for index, offset in zip(uv_indices, offsets)])
+    elif any(uv is not None for uv in uvs):
+        missing = sum(uv is None for uv in uvs)
+        warnings.append(f"UVs dropped: {missing} of {len(uvs)} meshes have no texture coordinates")
+    return assemble_mesh(
+        src, np.concatenate(vertices), np.concatenate(counts), np.concatenate(corners),
+        uvs=all_uvs, uv_indices=all_uv_indices, groups=np.concatenate(groups), group_names=names,
+        up_axis=str(UsdGeom.GetStageUpAxis(stage)), meters_per_unit=float(UsdGeom.GetStageMetersPerUnit(stage)),
+        warnings=warnings,
+    )  # fmt: skip
+
+
+def _array(value: object, dtype: type) -> np.ndarray:
+    return np.zeros(0, dtype) if value is None else np.asarray(value, dtype=dtype)
+
+
+def _texture_coordinates(
+    src: Source, mesh: "UsdGeom.Mesh", time: "Usd.TimeCode", n_points: int, corners: np.ndarray, warnings: list[str]
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(T, 2) UVs and (N,) per-corner indices into them, from ``primvars:st`` or another texcoord primvar."""
+    api = UsdGeom.PrimvarsAPI(mesh.GetPrim())
+    primvar = api.GetPrimvar("st")
+    if not (primvar and primvar.HasValue()):
+        primvar = next(
+            (p for p in api.GetPrimvarsWithValues() if p.GetTypeName().role == Sdf.ValueTypeNames.TexCoord2f.role),
+            None,
+        )
+    if primvar is None:
+        return None, None
+    where = f"{mesh.GetPath()} {primvar.GetPrimvarName()}"
+    values = _array(primvar.Get(time), np.float64)
+    if values.size == 0 or values.size % 2:
+        raise MeshLoadError(f"{where}: texture coordinates are not 2D", src.label)
+    values = values.reshape(-1, 2)
+    indices = _array(primvar.GetIndices(time), np.int64) if primvar.IsIndexed() else np.arange(len(values))
+    interpolation = primvar.GetInterpolation()
+    if interpolation == UsdGeom.Tokens.faceVarying:
+        expected, per_corner = len(corners), indices
+    elif interpolation in (UsdGeom.Tokens.vertex, UsdGeom.Tokens.varying):
+        expected, per_corner = n_points, None
+    else:
+        warnings.append(f"UVs of {where} ignored: {interpolation} interpolation")
+        return None, None
+    if len(indices) != expected:
+        raise MeshLoadError(
+            f"{where}: {len(indices)} values/indices for {expected} {interpolation} elements", src.label
+        )
+    if len(indices) and (indices.min() < 0 or indices.max() >= len(values)):
+        raise MeshLoadError(f"{where}: texture coordinate index out of range", src.label)
+    return values, per_corner if per_corner is not None else indices[corners]
+
+
+LOADERS = {"usd": load_usd, "usda": load_usd, "usdc": load_usd, "usdz": load_usd}

@@ -1,0 +1,169 @@
+"""`rig_mesh`: one neutral head in, a named FACS blendshape rig out.
+
+The steps run in one direction: load → canonicalize → operators → network → rig. Everything that depends only
+on the neutral mesh (canonical frame, operators, the network's geometry encoding) is done once per mesh; all
+poses of the vocabulary then run as one batched pass.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facerig.canonical import canonical_frame
+from facerig.mesh import Mesh
+from facerig.model import PackagedModel, default_model_path, select_device
+from facerig.operators import get_operators
+from facerig.rig import Rig
+from facerig.vocabulary import Vocabulary, load_vocabulary
+
+# Above this many vertices the eigenbasis is solved on a coarser vertex set and carried to all vertices
+# (see facerig.operators); the eigen-solve otherwise dominates the cost of large heads.
+EIG_MAX_VERTICES = 4000
+
+
+def load_model(model: PackagedModel | str | Path | None = None, device: str = "auto") -> PackagedModel:
+    """The packaged model to rig with: an instance, a path, or (None) the model bundled with facerig."""
+    if isinstance(model, PackagedModel):
+        return model
+    return PackagedModel.load(default_model_path() if model is None else Path(model), device=select_device(device))
+
+
+def rig_mesh(
+    mesh: Mesh | str | Path,
+    model: PackagedModel | str | Path | None = None,
+    *,
+    vocabulary: Vocabulary | None = None,
+    device: str = "auto",
+    up: str | None = None,
+    front: str | None = None,
+    cache_dir: str | Path | None = None,
+    chunk_size: int | None = None,
+) -> Rig:
+    """Rig one neutral head.
+
+    Args:
+        mesh: a :class:`Mesh` or a path to any supported mesh file.
+        model: a :class:`PackagedModel`, a path to one, or None for the bundled default model.
+        vocabulary: poses and correctives to build; the default vocabulary when None.
+        device: "auto", "cpu", "cuda" or "mps" (used when ``model`` is not already loaded).
+        up, front: axis overrides such as "+Y", "-Z" when the file has no (or wrong) orientation metadata.
+        cache_dir: where operators are cached (default: facerig.operators.default_cache_dir()).
+        chunk_size: poses per network pass (None: the model picks a size that bounds memory).
+
+    Returns:
+        A :class:`Rig` whose deltas are in the input's own units and axes.
+    """
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    if not isinstance(mesh, Mesh):
+        from facerig.io import load_mesh
+
+        mesh = load_mesh(mesh)
+    timings["load"] = time.perf_counter() - start
+
+    tick = time.perf_counter()
+    packaged = load_model(model, device)
+    vocabulary = vocabulary or load_vocabulary()
+    timings["model_load"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    surface, to_surface = welded_surface(mesh)
+    frame = canonical_frame(surface, up=up, front=front)
+    canonical_vertices = frame.to_canonical(surface.vertices).astype(np.float32)
+    timings["canonicalize"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    operators = get_operators(
+        canonical_vertices,
+        surface.triangles,
+        k_eig=packaged.k_eig,
+        cache_dir=cache_dir,
+        eig_max_vertices=EIG_MAX_VERTICES,
+    )
+    timings["operators"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    activations, row_names = vocabulary.activations()  # (1 + A + C, A): neutral, singles, combinations
+    activations = packaged.align_activations(activations, vocabulary.action_names)
+    predicted = packaged.predict(canonical_vertices, operators, activations, chunk_size=chunk_size)  # (R, V, 3)
+    timings["network"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    blendshape_deltas = assemble_deltas(predicted, row_names, vocabulary)[:, to_surface]
+    blendshape_deltas = frame.deltas_from_canonical(blendshape_deltas).astype(np.float32)
+    timings["assemble"] = time.perf_counter() - tick
+    timings["total"] = time.perf_counter() - start
+
+    metadata: dict[str, Any] = {
+        "facerig_version": _version(),
+        "method": "network",
+        "model_id": packaged.model_id,
+        "model_name": packaged.name,
+        "vocabulary_id": vocabulary.id,
+        "canonical_frame": frame.to_dict(),
+        "device": str(packaged.device),
+        "timings_s": {k: round(v, 6) for k, v in timings.items()},
+    }
+    return Rig(
+        neutral=mesh,
+        shape_names=vocabulary.shape_names,
+        deltas=blendshape_deltas,
+        corrective_recipes={c.name: c.bases for c in vocabulary.correctives},
+        metadata=metadata,
+    )
+
+
+def welded_surface(mesh: Mesh) -> tuple[Mesh, np.ndarray]:
+    """The surface the network sees: vertices at exactly the same position merged into one.
+
+    Exporters split vertices along UV and normal seams (a glTF head often arrives as hundreds of pieces);
+    diffusion cannot cross such a seam, so the network works on the welded surface and every original vertex
+    takes the delta of its welded vertex. Only bit-identical positions merge: nothing is welded by tolerance.
+
+    Returns:
+        the welded triangle mesh (W vertices; same up axis and name) and to_surface, (V,) int64 mapping each
+        original vertex to its welded vertex.
+    """
+    unique_vertices, to_surface = np.unique(mesh.vertices, axis=0, return_inverse=True)
+    to_surface = to_surface.reshape(-1)
+    if len(unique_vertices) == mesh.n_vertices:
+        return mesh, np.arange(mesh.n_vertices)
+    surface = Mesh.from_triangles(
+        unique_vertices, to_surface[mesh.triangles], up_axis=mesh.up_axis, name=mesh.name, source=mesh.source
+    )
+    return surface, to_surface
+
+
+def assemble_deltas(predicted: np.ndarray, row_names: tuple[str, ...], vocabulary: Vocabulary) -> np.ndarray:
+    """Turn the network's per-row predictions into the rig's shapes.
+
+    Row 0 is the neutral: subtracting it removes any offset the network predicts for "no action", so an
+    untouched pose is exactly zero. A corrective is ``combined − Σ single deltas`` of its bases, so that the
+    linear rig with product-driven correctives reproduces the network's combined pose.
+
+    Args:
+        predicted: (R, V, 3) network output per activation row, rows named by ``row_names``.
+        row_names: "neutral", the A action names, then the C corrective names.
+
+    Returns:
+        (S, V, 3) deltas in ``vocabulary.shape_names`` order.
+    """
+    rows = {name: i for i, name in enumerate(row_names)}
+    offsets = predicted - predicted[rows["neutral"]]
+    shapes = []
+    for action in vocabulary.action_names:
+        shapes.append(offsets[rows[action]])
+    for corrective in vocabulary.correctives:
+        singles = sum(offsets[rows[base]] for base in corrective.bases)
+        shapes.append(offsets[rows[corrective.name]] - singles)
+    return np.stack(shapes)
+
+
+def _version() -> str:
+    from facerig import __version__
+
+    return __version__

@@ -1,0 +1,1 @@
+"""Training: dataset builder, losses (:mod:`facerig.trainer.losses`) and the two-stage trainer."""
