@@ -26,8 +26,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-# Candidate (triangle, pixel) pairs tested per chunk: bounds the rasterizer's peak memory (~50 MB).
-_CHUNK_PAIRS = 1 << 19
+# Candidate (triangle, pixel) pairs tested per chunk: bounds peak memory to a few tens of MB.
+_CHUNK_PAIRS = 1 << 18
 # Screen-space triangles with |2 * area| below this many square pixels cover no pixel centre reliably.
 _MIN_AREA2 = 1e-9
 # Soft-silhouette contributions below this probability are dropped; it sets the blur radius.
@@ -366,14 +366,14 @@ def _contour_edges(
 ) -> torch.Tensor:
     """(F, 3) bool: can edge k (corner k to corner k+1) of each face bound the silhouette?
 
-    Args:
-        tri_xy: (F, 3, 2) screen corners; faces: (F, 3) int64; valid: (F,) bool faces that are drawn.
-
     An edge is interior when exactly two drawn faces share it and they lie on opposite sides of it in
     screen space: the union of the two then covers both sides, so the edge cannot bound the silhouette.
     Mesh boundaries, folds (a front- next to a back-facing face), non-manifold edges and edges next to a
     skipped face are contour edges. This is what keeps a SoftRas-style silhouette free of seams along
     the interior edges of single-layer surfaces.
+
+    Args:
+        tri_xy: (F, 3, 2) screen corners; faces: (F, 3) int64; valid: (F,) bool faces that are drawn.
     """
     a = faces
     b = faces.roll(-1, dims=1)
@@ -387,7 +387,7 @@ def _contour_edges(
     p_opp = tri_xy[:, (corner + 2) % 3]
     d = p_high - p_low
     e = p_opp - p_low
-    side = torch.sign(d[..., 0] * e[..., 1] - d[..., 1] * e[..., 0]) * valid[:, None]
+    side = torch.where(valid[:, None], torch.sign(d[..., 0] * e[..., 1] - d[..., 1] * e[..., 0]), 0.0)
     side = side.reshape(-1)
     n_edges = int(edge_id.max()) + 1 if len(key) else 0
     drawn = valid[:, None].expand(-1, 3).reshape(-1).to(side.dtype)
@@ -408,10 +408,10 @@ def _nearest_on_segment(
 
 
 def _edge_table(tri_xy: torch.Tensor, usable: torch.Tensor) -> torch.Tensor:
-    """(24, F) per-face rows for :func:`soft_silhouette`'s edge search, 8 per edge k (corner k -> k+1).
+    """(21, F) per-face rows for :func:`soft_silhouette`'s edge search, 7 per edge k (corner k -> k+1).
 
-    Rows: start x, y; direction x, y; outward unit normal x, y (away from the third corner); usable (0/1),
-    and 0 padding. ``tri_xy`` is (F, 3, 2); ``usable`` (F, 3) bool.
+    Rows: start x, y; direction x, y; outward unit normal x, y (away from the third corner); usable (0/1).
+    ``tri_xy`` is (F, 3, 2); ``usable`` (F, 3) bool. Rows, not columns, so per-pair gathers are contiguous.
     """
     rows = []
     for k in range(3):
@@ -419,7 +419,7 @@ def _edge_table(tri_xy: torch.Tensor, usable: torch.Tensor) -> torch.Tensor:
         e = b - a
         normal = torch.stack([-e[:, 1], e[:, 0]], dim=1) / e.norm(dim=1, keepdim=True)
         normal = normal * torch.where(((c - a) * normal).sum(dim=1, keepdim=True) > 0, -1.0, 1.0)
-        rows += [a[:, 0], a[:, 1], e[:, 0], e[:, 1], normal[:, 0], normal[:, 1], usable[:, k].double(), 0 * e[:, 0]]
+        rows += [a[:, 0], a[:, 1], e[:, 0], e[:, 1], normal[:, 0], normal[:, 1], usable[:, k].to(e.dtype)]
     return torch.stack(rows).contiguous()
 
 
@@ -494,18 +494,20 @@ def soft_silhouette(
         valid = _valid_faces(sv, faces)
         tri_xy = sv[faces][..., :2]  # (F, 3, 2)
         gaps = torch.nn.functional.pad(~covered, (1, 1, 1, 1), value=True)  # outside the image is uncovered
-        usable = _maybe_open(tri_xy, _contour_edges(tri_xy, faces, valid, len(screen_vertices)), gaps)
-        face_ids = torch.nonzero(valid & usable.any(dim=1)).flatten()
-        table = _edge_table(tri_xy[face_ids], usable[face_ids])
+        contour = _contour_edges(tri_xy, faces, valid, len(screen_vertices))
+        face_ids = torch.nonzero(valid).flatten()
+        usable = _maybe_open(tri_xy[face_ids], contour[face_ids], gaps)  # (Fv, 3)
+        face_ids, usable = face_ids[usable.any(dim=1)], usable[usable.any(dim=1)]
+        table = _edge_table(tri_xy[face_ids], usable)
         gaps = gaps.reshape(-1)
         best_dist2 = torch.full((height * width,), math.inf, dtype=torch.float64)
         best_edge = torch.full((height * width,), -1, dtype=torch.int64)  # face * 3 + edge
         for local, col, row in _pixel_pairs(tri_xy[face_ids], math.sqrt(radius2), size):
-            t = table[:, local]  # (24, K)
+            t = table[:, local]  # (21, K)
             x, y = col.double() + 0.5, row.double() + 0.5
             dist2, edge = torch.full_like(x, math.inf), torch.zeros_like(col)
             for k in range(3):
-                ax, ay, ex, ey, nx, ny, edge_usable = t[8 * k : 8 * k + 7]
+                ax, ay, ex, ey, nx, ny, edge_usable = t[7 * k : 7 * k + 7]
                 dx, dy = _nearest_on_segment(x, y, ax, ay, ex, ey)
                 # open here: the pixel one pixel beyond the nearest edge point is uncovered
                 beyond_col = (torch.floor(x - dx + nx) + 1).clamp(0, width + 1).long()

@@ -78,7 +78,8 @@ def gradient_3d(operators: Operators, f: np.ndarray) -> np.ndarray:
 
 def triangle_area(vertices: np.ndarray, triangles: np.ndarray) -> float:
     corners = vertices[triangles]
-    return 0.5 * float(np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1).sum())
+    cross = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    return 0.5 * float(np.linalg.norm(cross, axis=1).sum())
 
 
 def m_gram(operators: Operators) -> np.ndarray:

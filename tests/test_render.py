@@ -51,7 +51,8 @@ def _sphere(rings: int = 12, segments: int = 24, radius: float = 1.0) -> tuple[t
     faces = [[0, ring(1, s + 1), ring(1, s)] for s in range(segments)]
     for r in range(1, rings - 1):
         for s in range(segments):
-            faces += [[ring(r, s), ring(r, s + 1), ring(r + 1, s + 1)], [ring(r, s), ring(r + 1, s + 1), ring(r + 1, s)]]
+            faces.append([ring(r, s), ring(r, s + 1), ring(r + 1, s + 1)])
+            faces.append([ring(r, s), ring(r + 1, s + 1), ring(r + 1, s)])
     faces += [[bottom, ring(rings - 1, s), ring(rings - 1, s + 1)] for s in range(segments)]
     return torch.tensor(verts, dtype=torch.float64), torch.tensor(faces, dtype=torch.int64)
 
@@ -62,8 +63,9 @@ def test_camera_projects_points_to_analytic_pixels() -> None:
     assert camera.focal_length == pytest.approx(20.0)  # H / 2 / tan(45 deg)
     points = torch.tensor([[0.0, 0.0, 0.0], [1.0, 2.0, 0.0], [1.0, 2.0, 5.0]], dtype=torch.float64)
     projected = camera.project(points)
+    # x = W/2 + f x / depth, y = H/2 - f y / depth, with f = 20, W/2 = 30, H/2 = 20
     expected = torch.tensor(
-        [[30.0, 20.0, 10.0], [30.0 + 20.0 * 1 / 10, 20.0 - 20.0 * 2 / 10, 10.0], [30.0 + 20.0 / 5, 20.0 - 40.0 / 5, 5.0]],
+        [[30.0, 20.0, 10.0], [30.0 + 20.0 / 10, 20.0 - 40.0 / 10, 10.0], [30.0 + 20.0 / 5, 20.0 - 40.0 / 5, 5.0]],
         dtype=torch.float64,
     )
     torch.testing.assert_close(projected, expected)
@@ -110,6 +112,11 @@ def test_winding_does_not_matter_and_triangles_behind_the_camera_are_skipped() -
     behind = screen.clone()
     behind[1, 2] = -1.0
     assert not bool(rasterize(behind, torch.tensor([[0, 1, 2]]), 12).mask.any())
+    assert not bool(soft_silhouette(behind, torch.tensor([[0, 1, 2]]), 12).any())
+    # a face grazing the camera plane projects to huge coordinates and must not blow the pixel loops up
+    grazing = torch.cat([screen, torch.tensor([[1e30, -1e30, 1e-20]])])
+    fragments = rasterize(grazing, torch.tensor([[0, 1, 2], [0, 1, 3]]), 12)
+    assert bool((fragments.pix_to_face[ccw.mask] >= 0).all())
 
 
 def test_barycentrics_are_perspective_correct() -> None:
@@ -161,6 +168,7 @@ def test_chunked_rasterization_matches_a_single_chunk(monkeypatch: pytest.Monkey
     torch.testing.assert_close(chunked.pix_to_face, whole.pix_to_face)
     torch.testing.assert_close(chunked.bary, whole.bary)
     torch.testing.assert_close(soft_silhouette(screen, faces, 48), whole_silhouette)
+    torch.testing.assert_close(soft_silhouette(screen, faces, 48, fragments=whole), whole_silhouette)
 
 
 # -------------------------------------------------------------------------------------------- known flow
@@ -240,14 +248,18 @@ def test_soft_silhouette_equals_the_hard_mask_away_from_edges() -> None:
 
 
 def test_soft_silhouette_has_no_seams_inside_a_single_layer_surface() -> None:
-    vertices, faces = _grid(7, half=1.0)
+    # a plane with a smaller plane floating in front of it: neither the inner edges nor the small plane's
+    # outline, seen against the big plane, bound the silhouette
+    big, big_faces = _grid(7, half=1.0)
+    small, small_faces = _grid(3, half=0.4, z=0.5)
+    vertices, faces = torch.cat([big, small]), torch.cat([big_faces, small_faces + len(big)])
     camera = PerspectiveCamera(eye=(0.0, 0.0, 4.0), fov_degrees=40.0, image_size=(40, 40))
     screen = camera.project(vertices)
     hard = rasterize(screen, faces, 40).mask
     silhouette = soft_silhouette(screen, faces, 40)
     interior = -torch.nn.functional.max_pool2d(-hard[None, None].double(), 9, stride=1, padding=4)[0, 0] > 0
     assert int(interior.sum()) > 200
-    assert bool((silhouette[interior] == 1.0).all())  # plain SoftRas would show its 12 inner edges here
+    assert bool((silhouette[interior] == 1.0).all())  # plain SoftRas would show every edge here
 
 
 # ---------------------------------------------------------------------------------------------- shading

@@ -127,20 +127,25 @@ def closest_point_on_triangles(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: n
 def _triangle_samples(tri_xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """Points covering every triangle: (S,) owner triangle, (S, 3) positions, covering radius h.
 
-    Each triangle gets a barycentric grid of n levels, n = ⌈longest edge / median edge⌉, so a point of
-    the triangle is within (longest edge / n) / √3 of a grid point.
+    A triangle is split into n² similar sub-triangles, n = ⌈longest edge / median longest edge⌉, and each
+    sub-triangle contributes its centroid. A point of a sub-triangle is within 2/3 of a median, hence
+    within 2/3 of the sub-triangle's longest edge, of that centroid. Corners are never samples, so the
+    k nearest samples come from about k different triangles.
     """
     edges = np.linalg.norm(tri_xyz - np.roll(tri_xyz, 1, axis=1), axis=2)  # (F, 3)
     longest = edges.max(axis=1)
-    step = max(float(np.median(longest)), 1e-12)
+    step = max(float(np.quantile(longest, 0.25)), 1e-12)
     levels = np.maximum(np.ceil(longest / step).astype(np.int64), 1)
-    spacing = float((longest / levels).max()) / np.sqrt(3.0)
+    spacing = float((longest / levels).max()) * 2.0 / 3.0
     owners, points = [], []
     for n in np.unique(levels):
         faces = np.flatnonzero(levels == n)
-        i, j = np.triu_indices(n + 1)  # i <= j: grid (i, j - i) with a + b <= n
-        a, b = i / n, (j - i) / n
-        bary = np.stack([1.0 - a - b, a, b], axis=1)  # (G, 3)
+        i, j = np.triu_indices(n)  # j >= i: cell (i, j - i) with a + b <= n - 1
+        up = np.stack([i + 1 / 3, j - i + 1 / 3], axis=1)
+        i, j = np.triu_indices(n - 1) if n > 1 else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        down = np.stack([i + 2 / 3, j - i + 2 / 3], axis=1)
+        ab = np.concatenate([up, down]) / n
+        bary = np.stack([1.0 - ab[:, 0] - ab[:, 1], ab[:, 0], ab[:, 1]], axis=1)  # (G, 3)
         owners.append(np.repeat(faces, len(bary)))
         points.append(np.einsum("gk,fkd->fgd", bary, tri_xyz[faces]).reshape(-1, 3))
     return np.concatenate(owners), np.concatenate(points), spacing
@@ -175,7 +180,7 @@ class SurfaceIndex:
         self._tree = cKDTree(samples)
 
     def query(
-        self, points: np.ndarray, point_groups: np.ndarray | None = None, k_start: int = 8
+        self, points: np.ndarray, point_groups: np.ndarray | None = None, k_start: int = 16
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(N,) int64 triangle, (N, 3) float64 barycentrics and (N,) distance of the closest surface points.
 
@@ -533,7 +538,7 @@ class RemeshOptions:
     min_piece_vertices: int = 10  # small components keep at least this many (or all they have)
     quads: bool = False  # merge triangle pairs into a quad-dominant mesh
     relax: float = 0.5  # tangential relaxation step (0 keeps the decimated vertices on source vertices)
-    relax_iterations: int = 3
+    relax_iterations: int = 2
     density_contrast: float = 0.0  # strength of a random smooth density field (0 = even density)
 
 
@@ -581,7 +586,8 @@ class Remeshed:
         triangles: (F, 3) int64 triangles (the fan triangulation of the polygons).
         face_vertex_counts: (P,) int32 polygon sizes (3 or 4); face_vertex_indices: (M,) int64 corners.
         transfer: each new vertex as a barycentric point of a source triangle.
-        pieces: (N,) int64 connected piece of each new vertex, numbered as the source pieces.
+        pieces: (N,) int64 connected piece of each new vertex, numbered as ``source_pieces``.
+        source_pieces: (V,) int64 connected piece of each source vertex (-1: in no source triangle).
     """
 
     vertices: np.ndarray
@@ -590,6 +596,7 @@ class Remeshed:
     face_vertex_indices: np.ndarray
     transfer: SurfaceTransfer
     pieces: np.ndarray
+    source_pieces: np.ndarray
 
 
 def _piece_targets(vertices: np.ndarray, triangles: np.ndarray, pieces: np.ndarray, options: RemeshOptions):
@@ -748,4 +755,4 @@ def remesh(
         counts, corners = np.full(len(new_tris), 3, np.int32), new_tris.ravel().copy()
     out_tris = fan_triangles(counts, corners)
     transfer = SurfaceTransfer(tris[src_tri], bary, len(v))
-    return Remeshed(new_v, out_tris, counts, corners, transfer, new_pieces)
+    return Remeshed(new_v, out_tris, counts, corners, transfer, new_pieces, np.where(used, pieces, -1))
