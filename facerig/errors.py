@@ -45,3 +45,7 @@ class DatasetError(FacerigError):
 
 class ConfigError(FacerigError):
     """A configuration file or option is invalid."""
+
+
+class BatchError(FacerigError):
+    """A batch input is unsafe or cannot be mapped to its own output (symlink out of the root, name clash)."""

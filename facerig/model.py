@@ -55,8 +55,14 @@ class PackagedModel:
     Build one with :meth:`load` or :func:`fresh_model`; run it with :meth:`predict`.
     """
 
-    def __init__(self, module: torch.jit.ScriptModule, metadata: Mapping[str, Any], device: torch.device,
-                 source: Path | None = None) -> None:
+    def __init__(
+        self,
+        module: torch.jit.ScriptModule,
+        metadata: Mapping[str, Any],
+        device: torch.device,
+        source: Path | None = None,
+    ) -> None:
+        """Wrap a scripted network; ``metadata`` is the parsed ``model.json`` document, ``source`` its directory."""
         self.module = module.eval()
         self.metadata = dict(metadata)
         self.device = device

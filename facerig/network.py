@@ -13,9 +13,11 @@ Work is split by what it depends on:
 
 Spatial gradients use a shortcut that is exact, not an approximation: spectral diffusion reconstructs
 ``x_diff = Phi @ coefs``, so its tangent gradient is ``(G Phi) @ coefs``. ``G Phi`` (V, K) is formed once per
-mesh in :meth:`encode` by ``index_add_`` over the gradient's COO entries; per pose, the diffused values and
-both gradient components then come out of one dense ``(3V, K) @ (K, B*C)`` GEMM, which on CPU is about 20x
-faster than a sparse product per pose. Everything here compiles with ``torch.jit.script``.
+mesh in :meth:`encode` by ``index_add_`` over the gradient's COO entries; per pose batch, both gradient
+components then come out of one dense ``(2V, K) @ (K, B*C)`` GEMM, measured more than 10x faster on CPU than
+an ``index_add_`` sparse product. Likewise ``x_diff`` enters the block only through the first MLP layer, so
+that layer's weights are applied to the (K, B, C) spectral coefficients before reconstruction.
+Everything here compiles with ``torch.jit.script``.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ INPUT_FEATURES = ("xyz", "normals", "hks")
 _HKS_TIMES = (1e-2, 1.0)  # log-spaced heat-kernel-signature times, canonical units (head ~1)
 _DIFFUSION_TIME_INIT = (1e-3, 1e-1)  # initial per-channel diffusion times span this range, log-spaced
 _BYTES_PER_FLOAT = 4
-_LIVE_TENSORS = 12  # (V, B, max(C, H)) float32 tensors alive at once at a block's peak, measured
+# Peak resident memory of a TorchScript deform() per (vertex, pose), in (V, B, max(C, H)) float32 tensors: measured
+# 3.1 KB at width 32 on CPU (eager needs about a third of that).
+_LIVE_TENSORS = 24
 
 
 @dataclass(frozen=True)
@@ -221,13 +225,17 @@ class RigNetwork(nn.Module):
         self.use_xyz = "xyz" in config.input_features
         self.use_normals = "normals" in config.input_features
         self.use_hks = "hks" in config.input_features
-        self.register_buffer("hks_times", torch.logspace(math.log10(_HKS_TIMES[0]), math.log10(_HKS_TIMES[1]), config.n_hks))
+        lo, hi = (math.log10(t) for t in _HKS_TIMES)
+        self.register_buffer("hks_times", torch.logspace(lo, hi, config.n_hks))
         n_in = config.n_input_features
         cond_dim = config.n_actions + config.global_dim
 
         self.global_in = nn.Linear(n_in, config.global_width)
         self.global_blocks = nn.ModuleList(
-            [DiffusionBlock(config.global_width, config.global_width, config.dropout) for _ in range(config.global_blocks)]
+            [
+                DiffusionBlock(config.global_width, config.global_width, config.dropout)
+                for _ in range(config.global_blocks)
+            ]
         )
         self.global_out = nn.Linear(config.global_width, config.global_dim)
 

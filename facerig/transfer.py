@@ -16,8 +16,8 @@ Method, all in the canonical frame (:mod:`facerig.canonical`: cranium radius 1, 
    lashes) follow the skin's displacement, inverse-distance-weighted from their nearest skin vertices.
 3. **Displacement transfer**: each target vertex takes the barycentric interpolation of the template deltas at
    its closest point on the registered template (skin vertices on the template skin only, so a lip never
-   picks up a tooth's motion; other components on any template part), rotated and scaled by the ICP
-   similarity. This is displacement transfer, not Sumner–Popović deformation-gradient transfer: deltas are
+   picks up a tooth's motion; other components on the template's inner parts, unless those are far),
+   rotated and scaled by the ICP similarity. This is displacement transfer, not Sumner–Popović deformation-gradient transfer: deltas are
    not re-oriented by the local non-rigid frame.
 
 Corrugator and FlatPucker (no ICT counterpart) and every corrective come out as zero deltas.
@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse
+import scipy.sparse.csgraph
 import scipy.sparse.linalg
 from scipy.spatial import cKDTree
 
@@ -40,7 +41,7 @@ from facerig.canonical import CanonicalFrame, canonical_frame
 from facerig.errors import FacerigError
 from facerig.mesh import Mesh
 from facerig.rig import Rig
-from facerig.trainer.remesh import closest_points
+from facerig.trainer.remesh import closest_point_on_triangles
 from facerig.vocabulary import Vocabulary, load_vocabulary
 
 TEMPLATE_PATH = Path(__file__).resolve().parent / "data" / "template" / "template.npz"
@@ -51,6 +52,16 @@ MIN_NORMAL_DOT = 0.0  # pairs whose normals face apart are on opposite sides of 
 # coarse shape, softer later to follow detail.
 STIFFNESS_SCHEDULE = (50.0, 20.0, 8.0, 3.0, 1.5)
 INNER_NEIGHBOURS = 8  # skin vertices whose displacement an inner-component vertex follows
+# Both meshes are in canonical units (cranium radius 1), so the similarity scale should stay near 1; a free
+# scale lets ICP shrink the template onto part of a target that covers less than the template does.
+SCALE_RANGE = (0.8, 1.25)
+SURFACE_SAMPLES = 100_000  # sample points covering a surface for closest-point queries
+CANDIDATES = 6  # nearest samples whose triangles are tested exactly
+# A target inner component lands on the template's inner parts unless their mean distance exceeds
+# factor × the distance to the whole template + slack (canonical units; 0.02 is about 2 mm on a human head).
+INNER_MATCH_FACTOR = 2.0
+INNER_MATCH_SLACK = 0.02
+WELD_TOLERANCE = 1e-6  # of the bounding-box diagonal: vertices this close are one for connectivity
 
 
 class TransferError(FacerigError):
@@ -131,14 +142,84 @@ def _face_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     return face / np.maximum(np.linalg.norm(face, axis=1), 1e-300)[:, None]
 
 
-def skin_mask(vertices: np.ndarray, triangles: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """(V,) bool: the connected component with the largest surface area (the skin), as canonical.py picks it."""
-    area = _vertex_areas(vertices, triangles)
-    return labels == np.argmax(np.bincount(labels, area))
+def welded_components(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """(V,) int64 connected component of each vertex, counting coincident vertices as one.
+
+    Flat-shaded exports (the glTF robot) split every face into its own component; welding by position
+    first recovers the surfaces an artist sees.
+    """
+    extent = float(np.linalg.norm(np.ptp(vertices, axis=0))) or 1.0
+    keys = np.round(vertices / (WELD_TOLERANCE * extent)).astype(np.int64)
+    _, weld = np.unique(keys, axis=0, return_inverse=True)
+    weld = weld.ravel()
+    n = int(weld.max()) + 1
+    t = weld[triangles]
+    rows, cols = t[:, [0, 1, 2]].ravel(), t[:, [1, 2, 0]].ravel()
+    graph = scipy.sparse.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    return scipy.sparse.csgraph.connected_components(graph, directed=False)[1].astype(np.int64)[weld]
 
 
-def similarity_fit(source: np.ndarray, target: np.ndarray, weights: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Weighted Umeyama: (scale s, (3, 3) rotation R, (3,) translation t) minimising Σ w |s R p + t − q|²."""
+def skin_mask(vertices: np.ndarray, triangles: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+    """(V,) bool: the (welded) connected component with the largest surface area: the skin.
+
+    ``labels`` are :func:`welded_components`, computed when None.
+    """
+    labels = welded_components(vertices, triangles) if labels is None else labels
+    return labels == np.argmax(np.bincount(labels, _vertex_areas(vertices, triangles)))
+
+
+class Surface:
+    """Closest-point queries on a triangle mesh, for ICP and transfer.
+
+    Samples cover every triangle with a barycentric grid (about ``samples`` points, corners included); a query tests its :data:`CANDIDATES` nearest samples' triangles exactly. The answer is exact
+    whenever the closest triangle owns one of those samples (always for a point on a vertex) and otherwise
+    within the grid spacing of the true distance: plenty for fitting, and its cost does not grow for points
+    far from the surface, unlike a certified search.
+    """
+
+    def __init__(self, vertices: np.ndarray, triangles: np.ndarray, samples: int = SURFACE_SAMPLES) -> None:
+        self.vertices = np.asarray(vertices, np.float64)
+        self.triangles = np.asarray(triangles, np.int64)
+        tri_xyz = self.vertices[self.triangles]  # (F, 3, 3)
+        longest = np.linalg.norm(tri_xyz - np.roll(tri_xyz, 1, axis=1), axis=2).max(axis=1)
+        spacing = max(float(np.sqrt((longest**2).sum() / (2 * samples))), 1e-12)
+        levels = np.maximum(np.ceil(longest / spacing).astype(np.int64), 1)
+        owners, points = [], []
+        for n in np.unique(levels):
+            faces = np.flatnonzero(levels == n)
+            i, j = np.triu_indices(n + 1)
+            a, b = i / n, (j - i) / n
+            bary = np.stack([1.0 - a - b, a, b], axis=1)  # (G, 3)
+            owners.append(np.repeat(faces, len(bary)))
+            points.append(np.einsum("gk,fkd->fgd", bary, tri_xyz[faces]).reshape(-1, 3))
+        self._owner = np.concatenate(owners)
+        self._tree = cKDTree(np.concatenate(points))
+        self.face_normals = _face_normals(self.vertices, self.triangles)
+
+    def closest(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(N,) triangle index, (N, 3) barycentrics and (N,) distance of each (N, 3) point's closest point."""
+        points = np.asarray(points, np.float64)
+        k = min(CANDIDATES, self._tree.n)
+        _, nearest = self._tree.query(points, k=k)
+        candidates = self._owner[nearest.reshape(len(points), k)]  # (N, k)
+        t = self.vertices[self.triangles[candidates.ravel()]]
+        bary = closest_point_on_triangles(np.repeat(points, k, axis=0), t[:, 0], t[:, 1], t[:, 2])
+        dist = np.linalg.norm(np.einsum("nk,nkd->nd", bary, t) - np.repeat(points, k, axis=0), axis=1)
+        best = dist.reshape(len(points), k).argmin(axis=1)
+        rows = np.arange(len(points))
+        return candidates[rows, best], bary.reshape(len(points), k, 3)[rows, best], dist.reshape(-1, k)[rows, best]
+
+    def point(self, triangle: np.ndarray, bary: np.ndarray) -> np.ndarray:
+        """(N, 3) positions of barycentric points."""
+        return np.einsum("nk,nkd->nd", bary, self.vertices[self.triangles[triangle]])
+
+
+def similarity_fit(source: np.ndarray, target: np.ndarray, weights: np.ndarray,
+                   scale_range: tuple[float, float] = (0.0, np.inf)) -> tuple[float, np.ndarray, np.ndarray]:
+    """Weighted Umeyama: (scale s, (3, 3) rotation R, (3,) translation t) minimising Σ w |s R p + t − q|².
+
+    ``s`` is clipped to ``scale_range`` (the translation is then the best one for the clipped scale).
+    """
     w = weights / weights.sum()
     mu_p, mu_q = w @ source, w @ target
     p, q = source - mu_p, target - mu_q
@@ -149,6 +230,7 @@ def similarity_fit(source: np.ndarray, target: np.ndarray, weights: np.ndarray) 
     rotation = u @ np.diag(d) @ vt
     variance = float(w @ np.einsum("ij,ij->i", p, p))
     scale = float((sigma * d).sum() / variance) if variance > 0 else 1.0
+    scale = float(np.clip(scale, *scale_range))
     return scale, rotation, mu_q - scale * rotation @ mu_p
 
 
@@ -169,13 +251,12 @@ class Registration:
     skin_rms: float
 
 
-def _pairs(points: np.ndarray, normals: np.ndarray, target: np.ndarray, target_tris: np.ndarray,
-           target_normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Closest points of ``points`` on the target surface and a (N,) 0/1 inlier weight."""
-    tri, bary, dist = closest_points(points, target, target_tris)
-    closest = np.einsum("nk,nkd->nd", bary, target[target_tris[tri]])
+def _pairs(points: np.ndarray, normals: np.ndarray, surface: Surface) -> tuple[np.ndarray, np.ndarray]:
+    """Closest points of ``points`` on ``surface`` and a (N,) 0/1 inlier weight."""
+    tri, bary, dist = surface.closest(points)
+    closest = surface.point(tri, bary)
     inlier = dist <= TRIM_FACTOR * max(float(np.median(dist)), 1e-12)
-    inlier &= np.einsum("ij,ij->i", normals, target_normals[tri]) > MIN_NORMAL_DOT
+    inlier &= np.einsum("ij,ij->i", normals, surface.face_normals[tri]) > MIN_NORMAL_DOT
     return closest, inlier.astype(np.float64)
 
 
@@ -205,15 +286,15 @@ def register(template: np.ndarray, template_tris: np.ndarray, template_skin: np.
     rest = template[index]
     area = _vertex_areas(rest, tris)
     area = area / area.mean()
-    target_normals = _face_normals(target, target_skin_tris)
+    surface = Surface(target, target_skin_tris)
 
     # 1. similarity ICP
     scale, rotation, shift = 1.0, np.eye(3), np.zeros(3)
     normals0 = _vertex_normals(rest, tris)
     for _ in range(ICP_ITERATIONS):
         moved = scale * rest @ rotation.T + shift
-        closest, inlier = _pairs(moved, normals0 @ rotation.T, target, target_skin_tris, target_normals)
-        new = similarity_fit(rest, closest, area * inlier)
+        closest, inlier = _pairs(moved, normals0 @ rotation.T, surface)
+        new = similarity_fit(rest, closest, area * inlier, SCALE_RANGE)
         change = abs(new[0] - scale) + np.abs(new[1] - rotation).max() + np.abs(new[2] - shift).max()
         scale, rotation, shift = new
         if change < 1e-6:
@@ -225,14 +306,14 @@ def register(template: np.ndarray, template_tris: np.ndarray, template_skin: np.
     x = aligned[index].copy()
     rhs_rest = laplacian @ x
     for stiffness in STIFFNESS_SCHEDULE:
-        closest, inlier = _pairs(x, _vertex_normals(x, tris), target, target_skin_tris, target_normals)
+        closest, inlier = _pairs(x, _vertex_normals(x, tris), surface)
         w = area * inlier
         # A tiny pull to the rigid fit keeps the system definite where no vertex has a partner.
         system = (scipy.sparse.diags(w + 1e-4) + stiffness * laplacian).tocsc()
         solve = scipy.sparse.linalg.factorized(system)
         rhs = w[:, None] * closest + 1e-4 * aligned[index] + stiffness * rhs_rest
         x = np.stack([solve(rhs[:, k]) for k in range(3)], axis=1)
-    _, _, dist = closest_points(x, target, target_skin_tris)
+    _, _, dist = surface.closest(x)
 
     # 3. inner parts follow the skin displacement
     registered = aligned.copy()
@@ -249,24 +330,49 @@ def register(template: np.ndarray, template_tris: np.ndarray, template_skin: np.
 
 
 def transfer_deltas(registered: np.ndarray, template_tris: np.ndarray, template_skin: np.ndarray,
-                    template_deltas: np.ndarray, target: np.ndarray, target_skin: np.ndarray) -> np.ndarray:
+                    template_deltas: np.ndarray, target: np.ndarray, target_parts: np.ndarray,
+                    target_skin: np.ndarray) -> np.ndarray:
     """Interpolate template deltas at each target vertex's closest point on the registered template.
+
+    Target skin vertices look on the template skin only. Each other target component looks on the
+    template's inner parts (a tooth lands on a tooth, not on the lip in front of it) unless those are
+    clearly farther than the template as a whole (:data:`INNER_MATCH_FACTOR`): a hat or a separate ear
+    then takes the motion of the skin under it.
 
     Args:
         registered: (V_t, 3) registered template; template_tris: (F_t, 3); template_skin: (V_t,) bool.
         template_deltas: (A, V_t, 3) deltas, already in the target's canonical frame.
-        target: (V, 3) target canonical vertices; target_skin: (V,) bool.
+        target: (V, 3) target canonical vertices; target_parts: (V,) int connected component of each;
+            target_skin: (V,) bool.
 
     Returns:
         (A, V, 3) float32 deltas at the target vertices.
     """
-    # Groups: target skin may only land on template skin (group 0); other target parts anywhere (group 1
-    # holds every template triangle, skin triangles duplicated into it).
+    corners = np.zeros((len(target), 3), np.int64)
+    bary = np.zeros((len(target), 3))
+
+    def land(rows: np.ndarray, tris: np.ndarray) -> np.ndarray:
+        tri, bary[rows], dist = Surface(registered, tris).closest(target[rows])
+        corners[rows] = tris[tri]
+        return dist
+
     skin_tri = template_skin[template_tris].all(axis=1)
-    tris = np.concatenate([template_tris[skin_tri], template_tris])
-    groups = np.r_[np.zeros(int(skin_tri.sum()), np.int64), np.ones(len(template_tris), np.int64)]
-    tri, bary, _ = closest_points(target, registered, tris, (~target_skin).astype(np.int64), groups)
-    corners = tris[tri]  # (V, 3)
+    inner_tri = ~template_skin[template_tris].any(axis=1)
+    rows = np.flatnonzero(target_skin)
+    if len(rows):
+        land(rows, template_tris[skin_tri])
+    rows = np.flatnonzero(~target_skin)
+    if len(rows):
+        anywhere = land(rows, template_tris)
+        if inner_tri.any():
+            keep_corners, keep_bary = corners[rows].copy(), bary[rows].copy()
+            inner = land(rows, template_tris[inner_tri])
+            parts = np.unique(target_parts[rows], return_inverse=True)[1]
+            count = np.bincount(parts)
+            inner_mean = np.bincount(parts, inner) / count
+            any_mean = np.bincount(parts, anywhere) / count
+            fallback = (inner_mean > INNER_MATCH_FACTOR * any_mean + INNER_MATCH_SLACK)[parts]
+            corners[rows[fallback]], bary[rows[fallback]] = keep_corners[fallback], keep_bary[fallback]
     return np.einsum("vk,avkd->avd", bary, template_deltas[:, corners]).astype(np.float32)
 
 
@@ -297,15 +403,17 @@ def rig_by_transfer(
     template = template or load_template()
     frame = canonical_frame(mesh, up=up, front=front)
     target = frame.to_canonical(mesh.vertices)
-    target_skin = skin_mask(mesh.vertices, mesh.triangles, mesh.component_labels)
+    target_parts = welded_components(mesh.vertices, mesh.triangles)
+    target_skin = skin_mask(mesh.vertices, mesh.triangles, target_parts)
     template_canonical = template.frame.to_canonical(template.vertices)
-    template_skin = skin_mask(template.vertices, template.triangles, template.mesh.component_labels)
+    template_skin = skin_mask(template.vertices, template.triangles)
 
     fit = register(template_canonical, template.triangles, template_skin, target, mesh.triangles, target_skin)
     # Template deltas: template units -> template canonical -> (similarity) target canonical.
     to_target = fit.scale * template.frame.scale * (fit.rotation @ template.frame.rotation)
     source = template.deltas @ to_target.T.astype(np.float32)  # (A, V_t, 3)
-    canonical = transfer_deltas(fit.vertices, template.triangles, template_skin, source, target, target_skin)
+    canonical = transfer_deltas(fit.vertices, template.triangles, template_skin, source, target, target_parts,
+                                target_skin)
 
     deltas = np.zeros((len(vocabulary.shape_names), mesh.n_vertices, 3), np.float32)
     column = {name: i for i, name in enumerate(template.action_names)}

@@ -39,3 +39,10 @@ def ict_dir() -> Path:
 @pytest.fixture(scope="session")
 def ict_neutral_path(ict_dir: Path) -> Path:
     return ict_dir / "generic_neutral_mesh.obj"
+
+
+@pytest.fixture(scope="session")
+def ict_archive() -> Path:
+    """The ICT-FaceKit ``.tar.xz`` archive itself (for readers that must accept it unpacked or not)."""
+    assert ICT_ARCHIVE.is_file(), f"test data missing: {ICT_ARCHIVE}"
+    return ICT_ARCHIVE

@@ -76,7 +76,8 @@ def test_save_then_load_round_trip(saved, mesh, acts):
     assert predicted.dtype == np.float32 and predicted.shape == (len(acts), len(vertices), 3)
     np.testing.assert_allclose(predicted, expected, atol=1e-6, rtol=0)
     # A .pt path works as well as the directory.
-    np.testing.assert_array_equal(PackagedModel.load(directory / "model.pt").predict(vertices, operators, acts), predicted)
+    from_pt = PackagedModel.load(directory / "model.pt")
+    np.testing.assert_array_equal(from_pt.predict(vertices, operators, acts), predicted)
 
 
 def test_loads_and_predicts_without_the_network_module(saved, mesh, acts, tmp_path):

@@ -27,7 +27,8 @@ def fail(message: str) -> None:
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI; expected failures (FacerigError) become one red line and exit code 1."""
     try:
-        app(args=argv, prog_name="facerig", standalone_mode=False)
+        # Outside standalone mode click returns a typer.Exit's code instead of raising it.
+        code = app(args=argv, prog_name="facerig", standalone_mode=False)
     except FacerigError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         return 1
@@ -43,7 +44,7 @@ def run(argv: list[str] | None = None) -> int:
             exc.show()
             return exc.exit_code
         raise
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ Layout of a 7.4 file (little endian; 7.5 and later widen the three record header
 Property type codes: ``C`` bool, ``Y`` int16, ``I`` int32, ``L`` int64, ``F`` float32, ``D`` float64,
 ``S`` string, ``R`` raw bytes (both uint32 length + bytes), and arrays ``b`` bool, ``i`` int32, ``l`` int64,
 ``f`` float32, ``d`` float64 (uint32 count, uint32 encoding, uint32 stored byte length, data; encoding 1 is
-zlib, used for arrays over 128 bytes as Autodesk's converter does).
+zlib at level 1, used for arrays over 128 bytes as Autodesk's converter does).
 
 A property's type is its Python/numpy type, so a record spells exactly what lands in the file:
 ``bool`` → C, ``np.int16`` → Y, ``np.int32`` → I, ``np.int64`` → L, ``np.float32`` → F, ``float`` or
@@ -24,8 +24,10 @@ rejected: FBX readers care whether a field is I or L, and the writer must say wh
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -47,6 +49,11 @@ FOOTER_MAGIC = bytes.fromhex("f85a8c6adef5d97eece90ce3758f290b")
 
 # Arrays larger than this many bytes are stored zlib-compressed (encoding 1).
 COMPRESS_MIN_BYTES = 128
+# Level 1, as Autodesk's FBX converter and Blender's exporter use: 3-4x faster than level 6 on shape data
+# for files about 10 % larger.
+ZLIB_LEVEL = 1
+# Compression threads at most; more do not help at the sizes a rig has.
+MAX_THREADS = 8
 # Records that the FBX SDK expects to close with a null record even when they hold only properties.
 ALWAYS_NESTED = frozenset({"AnimationStack", "AnimationLayer"})
 MAX_OFFSET = 2**32 - 1
@@ -118,30 +125,57 @@ def _encode_array(array: np.ndarray) -> bytes:
     data = np.ascontiguousarray(array.reshape(-1), dtype=array.dtype.newbyteorder("<")).tobytes()
     encoding = 0
     if len(data) > COMPRESS_MIN_BYTES:
-        data, encoding = zlib.compress(data, 6), 1
+        data, encoding = zlib.compress(data, ZLIB_LEVEL), 1
     return code + struct.pack("<3I", array.size, encoding, len(data)) + data
 
 
-def _encode_record(record: Record, start: int) -> bytes:
-    """The bytes of ``record`` (and its subtree) when it begins at absolute offset ``start``."""
+def _encode_arrays(records: list[Record]) -> dict[int, bytes]:
+    """Every array property of the tree, encoded, keyed by ``id(array)``.
+
+    Compression is nearly all of an export's time (55 MB of arrays for a 95-shape, 27k-vertex head) and
+    ``zlib.compress`` releases the GIL, so the arrays are encoded on a thread pool. Each array is
+    compressed on its own, so the bytes do not depend on the number of threads.
+    """
+    arrays: dict[int, np.ndarray] = {}
+    stack = list(records)
+    while stack:
+        record = stack.pop()
+        arrays.update((id(p), p) for p in record.props if isinstance(p, np.ndarray))
+        stack.extend(record.children)
+    workers = min(len(arrays), os.cpu_count() or 1, MAX_THREADS)
+    if workers <= 1:
+        return {key: _encode_array(array) for key, array in arrays.items()}
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return dict(zip(arrays, pool.map(_encode_array, arrays.values())))
+
+
+def _encode_record(record: Record, start: int, out: list[bytes], arrays: dict[int, bytes]) -> int:
+    """Append the bytes of ``record`` (and its subtree), which begins at absolute offset ``start``, to ``out``.
+
+    Returns the offset where the record ends. Pieces are appended, not joined per level, so each byte of a
+    large array is copied once, by the final join.
+
+    Args:
+        arrays: encoded array properties from :func:`_encode_arrays`, keyed by ``id(array)``.
+    """
     name = record.name.encode("ascii")
     if len(name) > 255:
         raise ValueError(f"FBX record name too long: {record.name[:40]}...")
-    props = b"".join(encode_property(p) for p in record.props)
-    head_len = 13 + len(name)
-    body = [props]
-    offset = start + head_len + len(props)
+    props = [arrays[id(p)] if isinstance(p, np.ndarray) else encode_property(p) for p in record.props]
+    props_len = sum(len(p) for p in props)
+    head_index = len(out)
+    out.append(b"")  # the header, once the end offset is known
+    out.extend(props)
+    offset = start + 13 + len(name) + props_len
     for child in record.children:
-        chunk = _encode_record(child, offset)
-        body.append(chunk)
-        offset += len(chunk)
+        offset = _encode_record(child, offset, out, arrays)
     if record.children or not record.props or record.name in ALWAYS_NESTED:
-        body.append(NULL_RECORD)
+        out.append(NULL_RECORD)
         offset += len(NULL_RECORD)
     if offset > MAX_OFFSET:
         raise ExportError("the FBX file would exceed 4 GiB, the limit of FBX 7.4's 32-bit offsets")
-    head = struct.pack("<3IB", offset, len(record.props), len(props), len(name)) + name
-    return head + b"".join(body)
+    out[head_index] = struct.pack("<3IB", offset, len(record.props), props_len, len(name)) + name
+    return offset
 
 
 def _footer(offset: int, version: int) -> bytes:
@@ -162,12 +196,11 @@ def encode_document(records: list[Record], version: int = FBX_VERSION) -> bytes:
     """
     if version != FBX_VERSION:
         raise ValueError(f"this encoder writes FBX {FBX_VERSION} (32-bit record offsets), not {version}")
+    arrays = _encode_arrays(records)
     chunks = [HEADER_MAGIC, struct.pack("<I", version)]
     offset = len(HEADER_MAGIC) + 4
     for record in records:
-        chunk = _encode_record(record, offset)
-        chunks.append(chunk)
-        offset += len(chunk)
+        offset = _encode_record(record, offset, chunks, arrays)
     chunks.append(NULL_RECORD)
     offset += len(NULL_RECORD)
     chunks.append(_footer(offset, version))

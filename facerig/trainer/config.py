@@ -18,7 +18,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from facerig.errors import ConfigError
 from facerig.network import NetworkConfig
@@ -220,6 +220,8 @@ def _validate(config: TrainConfig, source: str | Path | None) -> None:
             raise ConfigError(f"{name} needs lr > 0, 0 <= eta_min < lr, warmup_steps >= 0, grad_clip >= 0", source)
         if stage.heads not in HEADS:
             raise ConfigError(f"{name}.heads must be one of {HEADS}, got {stage.heads!r}", source)
+        if name == "stage2" and stage.heads != "rigged":
+            raise ConfigError("stage2.heads must be \"rigged\": its 3D loss needs ground truth", source)
         unknown = set(stage.weights) - allowed_weights[name]
         if unknown:
             raise ConfigError(f"{name}.weights has unknown losses {sorted(unknown)}; known: {sorted(allowed_weights[name])}", source)
@@ -233,3 +235,24 @@ def _parse_literal(text: str) -> Any:
         return tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:
         return text
+
+
+def parse_overrides(args: Sequence[str]) -> dict[str, str]:
+    """Command-line overrides to a dict: ``--stage1.epochs 3``, ``--stage1.epochs=3`` or ``stage1.epochs=3``.
+
+    Raises:
+        ConfigError: a word that is not an override, or a ``--key`` without a value.
+    """
+    overrides: dict[str, str] = {}
+    words = list(args)
+    while words:
+        word = words.pop(0)
+        key, has_value, value = word.removeprefix("--").partition("=")
+        if not has_value:
+            if not word.startswith("--") or not words:
+                raise ConfigError(f"cannot read override {word!r}; use --table.key value or table.key=value")
+            value = words.pop(0)
+        if "." not in key:
+            raise ConfigError(f"override {word!r} must name table.key, e.g. --stage1.epochs 3")
+        overrides[key] = value
+    return overrides

@@ -27,6 +27,7 @@ from typing import Iterator
 import numpy as np
 
 from facerig.errors import DatasetError
+from facerig.trainer.remesh import fan_triangles
 
 __all__ = [
     "EXPRESSION_NAMES",
@@ -96,8 +97,8 @@ def required_files() -> tuple[str, ...]:
     """Every FaceXModel file the builder reads."""
     return (
         (NEUTRAL_FILE, INDEX_FILE)
-        + tuple(f"identity{i:03d}.obj" for i in range(N_IDENTITIES))
         + tuple(f"{name}.obj" for name in EXPRESSION_NAMES)
+        + tuple(f"identity{i:03d}.obj" for i in range(N_IDENTITIES))
     )
 
 
@@ -132,8 +133,6 @@ class ICTModel:
     @property
     def triangles(self) -> np.ndarray:
         """(F, 3) int64 fan triangulation of the polygons (quads split along corner 0)."""
-        from facerig.trainer.remesh import fan_triangles
-
         return fan_triangles(self.face_vertex_counts, self.face_vertex_indices)
 
     def part_of_vertex(self) -> np.ndarray:

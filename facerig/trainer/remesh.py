@@ -175,7 +175,8 @@ class SurfaceIndex:
             # Groups become a 4th coordinate far apart, so one tree answers every group and the
             # certification bound (d_k − h) also rules out other groups.
             self._group_gap = 4.0 * (float(np.ptp(self.vertices, axis=0).max()) + 1.0)
-            groups = np.asarray(triangle_groups, np.float64)[self._owner, None]
+            self._triangle_groups = np.asarray(triangle_groups, np.int64)
+            groups = self._triangle_groups[self._owner, None].astype(np.float64)
             samples = np.concatenate([samples, groups * self._group_gap], axis=1)
         self._tree = cKDTree(samples)
 
@@ -209,6 +210,8 @@ class SurfaceIndex:
             bary = closest_point_on_triangles(p, t[:, 0], t[:, 1], t[:, 2])
             dist = _norm(np.einsum("nk,nkd->nd", bary, t) - p).reshape(len(todo), k)
             dist[~valid] = np.inf
+            if self._grouped:  # a candidate of another group shows up only when its own group is exhausted
+                dist[self._triangle_groups[cand] != np.asarray(point_groups)[todo, None]] = np.inf
             j = dist.argmin(axis=1)
             rows = np.arange(len(todo))
             best_tri[todo] = cand[rows, j]

@@ -1,4 +1,4 @@
-"""What the trainer sees of a head, and where 2D targets come from (SPEC §4 "Unrigged heads", §5).
+"""Where 2D targets come from (SPEC §4 "Unrigged heads", §5).
 
 Rigged heads get their 2D targets by rendering their ground-truth poses (:func:`render_targets`). Heads
 without a rig need a :class:`TargetSource`. The paper's source is a generative 2D face animator plus an
@@ -19,7 +19,6 @@ stage's image size and field of view; :class:`DiskTargets` files must be made th
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence
@@ -30,37 +29,9 @@ from scipy.spatial import cKDTree
 
 from facerig.errors import DatasetError
 from facerig.render import PerspectiveCamera, rasterize, render_views
+from facerig.trainer.heads import Head
 
 _CHAMFER_POINTS = 512  # vertices compared per head when choosing the nearest rigged head without landmarks
-
-
-@dataclass(frozen=True, eq=False)
-class Head:
-    """One training head as the trainer uses it (V vertices, F faces, P poses, A actions, L landmarks).
-
-    Attributes:
-        id: unique sample id (names operator cache entries and DiskTargets folders).
-        vertices: (V, 3) float32 canonical-frame neutral positions.
-        faces: (F, 3) int64 triangles.
-        activations: (P, A) float32 FACS activation rows of the poses ``deltas`` holds.
-        deltas: (P, V, 3) float32 ground-truth displacements, canonical units; None for an unrigged head.
-        labelled: (P,) bool, True where ``deltas`` holds a 3D ground truth (ICT has no Corrugator, ...).
-        landmarks: (L,) int64 landmark vertex indices (68 Multi-PIE points for ICT heads; may be empty).
-        eyelid_pairs: (E, 2) int64 (upper, lower) indices into ``landmarks``.
-    """
-
-    id: str
-    vertices: np.ndarray
-    faces: np.ndarray
-    activations: np.ndarray
-    deltas: np.ndarray | None
-    labelled: np.ndarray
-    landmarks: np.ndarray
-    eyelid_pairs: np.ndarray
-
-    @property
-    def rigged(self) -> bool:
-        return self.deltas is not None
 
 
 @dataclass(frozen=True)
@@ -241,66 +212,3 @@ def write_disk_targets(root: str | Path, head_id: str, activations: np.ndarray, 
             np.savez(handle, **arrays)
     return path
 
-
-# ------------------------------------------------------------------------------------------ dataset adapter
-class HeadFolder:
-    """The heads of one split of a dataset folder, read lazily as :class:`Head` (a map-style dataset).
-
-    Layout read: ``<root>/manifest.json`` with ``"splits": {split: [sample ids]}`` (plus optional ``"id"`` and
-    ``"seed"``, recorded in the exported model), and one ``<root>/samples/<id>.npz`` per sample with
-    ``vertices`` (V, 3), ``faces`` (F, 3), ``activations`` (P, A), optional ``deltas`` (P, V, 3) and
-    ``labelled`` (P,) for rigged heads, optional ``landmarks`` (L,) and ``eyelid_pairs`` (E, 2). Operators are
-    cached in ``<root>/operators/`` so every epoch and rank reuses them.
-    """
-
-    def __init__(self, root: str | Path, split: str) -> None:
-        self.root = Path(root)
-        manifest_path = self.root / "manifest.json"
-        try:
-            self.manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            self.ids: list[str] = [str(i) for i in self.manifest["splits"][split]]
-        except (OSError, ValueError) as error:
-            raise DatasetError(f"unreadable dataset manifest: {error}", manifest_path) from None
-        except (KeyError, TypeError):
-            raise DatasetError(f"the manifest has no split {split!r}", manifest_path) from None
-        if not self.ids:
-            raise DatasetError(f"split {split!r} is empty", manifest_path)
-        self._rigged: list[bool] | None = None
-
-    @property
-    def operator_cache(self) -> Path:
-        return self.root / "operators"
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, index: int) -> Head:
-        path = self.root / "samples" / f"{self.ids[index]}.npz"
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                deltas = np.asarray(data["deltas"], np.float32) if "deltas" in data else None
-                activations = np.asarray(data["activations"], np.float32)
-                n_poses = len(activations)
-                return Head(
-                    id=self.ids[index],
-                    vertices=np.asarray(data["vertices"], np.float32),
-                    faces=np.asarray(data["faces"], np.int64),
-                    activations=activations,
-                    deltas=deltas,
-                    labelled=np.asarray(data["labelled"], bool) if "labelled" in data else np.full(n_poses, deltas is not None),
-                    landmarks=np.asarray(data["landmarks"], np.int64) if "landmarks" in data else np.zeros(0, np.int64),
-                    eyelid_pairs=(np.asarray(data["eyelid_pairs"], np.int64).reshape(-1, 2)
-                                  if "eyelid_pairs" in data else np.zeros((0, 2), np.int64)),
-                )
-        except (OSError, KeyError, ValueError) as error:
-            raise DatasetError(f"unreadable sample: {error}", path) from None
-
-    def rigged(self) -> list[bool]:
-        """Per sample: does it carry a ground-truth rig (read once, from the files' key lists)."""
-        if self._rigged is None:
-            flags = []
-            for sample_id in self.ids:
-                with np.load(self.root / "samples" / f"{sample_id}.npz", allow_pickle=False) as data:
-                    flags.append("deltas" in data.files)
-            self._rigged = flags
-        return self._rigged

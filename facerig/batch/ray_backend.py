@@ -1,0 +1,98 @@
+"""The Ray backend: every item is a Ray task, scheduled by the cluster, results gathered into the same report.
+
+Each task asks for ``ray_cpus_per_task`` CPUs and ``ray_gpus_per_task`` GPUs (by default one GPU when the
+device may be CUDA and the cluster has GPUs); Ray re-runs a task whose worker or node is lost up to
+``max_retries`` times. A Ray worker process keeps its loaded model between tasks, so the model loads once
+per worker process, not once per item. Inputs, the model folder and OUTDIR must be on storage every node
+sees (a farm's shared file system), and facerig must be installed on every node.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from facerig.batch.discover import InputItem
+from facerig.batch.options import BatchOptions
+from facerig.batch.report import ItemResult
+from facerig.batch.worker import Worker, WorkerLostError, worker_device
+
+_POLL_S = 0.5
+
+
+def run_ray(
+    items: Sequence[InputItem], outdir: Path, options: BatchOptions, stop: threading.Event
+) -> Iterator[tuple[int, ItemResult]]:
+    """Rig ``items`` as Ray tasks; yield (position in items, result) as they finish.
+
+    Uses the Ray instance this process is already connected to; otherwise connects to
+    ``options.ray_address``, or starts a local instance with ``options.workers`` CPUs (and shuts down
+    what it started when done).
+    """
+    import ray
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        local = options.ray_address is None
+        ray.init(
+            address=options.ray_address,
+            num_cpus=int(options.workers * options.ray_cpus_per_task) if local else None,
+            include_dashboard=False,
+            log_to_driver=False,
+        )
+    try:
+        gpus = _gpus_per_task(options, ray.cluster_resources().get("GPU", 0.0))
+        task = ray.remote(_rig_on_ray).options(
+            num_cpus=options.ray_cpus_per_task,
+            num_gpus=gpus,
+            max_retries=options.max_retries,  # re-run on worker or node loss
+            retry_exceptions=False,  # Worker.rig returns failures as results; anything raised is a bug
+        )
+        pending = {task.remote(options, outdir, item, gpus > 0): n for n, item in enumerate(items)}
+        while pending:
+            if stop.is_set():
+                for ref in pending:
+                    ray.cancel(ref)
+                return
+            ready, _ = ray.wait(list(pending), num_returns=min(len(pending), 64), timeout=_POLL_S)
+            for ref in ready:
+                n = pending.pop(ref)
+                yield n, _result(ray, ref, items[n], options.max_retries)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _result(ray, ref, item: InputItem, max_retries: int) -> ItemResult:
+    """The task's ItemResult, or a failed one when Ray could not run it to the end."""
+    try:
+        return ray.get(ref)
+    except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.OutOfMemoryError) as exc:
+        error: Exception = WorkerLostError(
+            f"the Ray worker rigging it was lost {max_retries + 1} times ({type(exc).__name__})", item.path
+        )
+    except ray.exceptions.RayError as exc:
+        error = exc
+    return ItemResult.failure(str(item.path), str(item.relative), item.content_hash, error)
+
+
+def _gpus_per_task(options: BatchOptions, cluster_gpus: float) -> float:
+    if options.ray_gpus_per_task is not None:
+        return options.ray_gpus_per_task
+    return 1.0 if options.device.lower() in ("auto", "cuda") and cluster_gpus > 0 else 0.0
+
+
+# Ray worker processes only: Workers loaded by earlier tasks of this process, by (options, OUTDIR, GPU or not).
+_RAY_WORKERS: dict[tuple[BatchOptions, Path, bool], Worker] = {}
+
+
+def _rig_on_ray(options: BatchOptions, outdir: Path, item: InputItem, use_gpu: bool) -> ItemResult:
+    key = (options, outdir, use_gpu)
+    if key not in _RAY_WORKERS:
+        # Ray makes the task's reserved GPU the only visible one; "auto" without a reserved GPU stays on the
+        # CPU rather than share a GPU nobody reserved.
+        requested = "cpu" if options.device.lower() == "auto" and not use_gpu else options.device
+        threads = max(1, int(options.ray_cpus_per_task))
+        _RAY_WORKERS[key] = Worker.start(options, outdir, worker_device(requested, 0), threads)
+    return _RAY_WORKERS[key].rig(item)

@@ -1,0 +1,273 @@
+"""`run_batch`: discover the inputs, skip what is finished, rig the rest, record each item, write the report.
+
+The local backend lives here too: a pool of ``spawn``-ed worker processes, each loading the model once (in
+its initializer) and rigging one item at a time. Running every item in a child process, even with one
+worker, means a crash in native code or an out-of-memory kill costs that item (retried up to
+``max_retries`` times in a fresh pool), never the batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import multiprocessing.connection
+import os
+import threading
+import time
+from collections import Counter, deque
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from facerig.batch.discover import InputItem, discover, select_shard
+from facerig.batch.manifest import Manifest, item_key
+from facerig.batch.options import BatchOptions
+from facerig.batch.progress import Progress
+from facerig.batch.report import BatchReport, ItemResult, ItemStatus
+from facerig.batch.worker import Worker, WorkerLostError, cpu_count, worker_device
+from facerig.errors import BatchError
+from facerig.model import PackagedModel, default_model_path
+from facerig.vocabulary import load_vocabulary
+
+# Thread-count variables of the BLAS/OpenMP runtimes numpy, scipy and torch use; read once when a process
+# loads them, so they must be in the environment a worker process starts with.
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def run_batch(
+    inputs: Sequence[str | Path], outdir: str | Path, options: BatchOptions | None = None
+) -> BatchReport:
+    """Rig every mesh found in ``inputs`` into ``outdir``, mirroring the input folders.
+
+    For each input ``<rel>/<name>.<ext>`` it writes ``outdir/<rel>/<name>.facerig.npz`` and one file per
+    ``options.formats``. Bad inputs are recorded and skipped over; the report says what happened to each.
+
+    Args:
+        inputs: mesh files and folders (searched recursively; see :mod:`facerig.batch.discover`).
+        outdir: output root, created if needed; it also holds the resume records (``.facerig-batch/``)
+            and, unless ``options.report`` says otherwise, the JSON report.
+        options: see :class:`BatchOptions`.
+
+    Returns:
+        The report, also written as JSON; ``report.exit_code`` is 1 when any item failed.
+
+    Raises:
+        BatchError: an input does not exist. ModelError / VocabularyError: the model or pose file is
+            unusable (checked before any work starts). KeyboardInterrupt: after the report of what finished
+            has been written.
+    """
+    options = options or BatchOptions()
+    outdir = Path(os.path.abspath(outdir))
+    outdir.mkdir(parents=True, exist_ok=True)
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    clock = time.perf_counter()
+
+    # Loading the model here checks it before any worker starts, so a bad --model is one clear error.
+    model = PackagedModel.load(options.model or default_model_path(), device="cpu")
+    fingerprint = options.output_fingerprint(model.model_id, load_vocabulary(options.poses).id)
+    items = select_shard(discover(inputs, outdir, options), options.shard)
+    manifest = Manifest(outdir)
+    keys = [item_key(item, fingerprint) for item in items]
+
+    results: list[ItemResult | None] = [None] * len(items)
+    todo: list[int] = []
+    for n, item in enumerate(items):
+        record = manifest.finished(item, keys[n]) if options.resume and item.problem is None else None
+        if item.problem is not None:
+            results[n] = _failed(item, BatchError(item.problem, item.path))
+        elif record is not None:
+            results[n] = _skipped(item, record)
+        else:
+            todo.append(n)
+
+    stop = threading.Event()  # set on --fail-fast's first failure: backends finish what runs, start nothing new
+    if options.fail_fast and any(result is not None and result.status == ItemStatus.FAILED for result in results):
+        stop.set()
+    backend = _backend(options.backend)
+    try:
+        with Progress(len(todo), options.progress, options.progress_interval_s) as progress:
+            if todo and not stop.is_set():
+                with contextlib.closing(backend([items[n] for n in todo], outdir, options, stop)) as finished:
+                    for position, result in finished:
+                        n = todo[position]
+                        results[n] = result
+                        if result.status == ItemStatus.DONE:
+                            manifest.write(items[n], keys[n], result)
+                        progress.advance(result)
+                        if result.status == ItemStatus.FAILED and options.fail_fast:
+                            stop.set()
+    finally:  # also on KeyboardInterrupt: the report says what finished
+        report = BatchReport(
+            outdir=str(outdir),
+            model={"id": model.model_id, "name": model.name},
+            options=options.to_dict(),
+            items=[result or _cancelled(item) for item, result in zip(items, results)],
+            started_at=started_at,
+            wall_s=time.perf_counter() - clock,
+        )
+        report.write(options.report or outdir / _report_name(options))
+    return report
+
+
+# ------------------------------------------------------------------------------------------- local backend
+def run_local(
+    items: Sequence[InputItem], outdir: Path, options: BatchOptions, stop: threading.Event
+) -> Iterator[tuple[int, ItemResult]]:
+    """Rig ``items`` in ``options.workers`` spawned processes; yield (position in items, result) as they finish.
+
+    Torch and BLAS threads per worker are ``options.threads_per_worker`` or cores // workers, so the workers
+    together do not oversubscribe the cores. CUDA devices are dealt round-robin over the workers.
+    """
+    workers = max(1, min(options.workers, len(items)))
+    threads = options.threads_per_worker or max(1, cpu_count() // workers)
+    context = multiprocessing.get_context("spawn")  # fork would copy the parent's torch threads and locks
+    counter = context.Value("i", 0)  # hands each new worker process its number (for its CUDA device)
+    queue = deque(range(len(items)))
+    crashes: Counter[int] = Counter()
+    with _environment({name: str(threads) for name in _THREAD_VARIABLES}):
+        while queue and not stop.is_set():
+            pool = ProcessPoolExecutor(
+                workers, mp_context=context, initializer=_init_process, initargs=(options, outdir, counter, threads)
+            )
+            try:
+                yield from _drain(pool, workers, items, queue, crashes, options.max_retries, stop)
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _drain(
+    pool: ProcessPoolExecutor,
+    workers: int,
+    items: Sequence[InputItem],
+    queue: deque[int],
+    crashes: Counter[int],
+    max_retries: int,
+    stop: threading.Event,
+) -> Iterator[tuple[int, ItemResult]]:
+    """Feed ``pool`` from ``queue`` (a few items ahead of the workers) until it is empty, stopped or broken.
+
+    When a worker process dies the pool breaks and every item in flight fails with it; those items go back
+    to the front of the queue (up to ``max_retries`` times each) for the caller's next pool, so only the item
+    that keeps killing its worker ends up failed.
+    """
+    in_flight: dict[Future, int] = {}
+    broken = False
+    while True:
+        while queue and not broken and not stop.is_set() and len(in_flight) < 2 * workers:
+            n = queue.popleft()
+            try:
+                in_flight[pool.submit(_rig_in_process, items[n])] = n
+            except BrokenProcessPool:
+                queue.appendleft(n)
+                broken = True
+        if stop.is_set():
+            for future in in_flight:
+                future.cancel()  # only those not started yet; running ones finish and are reported
+        if not in_flight:
+            return
+        done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+        for future in done:
+            n = in_flight.pop(future)
+            if future.cancelled():
+                continue
+            item = items[n]
+            try:
+                result = future.result()
+            except BrokenProcessPool:
+                broken = True
+                crashes[n] += 1
+                if crashes[n] <= max_retries:
+                    queue.appendleft(n)
+                    continue
+                result = _failed(item, WorkerLostError(
+                    f"the worker process died while rigging it, {crashes[n]} times (a crash in native code, or "
+                    "out of memory: try a lower --max-vertices)", item.path))
+            except Exception as exc:  # the result could not come back (e.g. not picklable): record it
+                result = _failed(item, exc)
+            yield n, result
+
+
+# Worker processes only: the Worker loaded by the initializer, used by every item this process rigs.
+_PROCESS_WORKER: Worker | None = None
+
+
+def _init_process(options: BatchOptions, outdir: Path, counter: Any, threads: int) -> None:
+    global _PROCESS_WORKER
+    with counter.get_lock():
+        index = counter.value
+        counter.value += 1
+    _exit_with_parent()
+    _PROCESS_WORKER = Worker.start(options, outdir, worker_device(options.device, index), threads)
+
+
+def _rig_in_process(item: InputItem) -> ItemResult:
+    if _PROCESS_WORKER is None:
+        raise RuntimeError("worker process used before its initializer ran")
+    return _PROCESS_WORKER.rig(item)
+
+
+def _exit_with_parent() -> None:
+    """End this worker when its parent dies (e.g. SIGKILLed by a farm scheduler) instead of lingering."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)  # unfinished outputs are temp files; the next run removes them
+
+    threading.Thread(target=watch, name="facerig-parent-watch", daemon=True).start()
+
+
+# ------------------------------------------------------------------------------------------------- helpers
+def _backend(name: str):
+    if name == "ray":
+        from facerig.batch.ray_backend import run_ray
+
+        return run_ray
+    return run_local
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the child processes started inside the block; restore them after.
+
+    The parent has loaded its own BLAS already, so this changes only the children it spawns meanwhile.
+    """
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _report_name(options: BatchOptions) -> str:
+    shard = f".shard{options.shard.index}of{options.shard.count}" if options.shard else ""
+    return f"batch-report{shard}.json"
+
+
+def _failed(item: InputItem, exc: BaseException) -> ItemResult:
+    return ItemResult.failure(str(item.path), str(item.relative), item.content_hash, exc)
+
+
+def _skipped(item: InputItem, record: dict[str, Any]) -> ItemResult:
+    return ItemResult(
+        input=str(item.path),
+        relative=str(item.relative),
+        status=ItemStatus.SKIPPED,
+        content_hash=item.content_hash,
+        vertices=record.get("vertices"),
+        outputs=[output["path"] for output in record["outputs"]],
+        worker=record.get("worker"),
+    )
+
+
+def _cancelled(item: InputItem) -> ItemResult:
+    return ItemResult(str(item.path), str(item.relative), ItemStatus.CANCELLED, item.content_hash)

@@ -1,0 +1,644 @@
+"""The ICT-FaceKit training set: plan, synthesise, re-mesh, annotate and write heads; read them back.
+
+What a build makes (``facerig data ict SOURCE -o DATASET``):
+
+- **Rigged heads**: ``--rigged N`` identities, each neutral + Σ wᵢ identity deltaᵢ with w ~ N(0, σ). Their
+  ground truth per FACS action is the sum of its ICT expression deltas (:meth:`Vocabulary.ict_recipes`);
+  in the linear ICT model expression deltas do not depend on the identity. Poses without an ICT
+  counterpart (Corrugator, FlatPucker) are *unlabelled* (``labelled`` False, deltas zero but
+  meaningless). A corrective's ground truth is ``combined − Σ singles``; ICT's combined pose is the plain
+  sum of its bases' deltas, so **every labelled corrective target is exactly zero**. That is a true fact of
+  this data, kept as is: the network learns "no correction" from ICT, and real correctives must come
+  from rigs that have them. A corrective is labelled when all its bases are.
+- **Unrigged heads** (stage 1, no 3D ground truth): identities far outside the rigged range (w ~ N(0, σᵤ),
+  σᵤ ≫ σ), stylised by smooth spatial warps: regional non-uniform scaling around the eyes, nose, mouth,
+  chin and brow, a global anisotropic scale and random smooth bumps. One warp field moves every
+  component, so eyeballs stay in their sockets. Stored without deltas.
+- **Splits by identity** (seeded): val/test identities never appear in training, not even as a blend
+  partner. Training identities are multiplied by head interpolation (seed appendix D): sample 0 of an
+  identity is the head itself, samples 1…factor−1 blend it linearly with another training identity of
+  the same kind (source topology, before re-meshing). Val and test heads are used once each, as they are.
+- **Topology variety**: every sample, in every split, is re-meshed (:mod:`facerig.trainer.remesh`) with a
+  seeded random vertex budget (log-uniform in [min, max] for the whole head), random density, random
+  relaxation and, for some samples, quads. Ground truth and annotations are carried to the new vertices by
+  barycentric projection onto the source surface. No sample keeps the source topology.
+- **Augmentations** (training samples, ``augment_fraction`` of them): a random neck cut, dropped inner
+  components (eyeballs, eye shells, lashes, teeth, gums and tongue, mouth socket, eye sockets) or the back
+  of the head, random re-meshing density, and a rotation (≤ 10°), scale (0.5–2×, sometimes a unit change
+  to mm, m or inches) and translation jitter applied to vertices and deltas alike.
+
+On disk::
+
+    DATASET/manifest.json          format, builder version, seed, options, vocabulary id, pose names,
+                                   regions, parts, eyelid pairs, counts, splits, one entry per sample
+    DATASET/LICENSE-ICT-FaceKit.txt the kit's MIT licence (its terms require it to travel with the data)
+    DATASET/samples/<name>.npz     one compressed archive per sample (no pickles):
+
+        vertices              (V, 3) float32   neutral, in the sample's units (``meters_per_unit``)
+        face_vertex_counts    (P,) int32       3 or 4 per polygon
+        face_vertex_indices   (M,) int32       polygon corners; fan triangulation = :func:`sample_triangles`
+        deltas                (S, V, 3) float16 per shape of ``manifest["shapes"]`` (47 actions, then 48
+                                               correctives), same units and axes as ``vertices``; rigged only
+        labelled              (S,) bool        True where ``deltas`` is a 3D ground truth; all False if unrigged
+        regions               (V,) int8        index into ``manifest["regions"]``
+        parts                 (V,) int8        index into ``manifest["parts"]`` (the ICT component ranges)
+        landmarks             (68,) int32      Multi-PIE landmarks: nearest vertex on the landmark's component
+        landmark_triangles    (68,) int32      exact landmark points: triangle of :func:`sample_triangles` ...
+        landmark_barycentrics (68, 3) float32  ... and barycentric weights there
+        eyelid_pairs          (4, 2) int32     (upper, lower) indices into ``landmarks`` (:data:`EYELID_PAIRS`)
+        source_vertices       (V, 3) int32     source (ICT) triangle corners each vertex was projected onto ...
+        source_barycentrics   (V, 3) float32   ... and the weights: the transfer used for the ground truth
+        transform             (4, 4) float64   ICT frame (cm) -> sample frame: x' = s·R·x + t (deltas: s·R·d)
+        meters_per_unit       () float64       0.01 for cm, 0.001 for mm, ...
+
+ICT's own frame is kept: +Y up, the face looks along +Z, +X is the character's left (the trainer
+canonicalises). Every sample is written atomically; ``manifest.json`` is written last, so a dataset
+without a manifest is an unfinished build.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from facerig.errors import DatasetError
+from facerig.fileio import atomic_path, write_bytes_atomic
+from facerig.trainer.ict import PARTS, REGIONS, ICTModel, load_ict
+from facerig.trainer.remesh import RemeshOptions, SurfaceIndex, connected_pieces, fan_triangles, remesh
+
+__all__ = [
+    "BUILDER_VERSION",
+    "EYELID_PAIRS",
+    "BuildContext",
+    "BuildOptions",
+    "HeadDataset",
+    "SampleSpec",
+    "build_ict_dataset",
+    "build_sample",
+    "head_geometry",
+    "load_sample",
+    "make_context",
+    "plan_samples",
+    "read_manifest",
+    "sample_triangles",
+    "stylise",
+]
+
+FORMAT = "facerig-ict-dataset"
+BUILDER_VERSION = 1
+# (upper, lower) lid landmark pairs in 0-based Multi-PIE order. 36–41 is the character's right eye in ICT
+# (negative x), 42–47 the left: right 37/41, 38/40, then left 43/47, 44/46.
+EYELID_PAIRS = np.array([[37, 41], [38, 40], [43, 47], [44, 46]], np.int32)
+EYELID_SIDES = ("right", "right", "left", "left")
+# Landmark groups (Multi-PIE) used as centres of the unrigged stylisation.
+_EYE_R, _EYE_L = range(36, 42), range(42, 48)
+_NOSE_TIP, _CHIN, _BROW_MID = 30, 8, 27
+_MOUTH = range(48, 68)
+# Components an augmentation may drop, with their probability.
+_DROPPABLE = (
+    (("eyeball_left", "eyeball_right"), 0.2),
+    (("lacrimal_left", "lacrimal_right", "eye_blend_left", "eye_blend_right", "eye_occlusion_left",
+      "eye_occlusion_right"), 0.25),
+    (("eyelashes_left", "eyelashes_right"), 0.25),
+    (("teeth",), 0.2),
+    (("gums_tongue",), 0.2),
+    (("mouth_socket",), 0.1),
+    (("eye_socket_left", "eye_socket_right"), 0.1),
+    (("head_neck",), 0.1),
+)  # fmt: skip
+_UNITS = ((10.0, 0.001), (0.01, 1.0), (1 / 2.54, 0.0254))  # (scale from cm, meters_per_unit): mm, m, inch
+_MIN_FRAGMENT = 12  # pieces a cut leaves with fewer source vertices are dropped
+
+
+# ---------------------------------------------------------------------------------------------- options
+@dataclass(frozen=True)
+class BuildOptions:
+    """Everything that decides a build; written into the manifest."""
+
+    rigged: int = 161  # rigged identities (the paper's count)
+    unrigged: int = 175  # unrigged (stylised) identities (the paper's count)
+    factor_rigged: int = 25  # training samples per rigged training identity (seed appendix D)
+    factor_unrigged: int = 50  # training samples per unrigged training identity
+    seed: int = 0
+    val_fraction: float = 0.05  # of identities, per kind
+    test_fraction: float = 0.15  # of identities, per kind (the paper: 24 of 161 rigged)
+    min_vertices: int = 1500  # re-meshing budget for the whole head, drawn log-uniformly
+    max_vertices: int = 6000
+    quad_fraction: float = 0.5  # samples written quad-dominant
+    augment_fraction: float = 0.5  # training samples that get crop/drop/jitter augmentations
+    identity_sigma: float = 1.0  # std of rigged identity weights (ICT modes are scaled for N(0, 1))
+    unrigged_sigma: float = 2.5  # std of unrigged identity weights: far outside the rigged range
+
+    def validate(self) -> None:
+        """Raise :class:`DatasetError` for values no build can honour."""
+        checks = [
+            (self.rigged >= 0 and self.unrigged >= 0, "identity counts must be >= 0"),
+            (self.rigged + self.unrigged > 0, "nothing to build: --rigged and --unrigged are both 0"),
+            (self.factor_rigged >= 1 and self.factor_unrigged >= 1, "interpolation factors must be >= 1"),
+            (0 <= self.val_fraction and 0 <= self.test_fraction and self.val_fraction + self.test_fraction < 1,
+             "val and test fractions must be >= 0 and sum to less than 1"),
+            (100 <= self.min_vertices <= self.max_vertices, "need 100 <= min_vertices <= max_vertices"),
+            (0 <= self.quad_fraction <= 1 and 0 <= self.augment_fraction <= 1, "fractions must be in [0, 1]"),
+            (self.identity_sigma > 0 and self.unrigged_sigma > 0, "identity sigmas must be > 0"),
+        ]  # fmt: skip
+        for ok, message in checks:
+            if not ok:
+                raise DatasetError(message)
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """One sample to build: which identities, blended how, into which split."""
+
+    name: str
+    kind: str  # "rigged" or "unrigged"
+    index: int  # position among the samples of its kind (seeds its randomness)
+    split: str  # "train", "val" or "test"
+    identity: int  # base identity (of its kind)
+    partner: int  # blend partner (== identity when not blended)
+    alpha: float  # head = (1 − alpha)·identity + alpha·partner
+    augment: bool
+
+
+# ---------------------------------------------------------------------------------------------- planning
+def _split_identities(n: int, options: BuildOptions, kind_code: int) -> dict[str, list[int]]:
+    order = np.random.default_rng([options.seed, 3, kind_code]).permutation(n).tolist()
+    n_test = round(n * options.test_fraction)
+    n_val = round(n * options.val_fraction)
+    if n >= 3:  # every split has at least one identity when there are enough to go round
+        n_test = max(n_test, 1) if options.test_fraction > 0 else 0
+        n_val = max(n_val, 1) if options.val_fraction > 0 else 0
+    n_test = min(n_test, max(n - 1, 0))
+    n_val = min(n_val, max(n - 1 - n_test, 0))
+    return {
+        "test": sorted(order[:n_test]),
+        "val": sorted(order[n_test : n_test + n_val]),
+        "train": sorted(order[n_test + n_val :]),
+    }
+
+
+def plan_samples(options: BuildOptions) -> tuple[list[SampleSpec], dict[str, dict[str, list[int]]]]:
+    """Every sample of a build, in a fixed order, and the identity splits per kind (pure function of options)."""
+    specs: list[SampleSpec] = []
+    splits: dict[str, dict[str, list[int]]] = {}
+    for kind_code, (kind, n, factor) in enumerate(
+        (("rigged", options.rigged, options.factor_rigged), ("unrigged", options.unrigged, options.factor_unrigged))
+    ):
+        if n == 0:
+            continue
+        split = _split_identities(n, options, kind_code)
+        splits[kind] = split
+        rng = np.random.default_rng([options.seed, 4, kind_code])
+        index = 0
+        for split_name in ("train", "val", "test"):
+            for identity in split[split_name]:
+                copies = factor if split_name == "train" else 1
+                others = [i for i in split["train"] if i != identity]
+                for copy in range(copies):
+                    partner, alpha = identity, 0.0
+                    if copy > 0 and others:
+                        partner, alpha = int(rng.choice(others)), float(rng.uniform(0.0, 1.0))
+                    augment = split_name == "train" and bool(rng.uniform() < options.augment_fraction)
+                    name = f"{kind}_{index:05d}"
+                    specs.append(SampleSpec(name, kind, index, split_name, identity, partner, alpha, augment))
+                    index += 1
+    return specs, splits
+
+
+# ---------------------------------------------------------------------------------------------- synthesis
+def _identity_weights(options: BuildOptions, kind: str, identity: int, n_modes: int) -> np.ndarray:
+    code, sigma = (1, options.identity_sigma) if kind == "rigged" else (2, options.unrigged_sigma)
+    return np.random.default_rng([options.seed, code, identity]).normal(0.0, sigma, n_modes)
+
+
+def _bump(x: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
+    return np.exp(-((x - centre) ** 2).sum(1) / (2.0 * radius**2))[:, None]
+
+
+def stylise(vertices: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A cartoon-like variant of a head: (V, 3) -> (V, 3), one smooth warp for every component.
+
+    Regional scalings (s − 1)·(x − c)·g(x) with a Gaussian g stay fold-free while |s − 1| < 0.6 (their
+    Jacobian is bounded by 1.6·|s − 1|), and each random bump's amplitude is under 0.35 of its radius.
+    """
+    x = np.asarray(vertices, np.float64).copy()
+    size = float(np.ptp(x, axis=0).max())
+    centre = x.mean(axis=0)
+    x = centre + (x - centre) * np.exp(rng.uniform(-0.15, 0.15, 3))
+    lm = x[landmarks]
+    # Both eyes get the same scale and radius: stylised, not lopsided.
+    eye_scale, eye_radius = rng.uniform(0.8, 1.45, 3), rng.uniform(0.08, 0.14)
+    regions = [  # (centre, per-axis scale, radius as a fraction of the head size)
+        (lm[list(_EYE_R)].mean(0), eye_scale, eye_radius),
+        (lm[list(_EYE_L)].mean(0), eye_scale, eye_radius),
+        (lm[_NOSE_TIP], rng.uniform(0.75, 1.45, 3), rng.uniform(0.08, 0.16)),
+        (lm[list(_MOUTH)].mean(0), rng.uniform(0.75, 1.4, 3), rng.uniform(0.1, 0.18)),
+        (lm[_CHIN], rng.uniform(0.75, 1.4, 3), rng.uniform(0.12, 0.22)),
+        (lm[_BROW_MID] + np.array([0.0, 0.15 * size, 0.0]), rng.uniform(0.8, 1.3, 3), rng.uniform(0.15, 0.25)),
+    ]
+    for c, scale, radius in regions:
+        x = x + (scale - 1.0) * (x - c) * _bump(x, c, radius * size)
+    for _ in range(4):
+        r = rng.uniform(0.2, 0.4) * size
+        c = x[rng.integers(len(x))]
+        direction = rng.normal(size=3)
+        x = x + 0.35 * r * rng.uniform(0.3, 1.0) * direction / np.linalg.norm(direction) * _bump(x, c, r)
+    return x
+
+
+def _base_head(model: ICTModel, options: BuildOptions, kind: str, identity: int) -> np.ndarray:
+    head = model.head(_identity_weights(options, kind, identity, len(model.identity_deltas)))
+    if kind == "unrigged":
+        head = stylise(head, model.landmarks, np.random.default_rng([options.seed, 5, identity]))
+    return head
+
+
+def head_geometry(model: ICTModel, options: BuildOptions, spec: SampleSpec) -> np.ndarray:
+    """(V, 3) float64 the sample's head in ICT topology and frame: before crops, re-meshing and jitter."""
+    head = _base_head(model, options, spec.kind, spec.identity)
+    if spec.alpha > 0:
+        head = (1.0 - spec.alpha) * head + spec.alpha * _base_head(model, options, spec.kind, spec.partner)
+    return head
+
+
+def _crop_faces(
+    model: ICTModel, head: np.ndarray, rng: np.random.Generator, record: dict[str, Any]
+) -> np.ndarray:
+    """(F,) bool mask of source triangles kept after a random neck cut and dropped components."""
+    tris = model.triangles
+    part = model.part_of_vertex()
+    part_names = [name for name, *_ in PARTS]
+    keep = np.ones(len(tris), bool)
+    dropped = []
+    for names, probability in _DROPPABLE:
+        if rng.uniform() < probability:
+            ids = [part_names.index(n) for n in names]
+            keep &= ~np.isin(part[tris], ids).any(axis=1)
+            dropped.extend(names)
+    if rng.uniform() < 0.5:
+        chin = head[model.landmarks[_CHIN], 1]
+        bottom = head[:, 1].min()
+        cut = float(rng.uniform(bottom, chin - 0.15 * (chin - bottom)))
+        keep &= (head[tris, 1] >= cut).all(axis=1)
+        record["neck_cut_y"] = cut
+    record["dropped"] = dropped
+    return keep
+
+
+def _drop_fragments(n_vertices: int, tris: np.ndarray) -> np.ndarray:
+    """Triangles minus those of pieces with fewer than _MIN_FRAGMENT vertices (cut leftovers)."""
+    pieces = connected_pieces(n_vertices, tris)
+    used = np.zeros(n_vertices, bool)
+    used[tris.ravel()] = True
+    size = np.bincount(pieces[used], minlength=pieces.max() + 1)
+    return tris[size[pieces[tris[:, 0]]] >= _MIN_FRAGMENT]
+
+
+def _rotation(axis_angle: np.ndarray) -> np.ndarray:
+    angle = float(np.linalg.norm(axis_angle))
+    if angle == 0.0:
+        return np.eye(3)
+    k = axis_angle / angle
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + math.sin(angle) * kx + (1 - math.cos(angle)) * kx @ kx
+
+
+def _jitter(head: np.ndarray, rng: np.random.Generator, record: dict[str, Any]) -> tuple[np.ndarray, float]:
+    """(4, 4) transform x' = s·R·x + t and the sample's meters_per_unit."""
+    axis = rng.normal(size=3)
+    rot = _rotation(axis / np.linalg.norm(axis) * np.radians(rng.uniform(0.0, 10.0)))
+    scale = float(np.exp(rng.uniform(np.log(0.5), np.log(2.0))))
+    meters_per_unit = 0.01
+    if rng.uniform() < 0.2:
+        unit_scale, meters_per_unit = _UNITS[rng.integers(len(_UNITS))]
+        scale *= unit_scale
+    size = float(np.ptp(head, axis=0).max())
+    transform = np.eye(4)
+    transform[:3, :3] = scale * rot
+    transform[:3, 3] = rng.normal(0.0, 0.1 * size, 3) * scale
+    record.update(scale=scale, meters_per_unit=meters_per_unit)
+    return transform, meters_per_unit
+
+
+# ---------------------------------------------------------------------------------------------- one sample
+@dataclass(frozen=True, eq=False)
+class BuildContext:
+    """What every sample of a build shares (built once, inherited by forked workers)."""
+
+    model: ICTModel
+    options: BuildOptions
+    shape_names: tuple[str, ...]
+    action_deltas: np.ndarray  # (A, V, 3) float32 ICT-frame deltas of the actions (0 where unlabelled)
+    labelled: np.ndarray  # (S,) bool
+    regions: np.ndarray  # (V,) region per source vertex
+    parts: np.ndarray  # (V,) part per source vertex
+    outdir: Path
+
+
+def make_context(model: ICTModel, options: BuildOptions, outdir: Path) -> BuildContext:
+    """The shared part of a build: FACS ground truth in ICT topology, label mask, per-vertex annotations."""
+    from facerig.vocabulary import load_vocabulary
+
+    vocabulary = load_vocabulary()
+    recipes = vocabulary.ict_recipes()
+    actions = vocabulary.action_names
+    deltas = np.zeros((len(actions), model.n_vertices, 3), np.float32)
+    for i, name in enumerate(actions):
+        for shape in recipes[name] or ():
+            deltas[i] += model.expression(shape)
+    action_labelled = {name: recipes[name] is not None for name in actions}
+    labelled = [action_labelled[name] for name in actions]
+    labelled += [all(action_labelled[b] for b in c.bases) for c in vocabulary.correctives]
+    return BuildContext(
+        model=model,
+        options=options,
+        shape_names=vocabulary.shape_names,
+        action_deltas=deltas,
+        labelled=np.array(labelled, bool),
+        regions=model.region_of_vertex(),
+        parts=model.part_of_vertex(),
+        outdir=outdir,
+    )
+
+
+def build_sample(ctx: BuildContext, spec: SampleSpec) -> dict[str, Any]:
+    """Synthesise, re-mesh and write one sample; returns its manifest entry."""
+    model, options = ctx.model, ctx.options
+    kind_code = 1 if spec.kind == "rigged" else 2
+    rng = np.random.default_rng([options.seed, 6, kind_code, spec.index])
+    head = head_geometry(model, options, spec)
+
+    record: dict[str, Any] = {}
+    tris = model.triangles
+    if spec.augment:
+        tris = _drop_fragments(model.n_vertices, tris[_crop_faces(model, head, rng, record)])
+    remesh_options = RemeshOptions(
+        budget=int(round(np.exp(rng.uniform(np.log(options.min_vertices), np.log(options.max_vertices))))),
+        quads=bool(rng.uniform() < options.quad_fraction),
+        relax=float(rng.uniform(0.0, 0.6)),
+        density_contrast=float(rng.uniform(0.0, 1.0)),
+    )
+    mesh = remesh(head, tris, remesh_options, rng)
+    transfer = mesh.transfer
+    dominant = transfer.source_vertices[np.arange(len(mesh.vertices)), transfer.barycentrics.argmax(axis=1)]
+
+    # Landmarks: exact points on the new surface, on the same component as the source landmark vertex.
+    lm_source = model.landmarks
+    lm_pieces = mesh.source_pieces[lm_source]
+    if (lm_pieces < 0).any():
+        raise DatasetError(f"{spec.name}: an augmentation removed a landmark's component")
+    index = SurfaceIndex(mesh.vertices, mesh.triangles, mesh.pieces[mesh.triangles[:, 0]])
+    lm_tri, lm_bary, _ = index.query(head[lm_source], lm_pieces)
+    lm_points = index.points(lm_tri, lm_bary)
+    distance = np.linalg.norm(mesh.vertices[None] - lm_points[:, None], axis=2)
+    distance[mesh.pieces[None, :] != lm_pieces[:, None]] = np.inf
+    lm_vertex = distance.argmin(axis=1)
+
+    transform = np.eye(4)
+    meters_per_unit = 0.01
+    if spec.augment:
+        transform, meters_per_unit = _jitter(head, rng, record)
+    linear, offset = transform[:3, :3], transform[:3, 3]
+    arrays: dict[str, np.ndarray] = {
+        "vertices": (mesh.vertices @ linear.T + offset).astype(np.float32),
+        "face_vertex_counts": mesh.face_vertex_counts.astype(np.int32),
+        "face_vertex_indices": mesh.face_vertex_indices.astype(np.int32),
+        "labelled": ctx.labelled if spec.kind == "rigged" else np.zeros(len(ctx.labelled), bool),
+        "regions": ctx.regions[dominant].astype(np.int8),
+        "parts": ctx.parts[dominant].astype(np.int8),
+        "landmarks": lm_vertex.astype(np.int32),
+        "landmark_triangles": lm_tri.astype(np.int32),
+        "landmark_barycentrics": lm_bary.astype(np.float32),
+        "eyelid_pairs": EYELID_PAIRS,
+        "source_vertices": transfer.source_vertices.astype(np.int32),
+        "source_barycentrics": transfer.barycentrics.astype(np.float32),
+        "transform": transform,
+        "meters_per_unit": np.float64(meters_per_unit),
+    }
+    if spec.kind == "rigged":
+        actions = transfer.apply(ctx.action_deltas) @ linear.T  # (A, N, 3)
+        correctives = np.zeros((len(ctx.shape_names) - len(actions),) + actions.shape[1:], actions.dtype)
+        arrays["deltas"] = np.concatenate([actions, correctives]).astype(np.float16)
+
+    path = ctx.outdir / "samples" / f"{spec.name}.npz"
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+    return {
+        **asdict(spec),
+        "file": f"samples/{spec.name}.npz",
+        "vertices": int(len(mesh.vertices)),
+        "polygons": int(len(mesh.face_vertex_counts)),
+        "quads": remesh_options.quads,
+        "budget": remesh_options.budget,
+        "components": int(mesh.pieces.max()) + 1,
+        **record,
+    }
+
+
+# Forked workers read the build context from here; set only by _init_worker in a child process.
+_WORKER_CONTEXT: BuildContext | None = None
+
+
+def _init_worker(ctx: BuildContext) -> None:
+    global _WORKER_CONTEXT
+    _WORKER_CONTEXT = ctx
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _build_in_worker(spec: SampleSpec) -> dict[str, Any]:
+    assert _WORKER_CONTEXT is not None
+    return build_sample(_WORKER_CONTEXT, spec)
+
+
+# ---------------------------------------------------------------------------------------------- build
+def _prepare_outdir(outdir: Path, overwrite: bool) -> None:
+    if outdir.exists() and not outdir.is_dir():
+        raise DatasetError("output exists and is not a folder", outdir)
+    if outdir.is_dir() and any(outdir.iterdir()):
+        if not overwrite:
+            raise DatasetError("output folder is not empty (pass overwrite / --force to replace a dataset)", outdir)
+        if not (outdir / "manifest.json").is_file() and not (outdir / "samples").is_dir():
+            raise DatasetError("output folder holds something that is not a facerig dataset; not touching it", outdir)
+        (outdir / "manifest.json").unlink(missing_ok=True)
+        shutil.rmtree(outdir / "samples", ignore_errors=True)
+    (outdir / "samples").mkdir(parents=True, exist_ok=True)
+
+
+def build_ict_dataset(
+    source: str | Path,
+    outdir: str | Path,
+    options: BuildOptions = BuildOptions(),
+    *,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: bool = False,
+    model: ICTModel | None = None,
+) -> dict[str, Any]:
+    """Build a training set from ICT-FaceKit (see the module docstring); returns the manifest.
+
+    Args:
+        source: FaceXModel folder or ICT-FaceKit archive (ignored when ``model`` is given).
+        outdir: the dataset folder; must be empty or absent unless ``overwrite``.
+        options: what to build. workers: processes (samples are independent and seeded by their index,
+            so the result does not depend on the worker count).
+        model: an already loaded :class:`ICTModel`, to skip reading the source again.
+    """
+    options.validate()
+    outdir = Path(outdir)
+    if model is None:
+        model = load_ict(source)
+    _prepare_outdir(outdir, overwrite)
+    ctx = make_context(model, options, outdir)
+    specs, splits = plan_samples(options)
+    started = time.perf_counter()
+    entries = list(_run(ctx, specs, workers, progress))
+    entries.sort(key=lambda entry: entry["name"])
+    if model.licence:
+        write_bytes_atomic(outdir / "LICENSE-ICT-FaceKit.txt", model.licence.encode())
+
+    from facerig.vocabulary import load_vocabulary
+
+    counts: dict[str, int] = {}
+    for entry in entries:
+        key = f"{entry['kind']}_{entry['split']}"
+        counts[key] = counts.get(key, 0) + 1
+    manifest = {
+        "format": FORMAT,
+        "builder_version": BUILDER_VERSION,
+        "seed": options.seed,
+        "options": asdict(options),
+        "source": {"kind": "ICT-FaceKit FaceXModel", "name": Path(model.source).name, "licence": "MIT"},
+        "vocabulary_id": load_vocabulary().id,
+        "shapes": list(ctx.shape_names),
+        "labelled": ctx.labelled.tolist(),
+        "regions": list(REGIONS),
+        "parts": [name for name, *_ in PARTS],
+        "eyelid_pairs": EYELID_PAIRS.tolist(),
+        "eyelid_sides": list(EYELID_SIDES),
+        "units": "each sample's meters_per_unit; ICT itself is in centimetres",
+        "axes": "+Y up, face along +Z, +X the character's left (before each sample's transform)",
+        "counts": dict(sorted(counts.items())) | {"total": len(entries)},
+        "identities": splits,
+        "build_seconds": round(time.perf_counter() - started, 1),
+        "samples": entries,
+    }
+    write_bytes_atomic(outdir / "manifest.json", json.dumps(manifest, indent=1, allow_nan=False).encode())
+    return manifest
+
+
+def _run(ctx: BuildContext, specs: list[SampleSpec], workers: int, progress: bool) -> Iterator[dict[str, Any]]:
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(specs), unit="head", disable=not progress, desc="building")
+    try:
+        if workers <= 1 or len(specs) <= 1:
+            for spec in specs:
+                yield build_sample(ctx, spec)
+                bar.update()
+            return
+        # fork: workers inherit the loaded model instead of unpickling 60 MB of arrays each.
+        with multiprocessing.get_context("fork").Pool(workers, _init_worker, (ctx,)) as pool:
+            for entry in pool.imap_unordered(_build_in_worker, specs, chunksize=1):
+                yield entry
+                bar.update()
+    finally:
+        bar.close()
+
+
+# ---------------------------------------------------------------------------------------------- reading
+_REQUIRED_KEYS = (
+    "vertices", "face_vertex_counts", "face_vertex_indices", "labelled", "regions", "parts", "landmarks",
+    "landmark_triangles", "landmark_barycentrics", "eyelid_pairs", "transform", "meters_per_unit",
+)  # fmt: skip
+
+
+def read_manifest(root: str | Path) -> dict[str, Any]:
+    """The dataset's manifest, checked for format and builder version."""
+    path = Path(root) / "manifest.json"
+    if not path.is_file():
+        raise DatasetError("no manifest.json: not a dataset, or an unfinished build", root)
+    try:
+        manifest = json.loads(path.read_text())
+    except (ValueError, OSError) as exc:
+        raise DatasetError(f"manifest.json is unreadable ({exc})", root) from None
+    if manifest.get("format") != FORMAT:
+        raise DatasetError(f"not a {FORMAT} manifest", path)
+    if manifest.get("builder_version", 0) > BUILDER_VERSION:
+        raise DatasetError(f"made by a newer builder (version {manifest['builder_version']})", path)
+    return manifest
+
+
+def load_sample(path: str | Path) -> dict[str, np.ndarray]:
+    """A sample's arrays (see the module docstring), read without pickles; ``deltas`` only for rigged heads."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"unreadable sample ({exc})", path) from None
+    missing = [key for key in _REQUIRED_KEYS if key not in arrays]
+    if missing:
+        raise DatasetError(f"sample lacks {', '.join(missing)}", path)
+    return arrays
+
+
+def sample_triangles(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """(F, 3) int64 fan triangulation of a sample's polygons (what ``landmark_triangles`` index)."""
+    return fan_triangles(arrays["face_vertex_counts"], arrays["face_vertex_indices"].astype(np.int64))
+
+
+class HeadDataset:
+    """A torch-style dataset over one split of a built dataset.
+
+    ``dataset[i]`` is a dict of tensors: ``vertices`` (V, 3) float32, ``triangles`` (F, 3) int64,
+    ``deltas`` (S, V, 3) float32 (rigged heads only), ``labelled`` (S,) bool, ``regions`` (V,) int64,
+    ``landmarks`` (68,) int64, ``landmark_triangles`` (68,) int64, ``landmark_barycentrics`` (68, 3)
+    float32, ``eyelid_pairs`` (4, 2) int64, plus ``name`` and ``rigged`` (str, bool) and
+    ``meters_per_unit`` (float). It is a plain sequence, usable with ``torch.utils.data.DataLoader``
+    (batch size 1, or a collate function that keeps heads apart: their vertex counts differ).
+    """
+
+    def __init__(self, root: str | Path, split: str = "train", kind: str | None = None) -> None:
+        if split not in ("train", "val", "test"):
+            raise DatasetError(f"unknown split {split!r} (train, val or test)", root)
+        if kind not in (None, "rigged", "unrigged"):
+            raise DatasetError(f"unknown kind {kind!r} (rigged or unrigged)", root)
+        self.root = Path(root)
+        self.manifest = read_manifest(self.root)
+        self.shapes: tuple[str, ...] = tuple(self.manifest["shapes"])
+        self.entries = [
+            e for e in self.manifest["samples"] if e["split"] == split and (kind is None or e["kind"] == kind)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        import torch
+
+        entry = self.entries[i]
+        arrays = load_sample(self.root / entry["file"])
+        item: dict[str, Any] = {
+            "name": entry["name"],
+            "rigged": entry["kind"] == "rigged",
+            "meters_per_unit": float(arrays["meters_per_unit"]),
+            "vertices": torch.from_numpy(arrays["vertices"].astype(np.float32)),
+            "triangles": torch.from_numpy(sample_triangles(arrays)),
+            "labelled": torch.from_numpy(arrays["labelled"].astype(bool)),
+        }
+        for key in ("regions", "landmarks", "landmark_triangles", "eyelid_pairs"):
+            item[key] = torch.from_numpy(arrays[key].astype(np.int64))
+        item["landmark_barycentrics"] = torch.from_numpy(arrays["landmark_barycentrics"].astype(np.float32))
+        if "deltas" in arrays:
+            item["deltas"] = torch.from_numpy(arrays["deltas"].astype(np.float32))
+        return item

@@ -1,0 +1,220 @@
+"""The two-stage trainer: DDP on two CPU processes, exact resume, checkpoints, metrics and the exported model.
+
+The heads come from the dataset builder: three rigged and one unrigged ICT head at ~300 vertices.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from facerig.errors import ConfigError, DatasetError
+from facerig.model import PackagedModel
+from facerig.network import RigNetwork
+from facerig.trainer.config import load_config
+from facerig.trainer.dataset import BuildOptions, build_ict_dataset
+from facerig.render import frontal_camera
+from facerig.trainer.heads import TrainingHeads
+from facerig.trainer.targets import DiskTargets, TransferTargets, render_targets, write_disk_targets
+from facerig.trainer.train import LOSS_NAMES, evaluate, train
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "configs" / "tiny.toml"
+N_ACTIONS = 47
+
+# Run by torchrun in test_two_processes...: train, then save this rank's weights for comparison.
+WORKER = """
+import os, sys, torch
+from facerig.trainer.config import load_config, parse_overrides
+from facerig.trainer.train import train
+result = train(load_config(sys.argv[1], parse_overrides(sys.argv[3:])))
+torch.save(result.network.state_dict(), os.path.join(sys.argv[2], f"rank{os.environ['RANK']}.pt"))
+"""
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory, ict_dir: Path) -> Path:
+    """Three rigged and one unrigged ICT head, re-meshed to ~300 vertices, all in the train split."""
+    root = tmp_path_factory.mktemp("heads") / "ict"
+    options = BuildOptions(rigged=3, unrigged=1, factor_rigged=1, factor_unrigged=1, val_fraction=0.0,
+                           test_fraction=0.0, min_vertices=250, max_vertices=350, seed=0)
+    build_ict_dataset(ict_dir, root, options)
+    return root
+
+
+def _rows(run: Path) -> list[dict[str, str]]:
+    with open(run / "metrics.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+# ----------------------------------------------------------------------------------------------------- DDP
+def test_two_processes_train_both_stages_losses_fall_and_ranks_agree(dataset: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    overrides = [f"--data.dataset={dataset}", f"--run.out_dir={run}", "--run.device=cpu",
+                 "--stage1.epochs=4", "--stage2.epochs=4"]
+    (tmp_path / "worker.py").write_text(WORKER)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               str(tmp_path / "worker.py"), str(TINY), str(tmp_path), *overrides]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    # DDP averaged the gradients: both ranks end with bit-identical weights
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert rank0.keys() == rank1.keys()
+    for name in rank0:
+        assert torch.equal(rank0[name], rank1[name]), name
+
+    # 4 heads over 2 ranks = 2 steps per epoch in stage 1; 3 rigged heads pad to 2 per epoch in stage 2
+    rows = _rows(run)
+    assert [(r["stage"], int(r["step"])) for r in rows] == [("stage1", s) for s in range(1, 9)] + [
+        ("stage2", s) for s in range(1, 9)
+    ]
+    checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert checkpoints == ["stage1-0000004.pt", "stage1-final.pt", "stage2-0000004.pt", "stage2-final.pt"]
+    torch.testing.assert_close(_weights(run / "checkpoints" / "stage2-final.pt"), rank0, rtol=0, atol=0)
+
+    # the loss of each stage, on every head with a fixed pose draw, falls over that stage
+    config = load_config(TINY, {"data.dataset": str(dataset)})
+    heads = TrainingHeads(dataset, "train")
+    torch.manual_seed(config.run.seed)  # rank 0's initialisation, which DDP broadcast to rank 1
+    network = RigNetwork(config.network)
+    before_stage1 = evaluate(network, heads, "stage1", config)
+    network.load_state_dict(_weights(run / "checkpoints" / "stage1-final.pt"))
+    after_stage1, before_stage2 = evaluate(network, heads, "stage1", config), evaluate(network, heads, "stage2", config)
+    network.load_state_dict(rank0)
+    after_stage2 = evaluate(network, heads, "stage2", config)
+    assert after_stage1 < 0.8 * before_stage1
+    assert after_stage2 < 0.5 * before_stage2
+
+    # the exported model loads without the network code and records its provenance
+    model = PackagedModel.load(run / "model")
+    training = model.metadata["training"]
+    assert training["stages"]["stage1"]["steps"] == 8 and training["stages"]["stage2"]["steps"] == 8
+    assert training["dataset"]["heads"] == 4 and training["hardware"]["world_size"] == 2
+    assert set(training["stages"]["stage2"]["final_losses"]) == {"image", "mask", "mse_3d", "landmark_2d",
+                                                                 "eye_closure_2d", "total"}
+    assert training["config"]["stage1"]["epochs"] == 4
+    head = heads[0]
+    from facerig.operators import get_operators
+
+    operators = get_operators(head.vertices, head.faces, config.network.k_eig, cache_dir=heads.operator_cache)
+    acts = np.eye(N_ACTIONS, dtype=np.float32)[:3]
+    with torch.no_grad():
+        expected = network(torch.from_numpy(head.vertices), operators.to_torch(), torch.from_numpy(acts)).numpy()
+    np.testing.assert_allclose(model.predict(head.vertices, operators, acts), expected, atol=1e-6)
+
+
+# -------------------------------------------------------------------------------------------------- resume
+def test_resume_from_a_mid_run_checkpoint_reproduces_the_uninterrupted_losses(dataset: Path, tmp_path: Path) -> None:
+    common = {"data.dataset": str(dataset), "run.device": "cpu", "run.checkpoint_every": "3", "run.export": "false"}
+    full = train(load_config(TINY, {**common, "run.out_dir": str(tmp_path / "full")}))
+    assert full.stages["stage1"].steps == 8 and full.stages["stage2"].steps == 6
+
+    resumed_dir = tmp_path / "resumed"
+    resumed = train(load_config(TINY, {**common, "run.out_dir": str(resumed_dir)}),
+                    resume=tmp_path / "full" / "checkpoints" / "stage1-0000003.pt")
+    full_rows, resumed_rows = _rows(tmp_path / "full"), _rows(resumed_dir)
+    assert len(resumed_rows) == len(full_rows) - 3  # steps 4..8 of stage 1, then all of stage 2
+    for got, want in zip(resumed_rows, full_rows[3:]):
+        assert (got["stage"], got["step"], got["lr"]) == (want["stage"], want["step"], want["lr"])
+        for name in (*LOSS_NAMES, "total"):
+            if want[name]:
+                assert float(got[name]) == pytest.approx(float(want[name]), rel=1e-6, abs=1e-9), (want["step"], name)
+    for name, value in full.network.state_dict().items():
+        torch.testing.assert_close(resumed.network.state_dict()[name], value, rtol=1e-6, atol=1e-7)
+
+
+def test_resume_keeps_the_earlier_metric_rows_of_its_own_run(dataset: Path, tmp_path: Path) -> None:
+    overrides = {"data.dataset": str(dataset), "run.device": "cpu", "run.out_dir": str(tmp_path),
+                 "run.checkpoint_every": "2", "run.export": "false", "run.stages": '["stage1"]'}
+    train(load_config(TINY, overrides))
+    first = _rows(tmp_path)
+    train(load_config(TINY, overrides), resume=tmp_path / "checkpoints" / "stage1-0000004.pt")
+    again = _rows(tmp_path)
+    assert [r["step"] for r in again] == [str(s) for s in range(1, 9)]
+    assert [r["total"] for r in again] == [r["total"] for r in first]
+
+
+def test_stage2_alone_starts_from_its_init_checkpoint(dataset: Path, tmp_path: Path) -> None:
+    overrides = {"data.dataset": str(dataset), "run.device": "cpu", "run.export": "false"}
+    stage1 = train(load_config(TINY, {**overrides, "run.out_dir": str(tmp_path / "s1"), "run.stages": '["stage1"]'}))
+    init = tmp_path / "s1" / "checkpoints" / "stage1-final.pt"
+    config = load_config(TINY, {**overrides, "run.out_dir": str(tmp_path / "s2"), "run.stages": '["stage2"]',
+                                "stage2.init": str(init), "stage2.max_steps": "1", "stage2.warmup_steps": "0", "stage2.lr": "1e-12",
+                                "stage2.eta_min": "0.0"})
+    stage2 = train(config)
+    for name, value in stage1.network.state_dict().items():  # one step at lr 1e-12 leaves stage 1's weights
+        torch.testing.assert_close(stage2.network.state_dict()[name], value, rtol=0, atol=1e-9)
+
+
+def test_a_bad_checkpoint_is_a_config_error(dataset: Path, tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.pt"
+    torch.save({"model": {}}, bogus)
+    config = load_config(TINY, {"data.dataset": str(dataset), "run.out_dir": str(tmp_path / "run")})
+    with pytest.raises(ConfigError, match="not a facerig training checkpoint"):
+        train(config, resume=bogus)
+
+
+# ----------------------------------------------------------------------------------------------------- CLI
+def test_cli_train_applies_overrides_and_reports_bad_keys_in_one_line(dataset: Path, tmp_path: Path, capsys) -> None:
+    from facerig.cli import run
+
+    code = run(["train", "--config", str(TINY), "--data.dataset", str(dataset), "--run.out_dir", str(tmp_path),
+                "--run.stages", '["stage1"]', "--stage1.max_steps", "2", "--run.export=false"])
+    assert code == 0
+    assert [r["step"] for r in _rows(tmp_path)] == ["1", "2"]
+    assert "stage1: 2 steps" in capsys.readouterr().out
+
+    assert run(["train", "--config", str(TINY), "--stage1.epoch", "3"]) == 1
+    assert "unknown key stage1.epoch" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ 2D targets
+def test_transfer_targets_of_a_rigged_head_posing_as_unrigged_are_its_own_ground_truth(dataset: Path) -> None:
+    heads = TrainingHeads(dataset, "train")
+    rigged = heads[heads.rigged().index(True)]
+    stripped = dataclasses.replace(rigged, id="stripped", deltas=None, labelled=np.zeros_like(rigged.labelled))
+    source = TransferTargets([rigged, heads[heads.rigged().index(True) + 1]])
+    np.testing.assert_array_equal(source.poses(stripped), rigged.activations[rigged.labelled])
+
+    rows = np.array([3, 10])
+    camera = frontal_camera(stripped.vertices, 48)
+    got = source.targets(stripped, rows, camera, sigma=1.0)
+    gt = torch.from_numpy(rigged.deltas[np.flatnonzero(rigged.labelled)[rows]])
+    want = render_targets(torch.from_numpy(rigged.vertices), gt, torch.from_numpy(rigged.faces), camera, 1.0,
+                          torch.from_numpy(rigged.landmarks))
+    assert float(want.flow.abs().amax()) > 0.5  # the poses move something on screen
+    for name in ("image", "mask", "flow", "neutral_mask", "landmarks"):
+        torch.testing.assert_close(getattr(got, name), getattr(want, name), atol=1e-4, rtol=0)
+
+
+def test_disk_targets_read_back_what_was_written(dataset: Path, tmp_path: Path) -> None:
+    heads = TrainingHeads(dataset, "train")
+    head = heads[heads.rigged().index(False)]
+    camera = frontal_camera(head.vertices, 32, fov_degrees=20.0)
+    deltas = torch.zeros((3, len(head.vertices), 3))
+    deltas[:, :, 1] = torch.tensor([0.0, 0.05, 0.1])[:, None]  # the head moves up, 0 to 0.1 units
+    written = render_targets(torch.from_numpy(head.vertices), deltas, torch.from_numpy(head.faces), camera, 1.0)
+    write_disk_targets(tmp_path, head.id, np.eye(3, N_ACTIONS, dtype=np.float32), written, fov_degrees=20.0)
+
+    source = DiskTargets(tmp_path)
+    assert source.poses(head).shape == (3, N_ACTIONS)
+    read = source.targets(head, np.array([2, 0]), camera, sigma=1.0)
+    torch.testing.assert_close(read.flow, written.flow[[2, 0]])
+    torch.testing.assert_close(read.image, written.image[[2, 0]])
+    torch.testing.assert_close(read.neutral_mask, written.neutral_mask)
+    with pytest.raises(DatasetError, match="the stage renders"):
+        source.targets(head, np.array([0]), frontal_camera(head.vertices, 64), sigma=1.0)
