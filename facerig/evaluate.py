@@ -41,7 +41,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from facerig.canonical import canonical_frame
-from facerig.errors import DatasetError
+from facerig.errors import ConfigError, DatasetError
 from facerig.fileio import write_bytes_atomic
 from facerig.mesh import Mesh
 from facerig.rig import Rig
@@ -210,11 +210,11 @@ class EvalReport:
     def to_markdown(self) -> str:
         """The summary, per-region and per-pose tables, and the extra-head table when there is one."""
         methods = list(self.methods)
+        model = f"Model: {self.model['name']} (`{str(self.model['id'])[:12]}`)" if self.model else "No model"
         lines = [
             f"# facerig accuracy: {self.dataset} ({self.split} split)",
             "",
-            f"Model: {self.model.get('name', '?')} (`{str(self.model.get('id', '?'))[:12]}`). "
-            f"{len(self.heads)} heads, {len(self.poses)} labelled FACS poses. Errors in mm; "
+            f"{model}. {len(self.heads)} heads, {len(self.poses)} labelled FACS poses. Errors in mm; "
             f"'moving' = vertices whose true displacement exceeds {self.settings.get('moving_threshold_mm')} mm; "
             "'gain' = after a best least-squares gain per pose and head.",
             "",
@@ -229,11 +229,13 @@ class EvalReport:
         lines += ["", "## MAE per region (mm)", "", "| region | " + " | ".join(methods) + " |",
                   "|---|" + "---|" * len(methods)]
         for region in self.regions:
-            lines.append(f"| {region} | " + " | ".join(_fmt(self.methods[n].per_region.get(region)) for n in methods) + " |")
+            cells = [_fmt(self.methods[n].per_region.get(region)) for n in methods]
+            lines.append(f"| {region} | " + " | ".join(cells) + " |")
         lines += ["", "## MAE per pose (mm; raw / after gain)", "", "| pose | " + " | ".join(methods) + " |",
                   "|---|" + "---|" * len(methods)]
         for pose in self.poses:
-            cells = [f"{_fmt(self.methods[n].per_pose[pose])} / {_fmt(self.methods[n].per_pose_gain[pose])}" for n in methods]
+            cells = [f"{_fmt(self.methods[n].per_pose[pose])} / {_fmt(self.methods[n].per_pose_gain[pose])}"
+                     for n in methods]
             lines.append(f"| {pose} | " + " | ".join(cells) + " |")
         if self.extra_heads:
             lines += ["", "## Heads without a ground-truth rig", "",
@@ -247,11 +249,11 @@ class EvalReport:
                                  f"{_fmt(e.peak_max, 4)} | {e.moving_poses} | {_fmt(e.penetration, 4)} |")
         return "\n".join(lines) + "\n"
 
-    def write(self, directory: str | Path) -> tuple[Path, Path]:
-        """Write ``eval.json`` and ``eval.md`` into ``directory`` (atomically); returns both paths."""
+    def write(self, directory: str | Path, stem: str = "eval") -> tuple[Path, Path]:
+        """Write ``<stem>.json`` and ``<stem>.md`` into ``directory`` (atomically); returns both paths."""
         directory = Path(directory)
-        return (write_bytes_atomic(directory / "eval.json", self.to_json().encode()),
-                write_bytes_atomic(directory / "eval.md", self.to_markdown().encode()))
+        return (write_bytes_atomic(directory / f"{stem}.json", self.to_json().encode()),
+                write_bytes_atomic(directory / f"{stem}.md", self.to_markdown().encode()))
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -325,13 +327,14 @@ def evaluate(
 
     Raises:
         DatasetError: the dataset is unreadable, or the split has no rigged head.
+        ConfigError: an unknown method.
     """
-    from facerig.trainer.dataset import load_sample, read_manifest, sample_triangles
+    from facerig.trainer.dataset import load_sample, read_manifest
 
     started = time.perf_counter()
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
-        raise DatasetError(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+        raise ConfigError(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
     root = Path(dataset)
     manifest = read_manifest(root)
     vocabulary = vocabulary or load_vocabulary()
@@ -359,7 +362,7 @@ def evaluate(
         if "deltas" not in arrays:
             raise DatasetError("a rigged sample has no deltas", root / entry["file"])
         mesh = _sample_mesh(arrays, entry["name"])
-        triangles = sample_triangles(arrays)
+        triangles = mesh.triangles  # the fan triangulation the dataset's triangle indices use
         mm = float(arrays["meters_per_unit"]) * 1000.0
         truth = arrays["deltas"][rows].astype(np.float64)  # (P, V, 3)
         skin = skin_mask(mesh.vertices, triangles)

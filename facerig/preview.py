@@ -24,7 +24,7 @@ import torch
 from facerig.canonical import CanonicalFrame, canonical_frame
 from facerig.errors import ConfigError
 from facerig.png import write_png
-from facerig.render import frontal_camera, rasterize, shade
+from facerig.render import PerspectiveCamera, frontal_camera, rasterize, shade
 from facerig.rig import Rig
 
 NEUTRAL = "neutral"
@@ -48,28 +48,26 @@ GLYPH_WIDTH, GLYPH_HEIGHT = 5, 7
 # Each glyph: 7 rows top to bottom, two hex digits per row, bit 4 the leftmost of 5 pixels. Lower-case
 # descenders (g j p q y) sit one row higher, as on 5x7 character LCDs, so every glyph fits 7 rows.
 _FONT_TABLE = """
-A 0e11111f111111 B 1e11111e11111e C 0e11101010110e D 1c121111111 21c E 1f10101e10101f F 1f10101e101010
-G 0e111017 11110f H 1111111f111111 I 0e04040404040e J 0702020202120c K 11121418141211 L 1010101010101f
+A 0e1111111f1111 B 1e11111e11111e C 0e11101010110e D 1c12111111121c E 1f10101e10101f F 1f10101e101010
+G 0e11101711110f H 1111111f111111 I 0e04040404040e J 0702020202120c K 11121418141211 L 1010101010101f
 M 111b1515111111 N 11111915131111 O 0e11111111110e P 1e11111e101010 Q 0e11111115120d R 1e11111e141211
 S 0f10100e01011e T 1f040404040404 U 1111111111110e V 11111111110a04 W 1111111515150a X 11110a040a1111
-Y 1111110a040404 Z 1f01020408101f
-a 00000e010f110f b 10101619111 11e c 00000e1010110e d 01010d1311110f e 00000e111f100e f 0609081c080808
-g 000f11110f010e h 10101619111111 i 0400 0c0404040e j 0200060202120c k 10101214181412 l 0c04040404040e
-m 00001a15151111 n 00001619111111 o 00000e1111110e p 00001e111e1010 q 00000d130f0101 r 00001619101010
-s 00000e100e011e t 08081c08080906 u 0000111111130d v 000011111 10a04 w 0000111115150a x 0000110a040a11
-y 00001111 0f010e z 00001f0204081f
-0 0e11131519110e 1 040c040404040e 2 0e11010204081f 3 1f020402011 10e 4 02060a121f0202 5 1f101e0101110e
-6 0608101e11110e 7 1f010204080808 8 0e11110e11110e 9 0e11110f01020c
-_ 0000000000001f - 0000001f000000 . 00000000000c0c ? 0e110102040004
+Y 1111110a040404 Z 1f01020408101f a 00000e010f110f b 1010161911111e c 00000e1010110e d 01010d1311110f
+e 00000e111f100e f 0609081c080808 g 000f11110f010e h 10101619111111 i 04000c0404040e j 0200060202120c
+k 10101214181412 l 0c04040404040e m 00001a15151111 n 00001619111111 o 00000e1111110e p 00001e111e1010
+q 00000d130f0101 r 00001619101010 s 00000e100e011e t 08081c08080906 u 0000111111130d v 00001111110a04
+w 0000111115150a x 0000110a040a11 y 000011110f010e z 00001f0204081f 0 0e11131519110e 1 040c040404040e
+2 0e11010204081f 3 1f02040201110e 4 02060a121f0202 5 1f101e0101110e 6 0608101e11110e 7 1f010204080808
+8 0e11110e11110e 9 0e11110f01020c _ 0000000000001f - 0000001f000000 . 00000000000c0c ? 0e110102040004
 """
 FALLBACK_GLYPH = "?"  # drawn for characters the font lacks
 
 
 def _parse_font(table: str) -> dict[str, np.ndarray]:
-    """{character: (7, 5) bool} from :data:`_FONT_TABLE` (spaces inside a glyph's digits are ignored)."""
+    """{character: (7, 5) bool} from a table of "<char> <14 hex digits>" entries, plus the space."""
     glyphs: dict[str, np.ndarray] = {" ": np.zeros((GLYPH_HEIGHT, GLYPH_WIDTH), bool)}
-    for char, digits in re.findall(r"(?:^|\s)(\S) ((?:[0-9a-f] ?){14})", table):
-        rows = bytes.fromhex(digits.replace(" ", ""))
+    for char, digits in re.findall(r"(\S) ([0-9a-f]{14})\b", table):
+        rows = bytes.fromhex(digits)
         bits = np.array([[(row >> (GLYPH_WIDTH - 1 - k)) & 1 for k in range(GLYPH_WIDTH)] for row in rows])
         glyphs[char] = bits.astype(bool)
     return glyphs
@@ -130,18 +128,29 @@ class SheetLayout:
     """Where each tile and its label go on a sheet.
 
     Tiles fill rows left to right, top to bottom; tile k is a ``tile_size`` square with its label strip
-    (``label_height`` pixels) directly below, and ``gap`` pixels of background separate and surround them.
+    (:attr:`label_height` pixels, text at ``label_scale`` screen pixels per font pixel) directly below, and
+    ``gap`` pixels of background separate and surround them.
     """
 
     n_tiles: int
     columns: int
     tile_size: int
-    label_height: int
+    label_scale: int
     gap: int = GAP
 
     @property
     def rows(self) -> int:
         return math.ceil(self.n_tiles / self.columns)
+
+    @property
+    def label_height(self) -> int:
+        # LABEL_LINES lines of 7 font pixels with 2 between them, and 2 around the block
+        return self.label_scale * (LABEL_LINES * (GLYPH_HEIGHT + 2) + 2)
+
+    @property
+    def chars_per_line(self) -> int:
+        """Label characters that fit across a tile."""
+        return chars_per_line(self.tile_size, self.label_scale)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -169,20 +178,15 @@ def label_scale(names: Sequence[str], tile_size: int) -> int:
     """The largest font scale (at most tile_size // 96, at least 1) at which every name wraps into
     :data:`LABEL_LINES` lines without being cut."""
     for scale in range(max(1, tile_size // 96), 1, -1):
-        chars = _chars_per_line(tile_size, scale)
+        chars = chars_per_line(tile_size, scale)
         if all(len(wrap_label(n, chars, max_lines=LABEL_LINES + 1)) <= LABEL_LINES for n in names):
             return scale
     return 1
 
 
-def _chars_per_line(tile_size: int, scale: int) -> int:
-    # one font pixel of margin at each side, as wide as the blank column between characters
+def chars_per_line(tile_size: int, scale: int) -> int:
+    """Characters of :func:`text_mask` at ``scale`` that fit across a tile, leaving one font pixel each side."""
     return (tile_size - 2 * scale + scale) // ((GLYPH_WIDTH + 1) * scale)
-
-
-def _label_height(scale: int) -> int:
-    # lines of 7 font pixels with 2 between them, and 2 above and below the block
-    return scale * (LABEL_LINES * (GLYPH_HEIGHT + 2) + 2)
 
 
 # ---------------------------------------------------------------------------------------------- shapes
@@ -236,15 +240,13 @@ def contact_sheet(
     """
     names = [NEUTRAL] + select_shapes(rig, shapes)
     layout = sheet_layout(names, tile_size, columns)
-    scale = label_scale(names, tile_size)
     frame = rig_frame(rig)
     neutral = frame.to_canonical(rig.neutral.vertices)  # (V, 3) float64
     camera = frontal_camera(neutral, tile_size, fov_degrees=FOV_DEGREES, margin=FRAME_MARGIN)
-    faces = torch.as_tensor(rig.neutral.triangles, dtype=torch.int64)
+    faces = torch.from_numpy(np.array(rig.neutral.triangles, np.int64))
 
     sheet = np.empty((*layout.shape, 3), np.uint8)
     sheet[:] = BACKGROUND
-    chars = _chars_per_line(tile_size, scale)
     for k, name in enumerate(names):
         # deltas are in the mesh's units and axes: pose first, then map the posed points to canonical
         posed = neutral if name == NEUTRAL else frame.to_canonical(rig.neutral.vertices + rig.delta(name))
@@ -252,7 +254,8 @@ def contact_sheet(
         sheet[top : top + tile_size, left : left + tile_size] = render_tile(posed, faces, camera)
         top, left = layout.label_origin(k)
         colour = NEUTRAL_TEXT_COLOUR if name == NEUTRAL else TEXT_COLOUR
-        label = _draw_label(wrap_label(name, chars), scale, tile_size, layout.label_height, colour)
+        lines = wrap_label(name, layout.chars_per_line)
+        label = _draw_label(lines, layout.label_scale, tile_size, layout.label_height, colour)
         sheet[top : top + layout.label_height, left : left + tile_size] = label
     return sheet
 
@@ -270,7 +273,7 @@ def sheet_layout(names: Sequence[str], tile_size: int, columns: int | None = Non
         raise ConfigError(f"columns must be at least 1, got {columns}")
     n = len(names)
     columns = min(columns or math.ceil(math.sqrt(n)), n)
-    layout = SheetLayout(n, columns, tile_size, _label_height(label_scale(names, tile_size)))
+    layout = SheetLayout(n, columns, tile_size, label_scale(names, tile_size))
     height, width = layout.shape
     if height * width > MAX_SHEET_PIXELS:
         raise ConfigError(
@@ -279,7 +282,7 @@ def sheet_layout(names: Sequence[str], tile_size: int, columns: int | None = Non
     return layout
 
 
-def render_tile(vertices: np.ndarray, faces: torch.Tensor, camera) -> np.ndarray:
+def render_tile(vertices: np.ndarray, faces: torch.Tensor, camera: PerspectiveCamera) -> np.ndarray:
     """One shaded tile.
 
     Args:

@@ -17,8 +17,8 @@ Method, all in the canonical frame (:mod:`facerig.canonical`: cranium radius 1, 
 3. **Displacement transfer**: each target vertex takes the barycentric interpolation of the template deltas at
    its closest point on the registered template (skin vertices on the template skin only, so a lip never
    picks up a tooth's motion; other components on the template's inner parts, unless those are far),
-   rotated and scaled by the ICP similarity. This is displacement transfer, not Sumner–Popović deformation-gradient transfer: deltas are
-   not re-oriented by the local non-rigid frame.
+   rotated and scaled by the ICP similarity. This is displacement transfer, not Sumner–Popović
+   deformation-gradient transfer: deltas are not re-oriented by the local non-rigid frame.
 
 Corrugator and FlatPucker (no ICT counterpart) and every corrective come out as zero deltas.
 """
@@ -94,6 +94,16 @@ class Template:
     @cached_property
     def frame(self) -> CanonicalFrame:
         return canonical_frame(self.mesh, up="+Y", front="+Z")
+
+    @cached_property
+    def canonical_vertices(self) -> np.ndarray:
+        """(V, 3) float64 vertices in the template's canonical frame."""
+        return self.frame.to_canonical(self.vertices)
+
+    @cached_property
+    def skin(self) -> np.ndarray:
+        """(V,) bool skin mask (:func:`skin_mask`)."""
+        return skin_mask(self.vertices, self.triangles)
 
 
 def load_template(path: str | Path | None = None) -> Template:
@@ -171,7 +181,8 @@ def skin_mask(vertices: np.ndarray, triangles: np.ndarray, labels: np.ndarray | 
 class Surface:
     """Closest-point queries on a triangle mesh, for ICP and transfer.
 
-    Samples cover every triangle with a barycentric grid (about ``samples`` points, corners included); a query tests its :data:`CANDIDATES` nearest samples' triangles exactly. The answer is exact
+    Samples cover every triangle with a barycentric grid (about ``samples`` points, corners included); a
+    query tests the triangles of its :data:`CANDIDATES` nearest samples exactly. The answer is exact
     whenever the closest triangle owns one of those samples (always for a point on a vertex) and otherwise
     within the grid spacing of the true distance: plenty for fitting, and its cost does not grow for points
     far from the surface, unlike a certified search.
@@ -256,7 +267,11 @@ def _pairs(points: np.ndarray, normals: np.ndarray, surface: Surface) -> tuple[n
     tri, bary, dist = surface.closest(points)
     closest = surface.point(tri, bary)
     inlier = dist <= TRIM_FACTOR * max(float(np.median(dist)), 1e-12)
-    inlier &= np.einsum("ij,ij->i", normals, surface.face_normals[tri]) > MIN_NORMAL_DOT
+    agree = inlier & (np.einsum("ij,ij->i", normals, surface.face_normals[tri]) > MIN_NORMAL_DOT)
+    # A target with inside-out (or inconsistent) winding would fail the normal test almost everywhere: its
+    # normals carry no information then, so only the distance trim applies.
+    if agree.sum() >= 0.25 * inlier.sum():
+        inlier = agree
     return closest, inlier.astype(np.float64)
 
 
@@ -405,10 +420,10 @@ def rig_by_transfer(
     target = frame.to_canonical(mesh.vertices)
     target_parts = welded_components(mesh.vertices, mesh.triangles)
     target_skin = skin_mask(mesh.vertices, mesh.triangles, target_parts)
-    template_canonical = template.frame.to_canonical(template.vertices)
-    template_skin = skin_mask(template.vertices, template.triangles)
+    template_skin = template.skin
 
-    fit = register(template_canonical, template.triangles, template_skin, target, mesh.triangles, target_skin)
+    fit = register(template.canonical_vertices, template.triangles, template_skin, target, mesh.triangles,
+                   target_skin)
     # Template deltas: template units -> template canonical -> (similarity) target canonical.
     to_target = fit.scale * template.frame.scale * (fit.rotation @ template.frame.rotation)
     source = template.deltas @ to_target.T.astype(np.float32)  # (A, V_t, 3)
@@ -423,7 +438,10 @@ def rig_by_transfer(
             deltas[i] = canonical[j]
     deltas = frame.deltas_from_canonical(deltas).astype(np.float32)
 
+    from facerig import __version__
+
     metadata: dict[str, Any] = {
+        "facerig_version": __version__,
         "method": "transfer",
         "vocabulary_id": vocabulary.id,
         "canonical_frame": frame.to_dict(),

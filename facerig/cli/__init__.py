@@ -14,5 +14,6 @@ from facerig.cli import batch as _batch  # noqa: E402,F401  batch
 from facerig.cli import data as _data  # noqa: E402,F401  data ict
 from facerig.cli import train as _train  # noqa
 from facerig.cli import evaluate as _evaluate  # noqa
+from facerig.cli import preview as _preview  # noqa
 
 __all__ = ["app", "main", "run"]

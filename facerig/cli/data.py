@@ -15,7 +15,7 @@ app.add_typer(data_app, name="data")
 
 @data_app.command("ict")
 def ict(
-    source: Annotated[Path, typer.Argument(help="ICT-FaceKit FaceXModel folder, or the ICT-FaceKit .tar.xz archive.")],
+    source: Annotated[Path, typer.Argument(help="ICT-FaceKit FaceXModel folder, or its .tar.xz archive.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Dataset folder to create (must be empty or absent).")],
     rigged: Annotated[int, typer.Option(help="Rigged identities (3D ground truth).")] = 161,
     unrigged: Annotated[int, typer.Option(help="Unrigged, stylised identities (stage 1, 2D supervision only).")] = 175,
@@ -27,7 +27,7 @@ def ict(
     min_vertices: Annotated[int, typer.Option(help="Smallest re-meshing budget (vertices per head).")] = 1500,
     max_vertices: Annotated[int, typer.Option(help="Largest re-meshing budget (vertices per head).")] = 6000,
     quad_fraction: Annotated[float, typer.Option(help="Fraction of samples written quad-dominant.")] = 0.5,
-    augment_fraction: Annotated[float, typer.Option(help="Fraction of training samples with crop/drop/jitter augmentations.")] = 0.5,
+    augment_fraction: Annotated[float, typer.Option(help="Fraction of training samples augmented (crop, drop, jitter).")] = 0.5,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing dataset in OUTPUT.")] = False,
 ) -> None:

@@ -61,7 +61,6 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -452,7 +451,6 @@ _WORKER_CONTEXT: BuildContext | None = None
 def _init_worker(ctx: BuildContext) -> None:
     global _WORKER_CONTEXT
     _WORKER_CONTEXT = ctx
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def _build_in_worker(spec: SampleSpec) -> dict[str, Any]:

@@ -271,7 +271,8 @@ def load_ict(source: str | Path) -> ICTModel:
                 if other_tail != neutral_tail:
                     raise DatasetError(f"{other} does not share the neutral's topology (its vt/f lines differ)", source)
             pending.clear()
-    missing = [name for name in required_files() if name not in files and not (name == INDEX_FILE and landmarks is not None)]
+    found = set(files) | ({INDEX_FILE} if landmarks is not None else set())
+    missing = [name for name in required_files() if name not in found]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise DatasetError(f"archive lacks FaceXModel/{missing[0]}{more}", source)

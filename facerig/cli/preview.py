@@ -1,0 +1,41 @@
+"""`facerig preview`: a labelled contact sheet of every shape of a rig bundle, as a PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from facerig.cli.app import app
+
+SUFFIX = ".preview.png"
+
+
+@app.command()
+def preview(
+    bundle: Annotated[Path, typer.Argument(help="A .facerig.npz rig bundle written by `facerig rig` or `facerig batch`.")],
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help=f"PNG to write; default: <bundle name>{SUFFIX} beside the bundle.")
+    ] = None,
+    shapes: Annotated[
+        Optional[str], typer.Option(help="Comma-separated shape names or patterns (e.g. 'JawDrop,Left*'); default: all.")
+    ] = None,
+    size: Annotated[int, typer.Option(min=32, max=2048, help="Tile size in pixels.")] = 256,
+    columns: Annotated[Optional[int], typer.Option(min=1, help="Tiles per row; default: a near-square grid.")] = None,
+) -> None:
+    """Render the neutral and each shape at weight 1 on one labelled grid, to check a rig at a glance."""
+    import torch
+
+    from facerig.mesh import source_name
+    from facerig.preview import write_contact_sheet
+    from facerig.rig import Rig
+
+    # Each tile is a few small tensor ops: intra-op threads only add contention. Measured on the 96-tile
+    # ICT sheet at 128 px on a busy 2-core machine: 6.9 s with one thread, 49 s with two.
+    torch.set_num_threads(1)
+    rig = Rig.load(bundle)
+    patterns = [p.strip() for p in shapes.split(",") if p.strip()] if shapes is not None else None
+    path = output if output is not None else bundle.parent / f"{source_name(bundle)}{SUFFIX}"
+    write_contact_sheet(rig, path, shapes=patterns, tile_size=size, columns=columns)
+    typer.echo(str(path))
