@@ -100,8 +100,8 @@ def main() -> None:
             sets.append(("27k", work / "heads27k", write_copies(neutral, work / "heads27k", args.heads_27k, 2)))
 
         print(f"model: {model_kind}; cores available: {cpu_count()}")
-        header = f"{'size':>5} {'verts':>6} {'workers':>7} {'heads':>5} {'wall s':>7} {'heads/min':>9} {'steady/min':>10}  "
-        print(header + " ".join(f"{p:>12}" for p in PHASES))
+        columns = ("size", "verts", "workers", "heads", "wall s", "heads/min", "steady/min", *PHASES)
+        print(" ".join(f"{name:>10}" for name in columns))
         for label, folder, n_vertices in sets:
             for count in workers:
                 out = work / f"out-{label}-{count}"
@@ -113,10 +113,9 @@ def main() -> None:
                     raise SystemExit(report.summary())
                 means = report.phase_means()
                 steady = 60.0 * count / means["total"]
-                print(
-                    f"{label:>5} {n_vertices:>6} {count:>7} {len(report.items):>5} {report.wall_s:>7.1f}"
-                    f" {report.heads_per_minute():>9.1f} {steady:>10.1f}  " + " ".join(f"{means[p]:>12.3f}" for p in PHASES)
-                )
+                row = [label, n_vertices, count, len(report.items), f"{report.wall_s:.1f}"]
+                row += [f"{report.heads_per_minute():.1f}", f"{steady:.1f}", *(f"{means[p]:.3f}" for p in PHASES)]
+                print(" ".join(f"{value:>10}" for value in row))
         print("phases: mean seconds per head inside a worker; wall includes start-up (model check, spawn, load).")
 
 

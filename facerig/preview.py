@@ -201,7 +201,7 @@ def select_shapes(rig: Rig, patterns: Sequence[str] | None = None) -> list[str]:
         return list(rig.shape_names)
     chosen: set[str] = set()
     for pattern in patterns:
-        matches = fnmatch.filter(rig.shape_names, pattern)
+        matches = [name for name in rig.shape_names if fnmatch.fnmatchcase(name, pattern)]
         if not matches:
             examples = ", ".join(rig.shape_names[:5]) + (", ..." if rig.n_shapes > 5 else "")
             raise ConfigError(f"no shape matches {pattern!r}; the rig has {rig.n_shapes} shapes ({examples})")

@@ -9,8 +9,9 @@ Filters are glob patterns (:func:`fnmatch.fnmatchcase`, case-sensitive on every 
 agree): a pattern with a ``/`` is matched against the path below the root, one without against the file name.
 ``--include`` keeps only matching files; ``--exclude`` drops matching files (and symlinked folders).
 
-Inputs are untrusted, so discovery never follows a symlink out of its input root unless
-``follow_symlinks`` is set (such an entry becomes a failed item naming the reason), never descends into
+Inputs are untrusted, so discovery never follows a symlink found inside a folder out of that input root
+unless ``follow_symlinks`` is set (such an entry becomes a failed item naming the reason; a path named on the
+command line is the user's own choice and is taken as given), never descends into
 OUTDIR (its ``.glb`` outputs are inputs too), and reads each file once to hash it: the content hash keys
 the resume manifest and the shard partition.
 """

@@ -21,19 +21,56 @@ class Backend(str, Enum):
 def batch(
     inputs: Annotated[list[Path], typer.Argument(help="Mesh files and folders (searched recursively).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder; mirrors the input folders.")],
-    formats: Annotated[str, typer.Option("--format", "-f", help=FORMATS_HELP + " The .facerig.npz bundle is always written.")] = "npz",
-    include: Annotated[Optional[list[str]], typer.Option(help="Only files matching this glob (repeatable); with a '/' it matches the path below the input folder, else the file name.")] = None,
-    exclude: Annotated[Optional[list[str]], typer.Option(help="Leave out files matching this glob (repeatable).")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Local worker processes, each loading the model once.")] = 1,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps; CUDA devices are spread over the workers.")] = "auto",
-    threads_per_worker: Annotated[Optional[int], typer.Option(min=1, help="Torch/BLAS threads per worker; default: cores // workers.")] = None,
-    shard: Annotated[Optional[str], typer.Option(help="K/N: rig only shard K of N (a stable partition by content hash), e.g. for farm task arrays.")] = None,
-    backend: Annotated[Backend, typer.Option(help="local: worker processes on this machine; ray: Ray tasks.")] = Backend.local,
-    ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster to join ('auto', 'ray://host:10001'); default: start a local one.")] = None,
+    formats: Annotated[
+        str,
+        typer.Option("--format", "-f", help=FORMATS_HELP + " The .facerig.npz bundle is always written."),
+    ] = "npz",
+    include: Annotated[
+        Optional[list[str]],
+        typer.Option(help="Only files matching this glob (repeatable); a glob with '/' matches the path below "
+                     "the input folder, one without matches the file name."),
+    ] = None,
+    exclude: Annotated[
+        Optional[list[str]],
+        typer.Option(help="Leave out files matching this glob (repeatable)."),
+    ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(min=1, help="Worker processes, each loading the model once (a local Ray gets as many CPUs)."),
+    ] = 1,
+    device: Annotated[
+        str,
+        typer.Option(help="auto, cpu, cuda or mps; CUDA devices are spread over the workers."),
+    ] = "auto",
+    threads_per_worker: Annotated[
+        Optional[int],
+        typer.Option(min=1, help="Torch/BLAS threads per worker; default: cores // workers."),
+    ] = None,
+    shard: Annotated[
+        Optional[str],
+        typer.Option(help="K/N: rig only shard K of N (a stable partition by content hash) for farm task arrays."),
+    ] = None,
+    backend: Annotated[
+        Backend,
+        typer.Option(help="local: worker processes on this machine; ray: Ray tasks."),
+    ] = Backend.local,
+    ray_address: Annotated[
+        Optional[str],
+        typer.Option(help="Ray cluster to join ('auto', 'ray://host:10001'); default: start a local one."),
+    ] = None,
     ray_cpus: Annotated[float, typer.Option(help="CPUs each Ray task requests.")] = 1.0,
-    ray_gpus: Annotated[Optional[float], typer.Option(help="GPUs each Ray task requests; default 1 when the cluster has GPUs and the device allows CUDA.")] = None,
-    max_retries: Annotated[int, typer.Option(min=0, help="Re-runs of an item whose worker process or node was lost.")] = 2,
-    resume: Annotated[bool, typer.Option(help="Skip items already finished with the same input, model and options.")] = True,
+    ray_gpus: Annotated[
+        Optional[float],
+        typer.Option(help="GPUs each Ray task requests; default 1 when the cluster has GPUs and --device allows CUDA."),
+    ] = None,
+    max_retries: Annotated[
+        int,
+        typer.Option(min=0, help="Re-runs of an item whose worker process or node was lost."),
+    ] = 2,
+    resume: Annotated[
+        bool,
+        typer.Option(help="Skip items already finished with the same input, model and options."),
+    ] = True,
     fail_fast: Annotated[bool, typer.Option(help="Stop at the first failed item (for CI).")] = False,
     report: Annotated[Optional[Path], typer.Option(help="JSON report path; default OUTPUT/batch-report.json.")] = None,
     model: Annotated[Optional[Path], typer.Option(help="Packaged model folder; default: the bundled model.")] = None,
@@ -44,8 +81,14 @@ def batch(
     max_vertices: Annotated[int, typer.Option(min=1, help="Reject inputs with more vertices than this.")] = 2_000_000,
     max_file_mb: Annotated[float, typer.Option(min=0.001, help="Reject input files larger than this (MiB).")] = 512.0,
     follow_symlinks: Annotated[bool, typer.Option(help="Follow symlinks that lead outside the input folders.")] = False,
-    cache_dir: Annotated[Optional[Path], typer.Option(help="Keep operator caches here (default: discarded per head).")] = None,
-    progress: Annotated[bool, typer.Option(help="Progress bar on a terminal, periodic lines otherwise (stderr).")] = True,
+    cache_dir: Annotated[
+        Optional[Path],
+        typer.Option(help="Keep operator caches here (default: discarded per head)."),
+    ] = None,
+    progress: Annotated[
+        bool,
+        typer.Option(help="Progress bar on a terminal, periodic lines otherwise (stderr)."),
+    ] = True,
 ) -> None:
     """Rig every head in INPUTS into OUTPUT: a .facerig.npz bundle plus the --format files for each.
 

@@ -14,12 +14,14 @@ SUFFIX = ".preview.png"
 
 @app.command()
 def preview(
-    bundle: Annotated[Path, typer.Argument(help="A .facerig.npz rig bundle written by `facerig rig` or `facerig batch`.")],
+    bundle: Annotated[Path, typer.Argument(help="A .facerig.npz rig bundle (from `facerig rig` or `facerig batch`).")],
     output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help=f"PNG to write; default: <bundle name>{SUFFIX} beside the bundle.")
+        Optional[Path],
+        typer.Option("--output", "-o", help=f"PNG to write; default: <bundle name>{SUFFIX} beside the bundle."),
     ] = None,
     shapes: Annotated[
-        Optional[str], typer.Option(help="Comma-separated shape names or patterns (e.g. 'JawDrop,Left*'); default: all.")
+        Optional[str],
+        typer.Option(help="Comma-separated shape names or patterns (e.g. 'JawDrop,Left*'); default: all."),
     ] = None,
     size: Annotated[int, typer.Option(min=32, max=2048, help="Tile size in pixels.")] = 256,
     columns: Annotated[Optional[int], typer.Option(min=1, help="Tiles per row; default: a near-square grid.")] = None,

@@ -295,3 +295,27 @@ def _face_groups(lines: _Lines, f_lines: np.ndarray) -> tuple[np.ndarray | None,
 
 
 LOADERS = {"obj": load_obj}
+
+
+def write_obj(mesh: Mesh, path: str | Path) -> Path:
+    """Write ``mesh`` as OBJ (vertices, face-varying UVs, polygons, one ``g`` per polygon group), atomically."""
+    from facerig.fileio import write_bytes_atomic
+
+    lines = [f"# written by facerig: {mesh.n_vertices} vertices, {mesh.n_polygons} polygons"]
+    lines += [f"v {x:.7g} {y:.7g} {z:.7g}" for x, y, z in mesh.vertices]
+    if mesh.uvs is not None:
+        lines += [f"vt {u:.7g} {v:.7g}" for u, v in mesh.uvs]
+    corners = mesh.face_vertex_indices + 1
+    uv_corners = mesh.uv_indices + 1 if mesh.uv_indices is not None else None
+    current_group = -1
+    for polygon, (start, count) in enumerate(zip(mesh.polygon_starts, mesh.face_vertex_counts)):
+        group = int(mesh.polygon_groups[polygon])
+        if group != current_group and len(mesh.group_names) > 1:
+            lines.append(f"g {mesh.group_names[group]}")
+            current_group = group
+        span = slice(start, start + count)
+        if uv_corners is None:
+            lines.append("f " + " ".join(str(i) for i in corners[span]))
+        else:
+            lines.append("f " + " ".join(f"{i}/{t}" for i, t in zip(corners[span], uv_corners[span])))
+    return write_bytes_atomic(path, ("\n".join(lines) + "\n").encode())

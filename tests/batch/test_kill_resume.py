@@ -34,7 +34,8 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path: Path, model_
     for n in range(N_HEADS):
         write_obj(heads / f"group{n % 2}" / f"head{n}.obj", *synthetic_head(100 + n))
     out = tmp_path / "out"
-    args = ["batch", str(heads), "-o", str(out), "--model", str(model_dir), "--threads-per-worker", "1", "--no-progress"]
+    args = ["batch", str(heads), "-o", str(out), "--model", str(model_dir), "--threads-per-worker", "1"]
+    args.append("--no-progress")
 
     # Start a batch, and kill it (its worker too) as soon as the first item is finished.
     records = out / ".facerig-batch" / "items"
