@@ -1,0 +1,92 @@
+"""rig_mesh end to end on real heads: vocabulary order, finiteness, units/axes round trip, neutral-only work once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from facerig.io import load_mesh
+from facerig.mesh import Mesh
+from facerig.model import fresh_model
+from facerig.pipeline import assemble_deltas, rig_mesh, welded_surface
+from facerig.vocabulary import load_vocabulary
+
+REPO_EXAMPLE = "examples/ict_head.obj"
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return fresh_model(seed=0, output_init_std=1e-2)
+
+
+@pytest.fixture(scope="module")
+def example_head(request) -> Mesh:
+    return load_mesh(request.config.rootpath / REPO_EXAMPLE)
+
+
+def test_rig_of_remeshed_head_has_the_vocabulary_in_order(model, example_head, tmp_path) -> None:
+    vocabulary = load_vocabulary()
+    rig = rig_mesh(example_head, model, cache_dir=tmp_path)
+    assert rig.shape_names == vocabulary.shape_names
+    assert rig.n_shapes == 47 + 48
+    assert rig.deltas.shape == (95, example_head.n_vertices, 3)
+    assert np.isfinite(rig.deltas).all()
+    assert set(rig.corrective_recipes) == {c.name for c in vocabulary.correctives}
+    assert all(len(bases) in (2, 3) for bases in rig.corrective_recipes.values())
+    assert rig.metadata["model_id"] == model.model_id
+    for phase in ("load", "canonicalize", "operators", "network", "total"):
+        assert rig.metadata["timings_s"][phase] >= 0
+    # a fresh model with a non-zero output head gives every action a real response
+    assert (np.abs(rig.deltas[:47]).reshape(47, -1).max(axis=1) > 0).all()
+
+
+def test_deltas_come_back_in_the_input_units_and_axes(model, example_head, tmp_path) -> None:
+    """Scaling the input by 10 and rotating it to Z-up gives the same deltas, scaled and rotated."""
+    base = rig_mesh(example_head, model, cache_dir=tmp_path)
+    to_z_up = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], float)  # Y-up/+Z-front -> Z-up/-Y-front
+    moved = Mesh(
+        10.0 * example_head.vertices @ to_z_up.T, example_head.face_vertex_counts,
+        example_head.face_vertex_indices, up_axis="Z", name="moved",
+    )
+    other = rig_mesh(moved, model, cache_dir=tmp_path)
+    expected = 10.0 * base.deltas @ to_z_up.T
+    scale = np.abs(expected).max()
+    assert np.abs(other.deltas - expected).max() < 1e-3 * scale
+
+
+def test_corrective_is_combined_minus_singles() -> None:
+    vocabulary = load_vocabulary()
+    _, row_names = vocabulary.activations()
+    rng = np.random.default_rng(0)
+    predicted = rng.normal(size=(len(row_names), 5, 3)).astype(np.float32)
+    deltas = assemble_deltas(predicted, row_names, vocabulary)
+    rows = {n: i for i, n in enumerate(row_names)}
+    neutral = predicted[rows["neutral"]]
+    corrective = vocabulary.correctives[0]
+    expected = predicted[rows[corrective.name]] - neutral - sum(
+        predicted[rows[b]] - neutral for b in corrective.bases
+    )
+    index = vocabulary.shape_names.index(corrective.name)
+    np.testing.assert_allclose(deltas[index], expected, atol=1e-5)
+    # and the linear rig with product-driven correctives reproduces the combined prediction
+    jaw = vocabulary.shape_names.index("JawDrop")
+    np.testing.assert_allclose(deltas[jaw], predicted[rows["JawDrop"]] - neutral, atol=1e-6)
+
+
+def test_split_vertices_are_welded_for_the_network(heads_dir) -> None:
+    robot_head = load_mesh(heads_dir / "robot_expressive.glb", select="Head")
+    surface, to_surface = welded_surface(robot_head)
+    assert robot_head.n_vertices == 1742
+    assert surface.n_vertices < robot_head.n_vertices
+    np.testing.assert_array_equal(surface.vertices[to_surface], robot_head.vertices)
+    assert surface.n_components < robot_head.n_components
+
+
+def test_rig_any_supported_format(model, heads_dir, tmp_path) -> None:
+    for path, options in ((heads_dir / "suzanne.obj", {}), (heads_dir / "robot_expressive.glb", {"select": "Head"})):
+        mesh = load_mesh(path, **options)
+        rig = rig_mesh(mesh, model, cache_dir=tmp_path)
+        assert rig.deltas.shape == (95, mesh.n_vertices, 3)
+        assert np.isfinite(rig.deltas).all()
