@@ -28,26 +28,23 @@ from facerig.io import load_mesh  # noqa: E402
 from facerig.pipeline import load_model, rig_mesh  # noqa: E402
 
 
-def ict_neutral_path() -> Path:
-    sys.path.insert(0, str(REPO / "tests"))
-    import conftest  # the test suite's data locator: unpacks ICT-FaceKit once
+def heads_at_sizes(sizes: list[int], ict_source: Path, workdir: Path) -> list[Path]:
+    """Write OBJ heads of roughly the requested vertex counts: the ICT neutral re-meshed (all parts kept);
+    a size at or above the source's 26,719 vertices is the source topology itself (quads)."""
+    from facerig.io.obj import write_obj
+    from facerig.mesh import Mesh
+    from facerig.trainer.ict import load_ict
+    from facerig.trainer.remesh import RemeshOptions, remesh
 
-    return conftest.ict_dir.__wrapped__() / "generic_neutral_mesh.obj"
-
-
-def heads_at_sizes(sizes: list[int], workdir: Path) -> list[Path]:
-    """Write OBJ heads of roughly the requested vertex counts (the largest is the source topology)."""
-    from facerig.trainer.remesh import remesh_mesh
-
-    source = load_mesh(ict_neutral_path())
+    ict = load_ict(ict_source)
     paths = []
     for size in sizes:
-        path = workdir / f"head_{size}.obj"
-        mesh = source if size >= source.n_vertices else remesh_mesh(source, target_vertices=size, seed=0)
-        from facerig.io.obj import write_obj
-
-        write_obj(mesh, path)
-        paths.append(path)
+        if size >= len(ict.neutral):
+            mesh = Mesh(ict.neutral, ict.face_vertex_counts, ict.face_vertex_indices, name="ict_source")
+        else:
+            result = remesh(ict.neutral, ict.triangles, RemeshOptions(budget=size), np.random.default_rng(0))
+            mesh = Mesh(result.vertices, result.face_vertex_counts, result.face_vertex_indices, name=f"ict_{size}")
+        paths.append(write_obj(mesh, workdir / f"head_{size}.obj"))
     return paths
 
 
@@ -60,6 +57,8 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="use a freshly initialised default model")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--sizes", default="1750,5000,10000,27000")
+    parser.add_argument("--ict", type=Path, default=REPO.parent / "shared" / "data" / "ICT-FaceKit.tar.xz",
+                        help="ICT-FaceKit archive or FaceXModel folder the heads are made from")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -73,7 +72,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        paths = heads_at_sizes(sizes, workdir)
+        paths = heads_at_sizes(sizes, args.ict, workdir)
         header = f"{'vertices':>9} {'load':>7} {'canon':>7} {'ops cold':>9} {'ops warm':>9} {'network':>8} {'total cold':>11} {'peak MB':>8}"
         print(f"model: {model.name} ({model.model_id[:12]}), torch threads {args.threads}, device cpu")
         print(header)

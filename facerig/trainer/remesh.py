@@ -618,7 +618,8 @@ def _piece_targets(vertices: np.ndarray, triangles: np.ndarray, pieces: np.ndarr
         if not newly.any():
             break
         free &= ~newly
-    target = np.where(free, np.round(share).astype(np.int64), floor)
+    # When every piece sits at its floor the shares are meaningless (0/0): zero them before the cast.
+    target = np.where(free, np.round(np.where(free, share, 0.0)).astype(np.int64), floor)
     return np.clip(target, floor, have)
 
 
