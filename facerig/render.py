@@ -237,13 +237,14 @@ def _pixel_pairs(
     box_w = (j1 - j0 + 1).clamp(min=0)
     counts = box_w * (i1 - i0 + 1).clamp(min=0)
     ends = torch.cumsum(counts, dim=0)
+    device = tri_xy.device
     start = 0
     while start < len(tri_xy):
         before = int(ends[start - 1]) if start > 0 else 0
         stop = max(int(torch.searchsorted(ends, before + _CHUNK_PAIRS, right=True)), start + 1)
         n = counts[start:stop]
-        local = torch.repeat_interleave(torch.arange(start, stop), n)
-        offset = torch.arange(int(n.sum())) - torch.repeat_interleave(ends[start:stop] - n - before, n)
+        local = torch.repeat_interleave(torch.arange(start, stop, device=device), n)
+        offset = torch.arange(int(n.sum()), device=device) - torch.repeat_interleave(ends[start:stop] - n - before, n)
         if len(local):
             yield local, j0[local] + offset % box_w[local], i0[local] + offset // box_w[local]
         start = stop
@@ -297,8 +298,8 @@ def rasterize(
         tri = sv[faces[face_ids]]  # (Fv, 3, 3)
         # per face, in rows for contiguous per-pair gathers: 3 barycentric planes, then 3 inverse depths
         table = torch.cat([_barycentric_planes(tri).reshape(-1, 9), 1.0 / tri[..., 2]], dim=1).T.contiguous()
-        best_depth = torch.full((height * width,), math.inf, dtype=torch.float64)
-        best_face = torch.full((height * width,), -1, dtype=torch.int64)
+        best_depth = torch.full((height * width,), math.inf, dtype=torch.float64, device=sv.device)
+        best_face = torch.full((height * width,), -1, dtype=torch.int64, device=sv.device)
         for local, col, row in _pixel_pairs(tri[..., :2], 0.0, (height, width)):
             t = table[:, local]  # (12, K)
             x, y = col.double() + 0.5, row.double() + 0.5
@@ -314,8 +315,10 @@ def rasterize(
         corners = sv[faces[best_face[covered]]]
         bary, depth = _perspective_correct(_screen_barycentrics(corners, px, py), corners[..., 2])
         dtype = screen_vertices.dtype
-        bary_image = torch.zeros((height * width, 3), dtype=dtype).index_copy_(0, covered, bary.to(dtype))
-        zbuf = torch.full((height * width,), math.inf, dtype=dtype).index_copy_(0, covered, depth.to(dtype))
+        bary_image = torch.zeros((height * width, 3), dtype=dtype, device=sv.device)
+        bary_image.index_copy_(0, covered, bary.to(dtype))
+        zbuf = torch.full((height * width,), math.inf, dtype=dtype, device=sv.device)
+        zbuf.index_copy_(0, covered, depth.to(dtype))
     return Fragments(
         pix_to_face=best_face.reshape(height, width),
         bary=bary_image.reshape(height, width, 3),
@@ -381,7 +384,7 @@ def _contour_edges(
     key = (low * num_vertices + high).reshape(-1)
     _, edge_id = torch.unique(key, return_inverse=True)
     # side of the opposite corner relative to the edge directed from its lower to its higher vertex index
-    corner = torch.arange(3)
+    corner = torch.arange(3, device=tri_xy.device)
     p_low = torch.where((a < b)[..., None], tri_xy[:, corner], tri_xy[:, (corner + 1) % 3])
     p_high = torch.where((a < b)[..., None], tri_xy[:, (corner + 1) % 3], tri_xy[:, corner])
     p_opp = tri_xy[:, (corner + 2) % 3]
@@ -391,9 +394,9 @@ def _contour_edges(
     side = side.reshape(-1)
     n_edges = int(edge_id.max()) + 1 if len(key) else 0
     drawn = valid[:, None].expand(-1, 3).reshape(-1).to(side.dtype)
-    counts = torch.zeros(n_edges, dtype=side.dtype).index_add_(0, edge_id, drawn)
-    side_sum = torch.zeros(n_edges, dtype=side.dtype).index_add_(0, edge_id, side)
-    side_abs = torch.zeros(n_edges, dtype=side.dtype).index_add_(0, edge_id, side.abs())
+    counts = torch.zeros(n_edges, dtype=side.dtype, device=side.device).index_add_(0, edge_id, drawn)
+    side_sum = torch.zeros(n_edges, dtype=side.dtype, device=side.device).index_add_(0, edge_id, side)
+    side_abs = torch.zeros(n_edges, dtype=side.dtype, device=side.device).index_add_(0, edge_id, side.abs())
     interior = (counts == 2) & (side_abs == 2) & (side_sum == 0)
     return ~interior[edge_id].reshape(-1, 3)
 
@@ -500,8 +503,8 @@ def soft_silhouette(
         face_ids, usable = face_ids[usable.any(dim=1)], usable[usable.any(dim=1)]
         table = _edge_table(tri_xy[face_ids], usable)
         gaps = gaps.reshape(-1)
-        best_dist2 = torch.full((height * width,), math.inf, dtype=torch.float64)
-        best_edge = torch.full((height * width,), -1, dtype=torch.int64)  # face * 3 + edge
+        best_dist2 = torch.full((height * width,), math.inf, dtype=torch.float64, device=sv.device)
+        best_edge = torch.full((height * width,), -1, dtype=torch.int64, device=sv.device)  # face * 3 + edge
         for local, col, row in _pixel_pairs(tri_xy[face_ids], math.sqrt(radius2), size):
             t = table[:, local]  # (21, K)
             x, y = col.double() + 0.5, row.double() + 0.5

@@ -295,3 +295,37 @@ def test_render_views_shares_the_neutral_and_is_differentiable() -> None:
         (grad,) = torch.autograd.grad(output[1:].sum(), deformed, retain_graph=True)
         assert float(grad[1:].abs().sum()) > 0.0
         assert float(grad[0].abs().sum()) == 0.0  # pose 0 is not in the summed outputs
+
+
+# ---------------------------------------------------------------------------------------------- devices
+_DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", _DEVICES)
+def test_every_output_lives_on_the_input_device_and_matches_cpu(device: str) -> None:
+    vertices, faces = _sphere(rings=8, segments=16)
+    camera = frontal_camera(vertices, 24)
+    deltas = torch.zeros(2, len(vertices), 3, dtype=torch.float64)
+    deltas[1, :, 0] = 0.1  # the second pose slides sideways, so its flow is non-zero
+    posed = vertices[None] + deltas
+
+    def run(dev: torch.device) -> list[torch.Tensor]:
+        v, f, p = vertices.to(dev), faces.to(dev), posed.to(dev)
+        screen = camera.project(v)
+        fragments = rasterize(screen, f, camera.image_size)
+        views = render_views(v, p, f, camera)
+        return [
+            fragments.pix_to_face, fragments.bary, fragments.zbuf,
+            soft_silhouette(screen, f, camera.image_size),
+            render_displacement(v, p, f, camera),
+            views.image, views.mask, views.flow,
+        ]
+
+    reference = run(torch.device("cpu"))
+    outputs = run(torch.device(device))
+    assert all(out.device.type == device for out in outputs)
+    assert int((outputs[0] >= 0).sum()) > 100  # the sphere is actually drawn
+    assert float(outputs[4][1, ..., 0].abs().max()) > 0.5  # and the sideways pose moves pixels
+    torch.testing.assert_close(outputs[0].cpu(), reference[0], rtol=0, atol=0)
+    for out, ref in zip(outputs[1:], reference[1:]):
+        torch.testing.assert_close(out.cpu(), ref, rtol=1e-9, atol=1e-9)

@@ -172,11 +172,14 @@ def uniform_laplacian(faces: torch.Tensor, num_vertices: int, dtype: torch.dtype
     """
     edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
     edges = torch.cat([edges, edges.flip(1)]).unique(dim=0)  # (E, 2) directed, each undirected edge twice
-    degree = torch.zeros(num_vertices, dtype=dtype).index_add_(0, edges[:, 0], torch.ones(len(edges), dtype=dtype))
+    device = faces.device
+    degree = torch.zeros(num_vertices, dtype=dtype, device=device).index_add_(
+        0, edges[:, 0], torch.ones(len(edges), dtype=dtype, device=device)
+    )
     has_neighbours = torch.nonzero(degree > 0).flatten()
     rows = torch.cat([has_neighbours, edges[:, 0]])
     cols = torch.cat([has_neighbours, edges[:, 1]])
-    values = torch.cat([torch.ones(len(has_neighbours), dtype=dtype), -1.0 / degree[edges[:, 0]]])
+    values = torch.cat([torch.ones(len(has_neighbours), dtype=dtype, device=device), -1.0 / degree[edges[:, 0]]])
     shape = (num_vertices, num_vertices)
     return torch.sparse_coo_tensor(torch.stack([rows, cols]), values, shape, check_invariants=True).coalesce()
 
