@@ -90,3 +90,16 @@ def test_rig_any_supported_format(model, heads_dir, tmp_path) -> None:
         rig = rig_mesh(mesh, model, cache_dir=tmp_path)
         assert rig.deltas.shape == (95, mesh.n_vertices, 3)
         assert np.isfinite(rig.deltas).all()
+
+
+def test_bundled_model_is_the_default(heads_dir, tmp_path) -> None:
+    """`rig_mesh` with no model loads the packaged model shipped inside facerig, offline."""
+    import json
+
+    from facerig.model import default_model_path
+
+    shipped = json.loads((default_model_path() / "model.json").read_text())
+    assert (default_model_path() / "model.pt").stat().st_size < 25 * 2**20
+    rig = rig_mesh(load_mesh(heads_dir / "suzanne.obj"), cache_dir=tmp_path)
+    assert rig.metadata["model_id"] == shipped["model_id"]
+    assert np.isfinite(rig.deltas).all() and rig.n_shapes == 95
