@@ -48,6 +48,7 @@ from facerig.rig import Rig
 from facerig.trainer.remesh import SurfaceIndex
 from facerig.transfer import skin_mask
 from facerig.vocabulary import Vocabulary, load_vocabulary
+from facerig.operators import vertex_normals as _vertex_normals
 
 METHODS = ("model", "transfer", "neutral")
 MOVING_THRESHOLD_MM = 0.1
@@ -77,15 +78,6 @@ def mae_q95(errors: np.ndarray) -> tuple[float, float]:
     if errors.size == 0:
         return float("nan"), float("nan")
     return float(errors.mean()), float(np.quantile(errors, 0.95))
-
-
-def _vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    a, b, c = (vertices[triangles[:, k]] for k in range(3))
-    face = np.cross(b - a, c - a)
-    normals = np.zeros_like(vertices)
-    for k in range(3):
-        np.add.at(normals, triangles[:, k], face)
-    return normals / np.maximum(np.linalg.norm(normals, axis=1), 1e-300)[:, None]
 
 
 def signed_skin_distance(vertices: np.ndarray, triangles: np.ndarray, skin: np.ndarray,

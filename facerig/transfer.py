@@ -43,6 +43,7 @@ from facerig.mesh import Mesh
 from facerig.rig import Rig
 from facerig.trainer.remesh import closest_point_on_triangles
 from facerig.vocabulary import Vocabulary, load_vocabulary
+from facerig.operators import vertex_normals as _vertex_normals
 
 TEMPLATE_PATH = Path(__file__).resolve().parent / "data" / "template" / "template.npz"
 ICP_ITERATIONS = 30
@@ -134,16 +135,6 @@ def _vertex_areas(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     a, b, c = (vertices[triangles[:, k]] for k in range(3))
     area = 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
     return np.bincount(triangles.ravel(), np.repeat(area / 3.0, 3), minlength=len(vertices))
-
-
-def _vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """(V, 3) unit area-weighted vertex normals (zero for unreferenced vertices)."""
-    a, b, c = (vertices[triangles[:, k]] for k in range(3))
-    face = np.cross(b - a, c - a)
-    normals = np.zeros_like(vertices)
-    for k in range(3):
-        np.add.at(normals, triangles[:, k], face)
-    return normals / np.maximum(np.linalg.norm(normals, axis=1), 1e-300)[:, None]
 
 
 def _face_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
