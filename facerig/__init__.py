@@ -13,4 +13,15 @@ from facerig.rig import Rig
 
 __version__ = "0.1.0"
 
-__all__ = ["FacerigError", "Mesh", "Rig", "__version__"]
+__all__ = ["FacerigError", "Mesh", "Rig", "load_mesh", "rig_mesh", "__version__"]
+
+# torch and the readers load on first use, so `import facerig` (and `facerig --help`) stays fast.
+_LAZY = {"rig_mesh": "facerig.pipeline", "load_mesh": "facerig.io"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'facerig' has no attribute {name!r}")

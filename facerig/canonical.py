@@ -236,27 +236,29 @@ class _SphereFitter:
         return np.sqrt(np.clip(squared, 0.0, None)) * self.unit
 
 
+def _refit_until_still(fitter: "_SphereFitter", center: np.ndarray, radius: float, weigh) -> tuple[np.ndarray, float]:
+    """Refit with weights ``weigh(center, radius)`` until the centre moves less than TOLERANCE radii."""
+    for _ in range(MAX_ITERATIONS):
+        new_center, new_radius = fitter.fit(weigh(center, radius))
+        if not np.isfinite(new_radius):
+            break
+        moved = np.abs(new_center - center).max()
+        center, radius = new_center, new_radius
+        if moved <= TOLERANCE * radius:
+            break
+    return center, radius
+
+
 def _cranium_sphere(points: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, float]:
     """Robust sphere through the skull cap of canonically-oriented skin points; returns (centre, radius)."""
     fitter = _SphereFitter(points, weights)
     center, radius = fitter.fit()
     # Step 2: into the cranium's basin. Converges in a handful of steps from any neck length.
-    for _ in range(MAX_ITERATIONS):
-        new_center, new_radius = fitter.fit(points[:, 1] >= center[1])
-        if not np.isfinite(new_radius):
-            break
-        moved = np.abs(new_center - center).max()
-        center, radius = new_center, new_radius
-        if moved <= TOLERANCE * radius:
-            break
+    center, radius = _refit_until_still(fitter, center, radius, lambda c, r: points[:, 1] >= c[1])
     # Step 3: axis-free robust refinement (Tukey biweight on the distance to the sphere).
-    for _ in range(MAX_ITERATIONS):
-        residual = (fitter.distances(center) - radius) / (ROBUST_CUTOFF * radius)
-        new_center, new_radius = fitter.fit(np.clip(1.0 - residual * residual, 0.0, None) ** 2)
-        if not np.isfinite(new_radius):
-            break
-        moved = np.abs(new_center - center).max()
-        center, radius = new_center, new_radius
-        if moved <= TOLERANCE * radius:
-            break
+    def biweight(c: np.ndarray, r: float) -> np.ndarray:
+        residual = (fitter.distances(c) - r) / (ROBUST_CUTOFF * r)
+        return np.clip(1.0 - residual * residual, 0.0, None) ** 2
+
+    center, radius = _refit_until_still(fitter, center, radius, biweight)
     return center, radius

@@ -103,3 +103,10 @@ def test_bundled_model_is_the_default(heads_dir, tmp_path) -> None:
     rig = rig_mesh(load_mesh(heads_dir / "suzanne.obj"), cache_dir=tmp_path)
     assert rig.metadata["model_id"] == shipped["model_id"]
     assert np.isfinite(rig.deltas).all() and rig.n_shapes == 95
+
+
+def test_top_level_api_is_the_documented_one(heads_dir, model, tmp_path) -> None:
+    import facerig
+
+    rig = facerig.rig_mesh(facerig.load_mesh(heads_dir / "suzanne.obj"), model, cache_dir=tmp_path)
+    assert isinstance(rig, facerig.Rig) and rig.n_shapes == 95

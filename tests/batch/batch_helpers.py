@@ -6,39 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-
-def icosphere(level: int) -> tuple[np.ndarray, np.ndarray]:
-    """Unit icosphere: (V, 3) float64 vertices, (F, 3) int64 triangles; V = 10 * 4**level + 2."""
-    t = (1 + 5**0.5) / 2
-    vertices = [np.array(p, float) / np.linalg.norm(p) for p in (
-        (-1, t, 0), (1, t, 0), (-1, -t, 0), (1, -t, 0), (0, -1, t), (0, 1, t),
-        (0, -1, -t), (0, 1, -t), (t, 0, -1), (t, 0, 1), (-t, 0, -1), (-t, 0, 1),
-    )]
-    faces = [(0, 11, 5), (0, 5, 1), (0, 1, 7), (0, 7, 10), (0, 10, 11), (1, 5, 9), (5, 11, 4), (11, 10, 2),
-             (10, 7, 6), (7, 1, 8), (3, 9, 4), (3, 4, 2), (3, 2, 6), (3, 6, 8), (3, 8, 9), (4, 9, 5),
-             (2, 4, 11), (6, 2, 10), (8, 6, 7), (9, 8, 1)]
-    for _ in range(level):
-        midpoints: dict[tuple[int, int], int] = {}
-
-        def middle(a: int, b: int) -> int:
-            key = (min(a, b), max(a, b))
-            if key not in midpoints:
-                point = vertices[a] + vertices[b]
-                vertices.append(point / np.linalg.norm(point))
-                midpoints[key] = len(vertices) - 1
-            return midpoints[key]
-
-        refined = []
-        for a, b, c in faces:
-            ab, bc, ca = middle(a, b), middle(b, c), middle(c, a)
-            refined += [(a, ab, ca), (b, bc, ab), (c, ca, bc), (ab, bc, ca)]
-        faces = refined
-    return np.array(vertices), np.array(faces, np.int64)
+from facerig.io.obj import write_obj as write_mesh_obj
+from facerig.mesh import Mesh
+from facerig.primitives import geodesic_sphere
 
 
 def synthetic_head(seed: int, level: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """A head-proportioned ellipsoid (cm, Y up, face toward +Z) with a nose bump and per-seed shape noise."""
-    vertices, faces = icosphere(level)
+    vertices, faces = geodesic_sphere(2**level)  # 10 * 4**level + 2 vertices
     rng = np.random.default_rng(seed)
     nose = np.exp(-((vertices[:, 0] / 0.25) ** 2 + ((vertices[:, 1] + 0.05) / 0.3) ** 2)) * (vertices[:, 2] > 0)
     vertices = vertices * (1 + 0.02 * rng.standard_normal((len(vertices), 1)))
@@ -47,11 +22,7 @@ def synthetic_head(seed: int, level: int = 2) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_obj(path: Path, vertices: np.ndarray, faces: np.ndarray) -> Path:
-    lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in vertices]
-    lines += ["f " + " ".join(str(i + 1) for i in face) for face in faces]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_mesh_obj(Mesh.from_triangles(vertices, faces), path)
 
 
 def write_bad_inputs(folder: Path, heads_dir: Path) -> dict[str, str]:
