@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from facerig.errors import ConfigError
 
-INPUT_FEATURES = ("xyz", "normals", "hks")
+INPUT_FEATURES = ("xyz", "normals", "hks", "fourier")
 _HKS_TIMES = (1e-2, 1.0)  # log-spaced heat-kernel-signature times, canonical units (head ~1)
 _DIFFUSION_TIME_INIT = (1e-3, 1e-1)  # initial per-channel diffusion times span this range, log-spaced
 _BYTES_PER_FLOAT = 4
@@ -54,12 +54,14 @@ class NetworkConfig:
     mlp_ratio: float = 1.0  # H = round(width * mlp_ratio): hidden channels of each block's MLP
     dropout: float = 0.0  # dropout between MLP layers while training
     n_actions: int = 47  # P: length of the FACS activation vector
-    input_features: tuple[str, ...] = INPUT_FEATURES  # any of "xyz", "normals", "hks"
+    input_features: tuple[str, ...] = ("xyz", "normals", "hks")  # any of INPUT_FEATURES
     n_hks: int = 16  # heat-kernel-signature scales when "hks" is an input feature
+    n_fourier: int = 6  # octaves of sin/cos(2^k pi xyz) when "fourier" is an input feature
     output_init_std: float = 1e-4  # std of the output layer's initial weights: near-zero displacements
 
     def __post_init__(self) -> None:
-        positive = ("width", "n_blocks", "k_eig", "global_width", "global_blocks", "global_dim", "n_actions", "n_hks")
+        positive = ("width", "n_blocks", "k_eig", "global_width", "global_blocks", "global_dim", "n_actions", "n_hks",
+                    "n_fourier")
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"NetworkConfig.{name} must be at least 1, got {getattr(self, name)}")
@@ -77,7 +79,7 @@ class NetworkConfig:
 
     @property
     def n_input_features(self) -> int:
-        sizes = {"xyz": 3, "normals": 3, "hks": self.n_hks}
+        sizes = {"xyz": 3, "normals": 3, "hks": self.n_hks, "fourier": 6 * self.n_fourier}
         return sum(sizes[name] for name in self.input_features)
 
     @property
@@ -225,6 +227,10 @@ class RigNetwork(nn.Module):
         self.use_xyz = "xyz" in config.input_features
         self.use_normals = "normals" in config.input_features
         self.use_hks = "hks" in config.input_features
+        self.use_fourier = "fourier" in config.input_features
+        self.register_buffer(
+            "fourier_freqs", math.pi * 2.0 ** torch.arange(config.n_fourier, dtype=torch.float32), persistent=False
+        )
         lo, hi = (math.log10(t) for t in _HKS_TIMES)
         self.register_buffer("hks_times", torch.logspace(lo, hi, config.n_hks))
         n_in = config.n_input_features
@@ -307,7 +313,7 @@ class RigNetwork(nn.Module):
         return self.deform(self.encode(vertices, operators), activations)
 
     def input_features(self, vertices: Tensor, normals: Tensor, evals: Tensor, evecs: Tensor) -> Tensor:
-        """(V, F) per-vertex input: canonical xyz, normals and heat kernel signatures, as configured."""
+        """(V, F) per-vertex input: canonical xyz, normals, heat kernel signatures, Fourier features, as configured."""
         parts: List[Tensor] = []
         if self.use_xyz:
             parts.append(vertices)
@@ -316,4 +322,9 @@ class RigNetwork(nn.Module):
         if self.use_hks:
             # HKS_t(v) = sum_k exp(-lambda_k t) phi_k(v)^2: intrinsic, and sign-ambiguity free.
             parts.append((evecs * evecs) @ torch.exp(-evals[:, None] * self.hks_times[None, :]))
+        if self.use_fourier:
+            # Positional encoding (Tancik et al. 2020): lets the per-vertex MLPs fit fine spatial detail quickly.
+            angles = (vertices[:, :, None] * self.fourier_freqs[None, None, :]).reshape(vertices.shape[0], -1)
+            parts.append(torch.sin(angles))
+            parts.append(torch.cos(angles))
         return torch.cat(parts, 1)

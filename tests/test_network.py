@@ -169,6 +169,21 @@ def test_torchscript_matches_eager(sphere):
         torch.testing.assert_close(scripted.deform(encoded, acts), eager, atol=1e-6, rtol=0)
 
 
+def test_fourier_features_are_the_positional_encoding_and_script(sphere):
+    vertices, ops = sphere
+    config = dataclasses.replace(TINY, input_features=("xyz", "fourier"), n_fourier=3)
+    assert config.n_input_features == 3 + 6 * 3
+    net = network(config)
+    features = net.input_features(vertices, ops["normals"], ops["evals"], ops["evecs"])
+    # columns: xyz, then sin and cos of (x, y, z) each at pi, 2 pi, 4 pi (axis-major)
+    torch.testing.assert_close(features[:, 3 + 2], torch.sin(4 * torch.pi * vertices[:, 0]))
+    torch.testing.assert_close(features[:, 3 + 9 + 3], torch.cos(torch.pi * vertices[:, 1]))
+    assert "fourier_freqs" not in net.state_dict()  # derived from the config, not stored
+    acts = activations(3)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.script(net)(vertices, ops, acts), net(vertices, ops, acts), atol=1e-6, rtol=0)
+
+
 def test_encode_once_then_batched_deform_equals_per_pose_forward(sphere):
     vertices, ops = sphere
     net, acts = network(), activations(9)

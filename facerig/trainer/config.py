@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 
 from facerig.errors import ConfigError
 from facerig.network import NetworkConfig
-from facerig.trainer.losses import STAGE1_WEIGHTS, STAGE2_WEIGHTS
+from facerig.trainer.losses import STAGE1_WEIGHTS, STAGE2_OPTIONAL, STAGE2_WEIGHTS
 
 STAGES = ("stage1", "stage2")
 HEADS = ("all", "rigged")
@@ -65,6 +65,7 @@ class StageConfig:
     eta_min: float = 1e-8  # the cosine's floor
     grad_clip: float = 0.0  # max global gradient norm; 0 = no clipping
     poses_per_step: int = 8  # poses drawn per step from the head's labelled poses (bounds CPU cost)
+    rendered_poses: int = 0  # of those, how many the 2D terms render (rendering dominates a CPU step); 0 = all
     image_size: int = 256  # square render resolution in pixels
     fov_degrees: float = 20.0  # vertical field of view of the frontal camera
     sigma: float = 1.0  # soft-silhouette blur, square pixels
@@ -211,11 +212,13 @@ def _validate(config: TrainConfig, source: str | Path | None) -> None:
         raise ConfigError(f"run.device must be auto, cpu or cuda, got {run.device!r}", source)
     if run.checkpoint_every < 1 or run.threads < 0:
         raise ConfigError("run.checkpoint_every must be >= 1 and run.threads >= 0", source)
-    allowed_weights = {"stage1": set(STAGE1_WEIGHTS), "stage2": set(STAGE2_WEIGHTS)}
+    allowed_weights = {"stage1": set(STAGE1_WEIGHTS), "stage2": set(STAGE2_WEIGHTS) | set(STAGE2_OPTIONAL)}
     for name in STAGES:
         stage = config.stage(name)
         if stage.epochs < 1 or stage.max_steps < 0 or stage.poses_per_step < 1 or stage.image_size < 8:
             raise ConfigError(f"{name} needs epochs >= 1, max_steps >= 0, poses_per_step >= 1, image_size >= 8", source)
+        if stage.rendered_poses < 0:
+            raise ConfigError(f"{name}.rendered_poses must be >= 0 (0 renders every drawn pose)", source)
         if not (stage.lr > 0 and 0 <= stage.eta_min < stage.lr and stage.warmup_steps >= 0 and stage.grad_clip >= 0):
             raise ConfigError(f"{name} needs lr > 0, 0 <= eta_min < lr, warmup_steps >= 0, grad_clip >= 0", source)
         if stage.heads not in HEADS:

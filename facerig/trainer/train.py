@@ -50,7 +50,7 @@ from facerig.trainer.targets import DiskTargets, TargetSource, TransferTargets, 
 
 CHECKPOINT_FORMAT = "facerig-checkpoint"
 CHECKPOINT_VERSION = 1
-LOSS_NAMES = tuple(dict.fromkeys([*losses.STAGE1_WEIGHTS, *losses.STAGE2_WEIGHTS]))  # metrics.csv columns
+LOSS_NAMES = tuple(dict.fromkeys([*losses.STAGE1_WEIGHTS, *losses.STAGE2_WEIGHTS, *losses.STAGE2_OPTIONAL]))  # metrics.csv columns
 _TRANSFER_BANK = 8  # rigged heads TransferTargets keeps in memory to borrow poses from
 
 
@@ -222,7 +222,9 @@ def step_losses(
         available = np.arange(len(activations))
     else:
         raise DatasetError(f"head {head.id!r} has no rig and {stage_name} has no 2D target source")
-    rows = np.sort(draw.choice(len(available), size=min(stage.poses_per_step, len(available)), replace=False))
+    drawn = draw.choice(len(available), size=min(stage.poses_per_step, len(available)), replace=False)
+    shown = min(stage.rendered_poses or len(drawn), len(drawn))  # the first `shown` rows also get the 2D terms
+    rows = np.concatenate([np.sort(drawn[:shown]), np.sort(drawn[shown:])])
 
     operators = get_operators(head.vertices, head.faces, network.config.k_eig, cache_dir=operator_cache,
                               eig_max_vertices=eig_max_vertices or None)
@@ -235,10 +237,10 @@ def step_losses(
     landmarks = torch.from_numpy(head.landmarks).to(device)
     if head.rigged:
         gt = torch.from_numpy(head.deltas[available[rows]]).to(device)  # (B, V, 3)
-        targets = render_targets(vertices, gt, faces, camera, stage.sigma, landmarks)
+        targets = render_targets(vertices, gt[:shown], faces, camera, stage.sigma, landmarks)
     else:
-        targets = source.targets(head, rows, camera, stage.sigma)
-    posed = vertices[None] + deltas
+        targets = source.targets(head, rows[:shown], camera, stage.sigma)
+    posed = vertices[None] + deltas[:shown]
     views = render_views(vertices, posed, faces, camera, sigma=stage.sigma)
 
     covered = (views.mask > 0.5) | (targets.mask > 0.5)  # a missing and an extra region both cost
@@ -250,7 +252,9 @@ def step_losses(
         laplacian = losses.uniform_laplacian(faces, len(vertices))
         terms["regularization"] = losses.regularization_loss(deltas, laplacian)
         return terms
-    terms["mse_3d"] = losses.mse_3d_loss(deltas, gt, torch.ones(len(rows), dtype=torch.bool, device=device))
+    every_pose = torch.ones(len(rows), dtype=torch.bool, device=device)
+    terms["mse_3d"] = losses.mse_3d_loss(deltas, gt, every_pose)
+    terms["epe_3d"] = losses.epe_3d_loss(deltas, gt, every_pose)
     if targets.landmarks is None:  # a head without landmarks: the 2D landmark terms have nothing to compare
         terms["landmark_2d"] = terms["eye_closure_2d"] = deltas.new_zeros(())
         return terms

@@ -44,6 +44,8 @@ def test_cli_beats_file_beats_defaults(tmp_path: Path) -> None:
 def test_weights_table_overrides_single_terms(tmp_path: Path) -> None:
     config = load_config(_write(tmp_path, "[stage2.weights]\nmse_3d = 50\n"))
     assert config.stage2.weights["mse_3d"] == 50.0 and config.stage2.weights["image"] == 10.0
+    extra = load_config(_write(tmp_path, "[stage2.weights]\nepe_3d = 5\n"))  # a term beyond the seed's
+    assert extra.stage2.weights["epe_3d"] == 5.0 and extra.stage2.weights["mse_3d"] == 100.0
 
 
 @pytest.mark.parametrize(
@@ -56,6 +58,8 @@ def test_weights_table_overrides_single_terms(tmp_path: Path) -> None:
         ("[run]\nexport = 1\n", "run.export must be bool"),
         ("[stage1]\nlr = true\n", "stage1.lr must be float"),
         ("[stage1.weights]\nmse_3d = 1.0\n", "unknown losses"),
+        ("[stage1.weights]\nepe_3d = 1.0\n", "unknown losses"),
+        ("[stage2]\nrendered_poses = -1\n", "rendered_poses must be >= 0"),
         ("[stage2]\nheads = \"all\"\n", "stage2.heads must be"),
         ("[run]\nstages = [\"stage2\", \"stage1\"]\n", "run.stages"),
         ("[run]\nstages = [\"stage2\"]\n", "stage2.init"),

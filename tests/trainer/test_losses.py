@@ -12,7 +12,9 @@ from facerig.trainer.losses import (
     MULTIPIE_EYELID_PAIRS,
     STAGE1_WEIGHTS,
     STAGE2_WEIGHTS,
+    STAGE2_OPTIONAL,
     displacement_2d_loss,
+    epe_3d_loss,
     eye_closure_2d_loss,
     image_loss,
     landmark_2d_loss,
@@ -132,6 +134,23 @@ def test_mse_3d_loss_and_the_unlabelled_mask() -> None:
     (grad,) = torch.autograd.grad(masked, prediction)
     assert bool(torch.isfinite(grad).all()) and bool((grad[2] == 0).all()) and float(grad[0].abs().sum()) > 0
     assert float(mse_3d_loss(prediction, unlabelled_target, torch.zeros(3, dtype=torch.bool)).detach()) == 0.0
+
+
+def test_epe_3d_loss_is_the_mean_error_length_and_zero_stays_finite() -> None:
+    assert STAGE2_OPTIONAL == ("epe_3d",) and "epe_3d" not in STAGE2_WEIGHTS  # a preset's choice, not the seed's
+    target = torch.zeros(2, 2, 3)  # 2 poses, 2 vertices
+    prediction = target.clone()
+    prediction[0, 0] = torch.tensor([1.0, 2.0, 2.0])  # length 3 on one of 2 vertices -> pose mean 1.5
+    prediction[1, 1] = torch.tensor([0.0, 0.0, 4.0])  # pose 1: 2.0
+    prediction.requires_grad_(True)
+    loss = epe_3d_loss(prediction, target, torch.tensor([True, True]))
+    assert float(loss.detach()) == pytest.approx((1.5 + 2.0) / 2)
+    (grad,) = torch.autograd.grad(loss, prediction)
+    assert bool(torch.isfinite(grad).all())  # exact vertices (zero error) give a zero, not NaN, gradient
+    assert bool((grad[0, 1] == 0).all()) and torch.allclose(grad[0, 0], torch.tensor([1.0, 2.0, 2.0]) / 3 / 4)
+    nan_target = target.clone()
+    nan_target[1] = math.nan
+    assert float(epe_3d_loss(prediction, nan_target, torch.tensor([True, False])).detach()) == pytest.approx(1.5)
 
 
 def test_uniform_laplacian_and_regularization_loss() -> None:

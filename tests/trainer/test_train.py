@@ -24,7 +24,7 @@ from facerig.trainer.dataset import BuildOptions, build_ict_dataset
 from facerig.render import frontal_camera
 from facerig.trainer.heads import TrainingHeads
 from facerig.trainer.targets import DiskTargets, TransferTargets, render_targets, write_disk_targets
-from facerig.trainer.train import LOSS_NAMES, evaluate, train
+from facerig.trainer.train import LOSS_NAMES, evaluate, step_losses, train
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "tiny.toml"
@@ -104,7 +104,7 @@ def test_two_processes_train_both_stages_losses_fall_and_ranks_agree(dataset: Pa
     training = model.metadata["training"]
     assert training["stages"]["stage1"]["steps"] == 8 and training["stages"]["stage2"]["steps"] == 8
     assert training["dataset"]["heads"] == 4 and training["hardware"]["world_size"] == 2
-    assert set(training["stages"]["stage2"]["final_losses"]) == {"image", "mask", "mse_3d", "landmark_2d",
+    assert set(training["stages"]["stage2"]["final_losses"]) == {"image", "mask", "mse_3d", "epe_3d", "landmark_2d",
                                                                  "eye_closure_2d", "total"}
     assert training["config"]["stage1"]["epochs"] == 4
     head = heads[0]
@@ -158,6 +158,25 @@ def test_stage2_alone_starts_from_its_init_checkpoint(dataset: Path, tmp_path: P
     stage2 = train(config)
     for name, value in stage1.network.state_dict().items():  # one step at lr 1e-12 leaves stage 1's weights
         torch.testing.assert_close(stage2.network.state_dict()[name], value, rtol=0, atol=1e-9)
+
+
+def test_rendered_poses_limits_the_2d_terms_and_not_the_3d_ones(dataset: Path) -> None:
+    heads = TrainingHeads(dataset)
+    head = heads[heads.rigged().index(True)]
+    config = load_config(TINY)
+    network = RigNetwork(config.network)
+
+    def terms(rendered: int) -> dict[str, float]:
+        stage = dataclasses.replace(config.stage2, poses_per_step=6, rendered_poses=rendered)
+        with torch.no_grad():
+            values = step_losses(network, head, "stage2", stage, np.random.default_rng(3), torch.device("cpu"), None,
+                                 heads.operator_cache)
+        return {name: float(value) for name, value in values.items()}
+
+    every, two = terms(0), terms(2)
+    for name in ("mse_3d", "epe_3d"):  # the same six poses, in another order
+        assert two[name] == pytest.approx(every[name], rel=1e-5) and every[name] > 0
+    assert two["image"] != pytest.approx(every["image"], rel=1e-3)  # rendered from two of them only
 
 
 def test_a_bad_checkpoint_is_a_config_error(dataset: Path, tmp_path: Path) -> None:
