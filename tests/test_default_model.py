@@ -1,0 +1,108 @@
+"""What the shipped model (facerig/models/default) does to a real head: the rig a user gets with no --model.
+
+The head is the ICT-FaceKit neutral (26,719 vertices, 17 parts, in cm, +X the character's left), rigged whole
+with the bundled model. Its parts are known by vertex range (:data:`facerig.trainer.ict.PARTS`) and its ground
+truth comes from the kit's own expression meshes through the vocabulary's ICT mapping.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facerig import load_mesh, rig_mesh
+from facerig.rig import Rig
+from facerig.trainer.ict import PARTS
+from facerig.vocabulary import load_vocabulary
+
+MIDLINE_CM = 0.5  # vertices this close to the symmetry plane belong to neither side
+
+
+def _part(*names: str) -> np.ndarray:
+    """Vertex indices of the named ICT parts."""
+    return np.concatenate([np.arange(lo, hi + 1) for name, lo, hi, _ in PARTS if name in names])
+
+
+@pytest.fixture(scope="module")
+def ict_rig(ict_neutral_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Rig:
+    return rig_mesh(load_mesh(ict_neutral_path), cache_dir=tmp_path_factory.mktemp("operators"))
+
+
+@pytest.fixture(scope="module")
+def ground_truth(ict_dir: Path, ict_neutral_path: Path):
+    """action name -> (V, 3) ICT delta, for the actions the kit labels."""
+    neutral = load_mesh(ict_neutral_path).vertices
+    cache: dict[str, np.ndarray] = {}
+
+    def delta(action: str) -> np.ndarray:
+        shapes = load_vocabulary().ict_recipes()[action]
+        assert shapes, f"{action} has no ICT counterpart"
+        for shape in shapes:
+            if shape not in cache:
+                cache[shape] = load_mesh(ict_dir / f"{shape}.obj").vertices - neutral
+        return sum(cache[shape] for shape in shapes)
+
+    return delta
+
+
+def _shape(rig: Rig, name: str) -> np.ndarray:
+    return rig.deltas[rig.shape_names.index(name)]
+
+
+SIDED = [name for name in load_vocabulary().action_names if name.startswith(("Left", "Right"))]
+# The shipped CPU model does not yet move brows and lids enough on this dense head: their own motion (< 3 mm)
+# is smaller than the symmetric spill it leaves around the mouth. Strict: a model that fixes one fails here
+# until it is taken off the list.
+NOT_YET_SIDED = {f"{side}{action}" for side in ("Left", "Right") for action in (
+    "BrowLowerer", "EyeClosed", "EyeUpperLidRaiser", "InnerBrowRaiser", "LowerLipDepressor", "OuterBrowRaiser")}
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="brow/lid poses not learned yet"))
+    if name in NOT_YET_SIDED else name for name in SIDED
+])
+def test_left_and_right_poses_move_the_characters_own_side(ict_rig: Rig, name: str) -> None:
+    x = ict_rig.neutral.vertices[:, 0]  # +X is the character's left in ICT's frame
+    motion = np.linalg.norm(_shape(ict_rig, name), axis=1)
+    moving = motion > 0.2 * motion.max()  # the pose's own motion, not the small spill around it
+    own_side = x > MIDLINE_CM if name.startswith("Left") else x < -MIDLINE_CM
+    other_side = x < -MIDLINE_CM if name.startswith("Left") else x > MIDLINE_CM
+    on_own, on_other = motion[moving & own_side].sum(), motion[moving & other_side].sum()
+    # ICT's own shapes pass with a factor of 8 at worst (LowerLipDepressor)
+    assert on_own > 4 * on_other, f"{name}: {on_own:.2f} cm of motion on its side, {on_other:.2f} on the other"
+
+
+def test_sided_poses_cover_the_vocabulary() -> None:
+    assert len(SIDED) == 28 and NOT_YET_SIDED <= set(SIDED)
+
+
+@pytest.mark.xfail(strict=True, reason="ICT's eye-look shapes move only the lids (the kit turns the eyeballs with "
+                   "joints), so no model trained on them turns an eyeball; the builder must synthesise the rotation")
+@pytest.mark.parametrize("action, axis, sign", [("EyesLookLeft", 0, 1), ("EyesLookRight", 0, -1),
+                                                ("EyesLookUp", 1, 1), ("EyesLookDown", 1, -1)])
+def test_eyeballs_follow_eyes_look_and_stay_in_their_sockets(ict_rig: Rig, action: str, axis: int, sign: int) -> None:
+    for eyeball in ("eyeball_left", "eyeball_right"):
+        vertices = _part(eyeball)
+        predicted = _shape(ict_rig, action)[vertices]
+        points = ict_rig.neutral.vertices[vertices]
+        front = points[:, 2] > np.median(points[:, 2])  # the cornea side (+Z is the front)
+        # The front of the eyeball turns towards the gaze ...
+        assert sign * predicted[front, axis].mean() > 0.2, f"{action} {eyeball}: front moves {predicted[front].mean(0)}"
+        # ... about the eyeball's centre, which stays where it is: the eye stays in its socket.
+        centre_shift = np.linalg.norm(predicted.mean(axis=0))
+        surface_motion = np.linalg.norm(predicted, axis=1).mean()
+        assert centre_shift < 0.35 * surface_motion, f"{action} {eyeball}: centre moves {centre_shift:.3f} cm"
+
+
+@pytest.mark.parametrize("parts", [("teeth",), ("gums_tongue",)])
+def test_teeth_and_tongue_follow_jaw_drop(ict_rig: Rig, ground_truth, parts: tuple[str, ...]) -> None:
+    vertices = _part(*parts)
+    predicted = _shape(ict_rig, "JawDrop")[vertices]
+    truth = ground_truth("JawDrop")[vertices]
+    lower = np.linalg.norm(truth, axis=1) > 0.1  # the lower teeth / the tongue: what the jaw carries
+    cosine = (predicted[lower] * truth[lower]).sum() / (np.linalg.norm(predicted[lower]) * np.linalg.norm(truth[lower]))
+    gain = (predicted[lower] * truth[lower]).sum() / (truth[lower] * truth[lower]).sum()
+    assert cosine > 0.8 and 0.5 < gain < 1.5, f"JawDrop {parts}: cosine {cosine:.2f}, gain {gain:.2f}"
+    assert predicted[lower, 1].mean() < -0.2, "the jaw opens downwards (+Y is up)"
