@@ -50,7 +50,8 @@ from facerig.trainer.targets import DiskTargets, TargetSource, TransferTargets, 
 
 CHECKPOINT_FORMAT = "facerig-checkpoint"
 CHECKPOINT_VERSION = 1
-LOSS_NAMES = tuple(dict.fromkeys([*losses.STAGE1_WEIGHTS, *losses.STAGE2_WEIGHTS, *losses.STAGE2_OPTIONAL]))  # metrics.csv columns
+# metrics.csv columns: every term either stage computes
+LOSS_NAMES = tuple(dict.fromkeys([*losses.STAGE1_WEIGHTS, *losses.STAGE2_WEIGHTS, *losses.STAGE2_OPTIONAL]))
 _TRANSFER_BANK = 8  # rigged heads TransferTargets keeps in memory to borrow poses from
 
 
