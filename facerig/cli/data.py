@@ -28,6 +28,7 @@ def ict(
     max_vertices: Annotated[int, typer.Option(help="Largest re-meshing budget (vertices per head).")] = 6000,
     quad_fraction: Annotated[float, typer.Option(help="Fraction of samples written quad-dominant.")] = 0.5,
     augment_fraction: Annotated[float, typer.Option(help="Fraction of training samples augmented (crop, drop, jitter).")] = 0.5,
+    gaze_degrees: Annotated[float, typer.Option(help="Eyeball turn of the EyesLook targets (ICT's shapes move only the lids); 0 keeps them still.")] = 25.0,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing dataset in OUTPUT.")] = False,
 ) -> None:
@@ -46,6 +47,7 @@ def ict(
         max_vertices=max_vertices,
         quad_fraction=quad_fraction,
         augment_fraction=augment_fraction,
+        gaze_degrees=gaze_degrees,
     )
     manifest = build_ict_dataset(source, output, options, workers=workers, overwrite=force, progress=True)
     counts = ", ".join(f"{key} {value}" for key, value in manifest["counts"].items())

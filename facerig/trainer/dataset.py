@@ -10,6 +10,8 @@ What a build makes (``facerig data ict SOURCE -o DATASET``):
   sum of its bases' deltas, so **every labelled corrective target is exactly zero**. That is a true fact of
   this data, kept as is: the network learns "no correction" from ICT, and real correctives must come
   from rigs that have them. A corrective is labelled when all its bases are.
+  ICT's eye-look shapes move only the lids (the kit turns its eyeballs with joints), so the four EyesLook
+  targets also turn each eyeball about its own fitted centre by ``gaze_degrees`` (:func:`gaze_deltas`).
 - **Unrigged heads** (stage 1, no 3D ground truth): identities far outside the rigged range (w ~ N(0, σᵤ),
   σᵤ ≫ σ), stylised by smooth spatial warps: regional non-uniform scaling around the eyes, nose, mouth,
   chin and brow, a global anisotropic scale and random smooth bumps. One warp field moves every
@@ -83,17 +85,19 @@ __all__ = [
     "SampleSpec",
     "build_ict_dataset",
     "build_sample",
+    "gaze_deltas",
     "head_geometry",
     "load_sample",
     "make_context",
     "plan_samples",
     "read_manifest",
     "sample_triangles",
+    "sphere_centre",
     "stylise",
 ]
 
 FORMAT = "facerig-ict-dataset"
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2  # 2: EyesLook ground truth turns the eyeballs (gaze_degrees)
 # (upper, lower) lid landmark pairs in 0-based Multi-PIE order. 36–41 is the character's right eye in ICT
 # (negative x), 42–47 the left: right 37/41, 38/40, then left 43/47, 44/46.
 EYELID_PAIRS = np.array([[37, 41], [38, 40], [43, 47], [44, 46]], np.int32)
@@ -136,6 +140,10 @@ class BuildOptions:
     augment_fraction: float = 0.5  # training samples that get crop/drop/jitter augmentations
     identity_sigma: float = 1.0  # std of rigged identity weights (ICT modes are scaled for N(0, 1))
     unrigged_sigma: float = 2.5  # std of unrigged identity weights: far outside the rigged range
+    # ICT's eye-look shapes move only the lids (the kit turns the eyeballs with joints), so the EyesLook ground
+    # truth also turns each eyeball about its centre by this angle. ICT states no range; 25 degrees is our choice,
+    # inside the usual full-look range of facial rigs. 0 keeps ICT's still eyeballs.
+    gaze_degrees: float = 25.0
 
     def validate(self) -> None:
         """Raise :class:`DatasetError` for values no build can honour."""
@@ -148,6 +156,7 @@ class BuildOptions:
             (100 <= self.min_vertices <= self.max_vertices, "need 100 <= min_vertices <= max_vertices"),
             (0 <= self.quad_fraction <= 1 and 0 <= self.augment_fraction <= 1, "fractions must be in [0, 1]"),
             (self.identity_sigma > 0 and self.unrigged_sigma > 0, "identity sigmas must be > 0"),
+            (0 <= self.gaze_degrees < 90, "gaze_degrees must be in [0, 90)"),
         ]  # fmt: skip
         for ok, message in checks:
             if not ok:
@@ -369,6 +378,53 @@ def make_context(model: ICTModel, options: BuildOptions, outdir: Path) -> BuildC
     )
 
 
+# Gaze rotations in ICT's frame (+X the character's left, +Y up, +Z front): (axis, sign) of the rotation that
+# turns the cornea (+Z) towards the look direction.
+_GAZE_ROTATIONS = {"EyesLookLeft": (1, 1.0), "EyesLookRight": (1, -1.0), "EyesLookUp": (0, -1.0),
+                   "EyesLookDown": (0, 1.0)}
+_EYEBALLS = ("eyeball_left", "eyeball_right")
+
+
+def _axis_rotation(axis: int, radians: float) -> np.ndarray:
+    """(3, 3) right-handed rotation about coordinate ``axis``."""
+    c, s = np.cos(radians), np.sin(radians)
+    i, j = [(1, 2), (2, 0), (0, 1)][axis]
+    matrix = np.eye(3)
+    matrix[i, i], matrix[i, j], matrix[j, i], matrix[j, j] = c, -s, s, c
+    return matrix
+
+
+def sphere_centre(points: np.ndarray) -> np.ndarray:
+    """(3,) least-squares sphere centre of (N, 3) points: |p|^2 = 2 p.c + (r^2 - |c|^2) is linear in c."""
+    system = np.column_stack([2.0 * points, np.ones(len(points))])
+    solution, *_ = np.linalg.lstsq(system, (points * points).sum(axis=1), rcond=None)
+    return solution[:3]
+
+
+def gaze_deltas(head: np.ndarray, parts: np.ndarray, degrees: float) -> np.ndarray:
+    """(A, V, 3) float32: each eyeball turned about its own centre for the EyesLook actions, zero elsewhere.
+
+    Args:
+        head: (V, 3) the sample's head in ICT topology and frame (its eyeballs sit where its identity puts them).
+        parts: (V,) index into :data:`PARTS` of each vertex.
+        degrees: the full-look angle (:attr:`BuildOptions.gaze_degrees`).
+    """
+    from facerig.vocabulary import load_vocabulary
+
+    actions = load_vocabulary().action_names
+    deltas = np.zeros((len(actions), len(head), 3), np.float32)
+    if degrees == 0:
+        return deltas
+    part_names = [name for name, *_ in PARTS]
+    for eyeball in _EYEBALLS:
+        vertices = np.flatnonzero(parts == part_names.index(eyeball))
+        offsets = head[vertices] - sphere_centre(head[vertices])
+        for action, (axis, sign) in _GAZE_ROTATIONS.items():
+            turned = offsets @ _axis_rotation(axis, sign * np.radians(degrees)).T
+            deltas[actions.index(action), vertices] = turned - offsets
+    return deltas
+
+
 def build_sample(ctx: BuildContext, spec: SampleSpec) -> dict[str, Any]:
     """Synthesise, re-mesh and write one sample; returns its manifest entry."""
     model, options = ctx.model, ctx.options
@@ -424,7 +480,8 @@ def build_sample(ctx: BuildContext, spec: SampleSpec) -> dict[str, Any]:
         "meters_per_unit": np.float64(meters_per_unit),
     }
     if spec.kind == "rigged":
-        actions = transfer.apply(ctx.action_deltas) @ linear.T  # (A, N, 3)
+        source_actions = ctx.action_deltas + gaze_deltas(head, ctx.parts, ctx.options.gaze_degrees)
+        actions = transfer.apply(source_actions) @ linear.T  # (A, N, 3)
         correctives = np.zeros((len(ctx.shape_names) - len(actions),) + actions.shape[1:], actions.dtype)
         arrays["deltas"] = np.concatenate([actions, correctives]).astype(np.float16)
 

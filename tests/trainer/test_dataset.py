@@ -128,6 +128,35 @@ def test_ground_truth_is_carried_by_barycentric_projection(dataset, model):
     np.testing.assert_allclose(got, np.einsum("vk,vkd->vd", bary, jaw[src]), atol=2e-3)
 
 
+def test_eyes_look_turns_each_eyeball_about_its_centre(model):
+    from facerig.trainer.dataset import gaze_deltas, sphere_centre
+    from facerig.trainer.ict import PARTS
+    from facerig.vocabulary import load_vocabulary
+
+    actions = load_vocabulary().action_names
+    deltas = gaze_deltas(model.neutral, model.part_of_vertex(), 25.0)
+    look = {name: deltas[actions.index(name)].astype(np.float64) for name in
+            ("EyesLookLeft", "EyesLookRight", "EyesLookUp", "EyesLookDown")}
+    others = [i for i, name in enumerate(actions) if name not in look]
+    assert not deltas[others].any()
+    eyeballs = {name: np.arange(lo, hi + 1) for name, lo, hi, _ in PARTS if name.startswith("eyeball_")}
+    moved = np.zeros(len(model.neutral), bool)
+    for vertices in eyeballs.values():
+        moved[vertices] = True
+        points = model.neutral[vertices]
+        centre = sphere_centre(points)
+        radius = np.linalg.norm(points - centre, axis=1)
+        cornea = points[:, 2] > centre[2] + 0.9 * radius.max()  # the front of the eye (+Z)
+        for name, delta in look.items():
+            # a rotation: every vertex keeps its distance to the centre; the cornea travels r sin 25° (± cos term)
+            np.testing.assert_allclose(np.linalg.norm(points + delta[vertices] - centre, axis=1), radius, rtol=1e-5)
+            axis, sign = {"EyesLookLeft": (0, 1), "EyesLookRight": (0, -1), "EyesLookUp": (1, 1),
+                          "EyesLookDown": (1, -1)}[name]
+            front_motion = sign * delta[vertices][cornea, axis].mean()
+            assert 0.35 * radius.max() < front_motion < 0.45 * radius.max(), name  # sin 25° = 0.42
+    assert not np.concatenate([d[~moved] for d in look.values()]).any()  # lids etc. keep ICT's own shapes
+
+
 def test_heads_lie_on_their_source_surface_with_components_kept(dataset, model):
     root, manifest = dataset
     spec = _spec(_entries(manifest, kind="unrigged", split="val")[0])
