@@ -1,7 +1,8 @@
 """Regenerate the deformation-transfer template shipped in ``facerig/data/template/``.
 
 The template is the ICT-FaceKit neutral, re-meshed to a few thousand vertices with every component kept,
-plus the delta of each FACS action from the ICT mapping of the vocabulary (float16). It is what
+plus the delta of each FACS action from the ICT mapping of the vocabulary (float16), with the EyesLook eyeball
+turn of the training data (:func:`facerig.trainer.dataset.gaze_deltas`). It is what
 :mod:`facerig.transfer` registers to a target head, so that module needs no ICT archive at run time.
 
     python -m facerig.trainer.make_template ../shared/data/ICT-FaceKit.tar.xz
@@ -36,6 +37,8 @@ import numpy as np
 from facerig.errors import DatasetError
 from facerig.fileio import write_bytes_atomic
 from facerig.io import load_mesh
+from facerig.trainer.dataset import BuildOptions, gaze_deltas
+from facerig.trainer.ict import PARTS
 from facerig.trainer.remesh import RemeshOptions, remesh
 from facerig.vocabulary import Vocabulary, load_vocabulary
 
@@ -80,6 +83,11 @@ def build_template(
         if recipes[name]:
             full[i] = sum(ict_deltas[s] for s in recipes[name])
             labelled[i] = True
+    # The same EyesLook eyeball turn as the training data's ground truth (ICT's own shapes move only the lids).
+    parts = np.full(neutral.n_vertices, -1, np.int64)
+    for index, (_, first, last, _) in enumerate(PARTS):
+        parts[first : last + 1] = index
+    full += gaze_deltas(neutral.vertices, parts, BuildOptions().gaze_degrees)
     deltas = remeshed.transfer.apply(full)  # (A, V', 3)
     return {
         "vertices": remeshed.vertices.astype(np.float32),
@@ -129,7 +137,8 @@ def main(argv: list[str] | None = None) -> None:
     header = (
         "The facerig deformation-transfer template (template.npz) is derived from ICT-FaceKit\n"
         "(USC Institute for Creative Technologies, https://github.com/ICT-VGL/ICT-FaceKit):\n"
-        "the neutral head re-meshed, and FACS pose deltas summed from its expression shapes.\n\n"
+        "the neutral head re-meshed, and FACS pose deltas summed from its expression shapes\n"
+        "(plus a synthesised eyeball turn for the four EyesLook poses).\n\n"
     )
     path = write_template(arrays, header + license_text, args.out)
     print(f"{path}: {len(arrays['vertices'])} vertices, {path.stat().st_size / 1e6:.2f} MB")
