@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from facerig.canonical import canonical_frame
+from facerig.eyes import find_eyeballs, turn_eyeballs
 from facerig.mesh import Mesh
 from facerig.model import PackagedModel, default_model_path, select_device
 from facerig.operators import get_operators
@@ -42,6 +43,7 @@ def rig_mesh(
     front: str | None = None,
     cache_dir: str | Path | None = None,
     chunk_size: int | None = None,
+    turn_eyes: bool = True,
 ) -> Rig:
     """Rig one neutral head.
 
@@ -53,6 +55,8 @@ def rig_mesh(
         up, front: axis overrides such as "+Y", "-Z" when the file has no (or wrong) orientation metadata.
         cache_dir: where operators are cached (default: facerig.operators.default_cache_dir()).
         chunk_size: poses per network pass (None: the model picks a size that bounds memory).
+        turn_eyes: turn the head's eyeballs rigidly for the EyesLook poses (see :mod:`facerig.eyes`) instead of
+            keeping the network's output on them; a head without a clear eyeball pair is unaffected either way.
 
     Returns:
         A :class:`Rig` whose deltas are in the input's own units and axes.
@@ -93,6 +97,11 @@ def rig_mesh(
     timings["network"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
+    eyeballs = find_eyeballs(surface, canonical_vertices) if turn_eyes else ()
+    predicted = turn_eyeballs(predicted, canonical_vertices, eyeballs, activations, packaged.action_names)
+    timings["eyes"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
     blendshape_deltas = assemble_deltas(predicted, row_names, vocabulary)[:, to_surface]
     blendshape_deltas = frame.deltas_from_canonical(blendshape_deltas).astype(np.float32)
     timings["assemble"] = time.perf_counter() - tick
@@ -105,6 +114,7 @@ def rig_mesh(
         "model_name": packaged.name,
         "vocabulary_id": vocabulary.id,
         "canonical_frame": frame.to_dict(),
+        "eyeballs_turned": len(eyeballs),
         "device": str(packaged.device),
         "timings_s": {k: round(v, 6) for k, v in timings.items()},
     }

@@ -72,6 +72,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from facerig.errors import DatasetError
+from facerig.eyes import GAZE_DEGREES, GAZE_ROTATIONS, axis_rotation, fit_sphere
 from facerig.fileio import atomic_path, write_bytes_atomic
 from facerig.trainer.ict import PARTS, REGIONS, ICTModel, load_ict
 from facerig.trainer.remesh import RemeshOptions, SurfaceIndex, connected_pieces, fan_triangles, remesh
@@ -92,7 +93,6 @@ __all__ = [
     "plan_samples",
     "read_manifest",
     "sample_triangles",
-    "sphere_centre",
     "stylise",
 ]
 
@@ -143,7 +143,7 @@ class BuildOptions:
     # ICT's eye-look shapes move only the lids (the kit turns the eyeballs with joints), so the EyesLook ground
     # truth also turns each eyeball about its centre by this angle. ICT states no range; 25 degrees is our choice,
     # inside the usual full-look range of facial rigs. 0 keeps ICT's still eyeballs.
-    gaze_degrees: float = 25.0
+    gaze_degrees: float = GAZE_DEGREES
 
     def validate(self) -> None:
         """Raise :class:`DatasetError` for values no build can honour."""
@@ -378,27 +378,7 @@ def make_context(model: ICTModel, options: BuildOptions, outdir: Path) -> BuildC
     )
 
 
-# Gaze rotations in ICT's frame (+X the character's left, +Y up, +Z front): (axis, sign) of the rotation that
-# turns the cornea (+Z) towards the look direction.
-_GAZE_ROTATIONS = {"EyesLookLeft": (1, 1.0), "EyesLookRight": (1, -1.0), "EyesLookUp": (0, -1.0),
-                   "EyesLookDown": (0, 1.0)}
 _EYEBALLS = ("eyeball_left", "eyeball_right")
-
-
-def _axis_rotation(axis: int, radians: float) -> np.ndarray:
-    """(3, 3) right-handed rotation about coordinate ``axis``."""
-    c, s = np.cos(radians), np.sin(radians)
-    i, j = [(1, 2), (2, 0), (0, 1)][axis]
-    matrix = np.eye(3)
-    matrix[i, i], matrix[i, j], matrix[j, i], matrix[j, j] = c, -s, s, c
-    return matrix
-
-
-def sphere_centre(points: np.ndarray) -> np.ndarray:
-    """(3,) least-squares sphere centre of (N, 3) points: |p|^2 = 2 p.c + (r^2 - |c|^2) is linear in c."""
-    system = np.column_stack([2.0 * points, np.ones(len(points))])
-    solution, *_ = np.linalg.lstsq(system, (points * points).sum(axis=1), rcond=None)
-    return solution[:3]
 
 
 def gaze_deltas(head: np.ndarray, parts: np.ndarray, degrees: float) -> np.ndarray:
@@ -416,11 +396,11 @@ def gaze_deltas(head: np.ndarray, parts: np.ndarray, degrees: float) -> np.ndarr
     if degrees == 0:
         return deltas
     part_names = [name for name, *_ in PARTS]
-    for eyeball in _EYEBALLS:
+    for eyeball in _EYEBALLS:  # ICT's frame has the canonical axes, so the rig's gaze convention applies as is
         vertices = np.flatnonzero(parts == part_names.index(eyeball))
-        offsets = head[vertices] - sphere_centre(head[vertices])
-        for action, (axis, sign) in _GAZE_ROTATIONS.items():
-            turned = offsets @ _axis_rotation(axis, sign * np.radians(degrees)).T
+        offsets = head[vertices] - fit_sphere(head[vertices])[0]
+        for action, (axis, sign) in GAZE_ROTATIONS.items():
+            turned = offsets @ axis_rotation(axis, sign * np.radians(degrees)).T
             deltas[actions.index(action), vertices] = turned - offsets
     return deltas
 

@@ -129,7 +129,8 @@ def test_ground_truth_is_carried_by_barycentric_projection(dataset, model):
 
 
 def test_eyes_look_turns_each_eyeball_about_its_centre(model):
-    from facerig.trainer.dataset import gaze_deltas, sphere_centre
+    from facerig.eyes import fit_sphere
+    from facerig.trainer.dataset import gaze_deltas
     from facerig.trainer.ict import PARTS
     from facerig.vocabulary import load_vocabulary
 
@@ -144,7 +145,7 @@ def test_eyes_look_turns_each_eyeball_about_its_centre(model):
     for vertices in eyeballs.values():
         moved[vertices] = True
         points = model.neutral[vertices]
-        centre = sphere_centre(points)
+        centre, _ = fit_sphere(points)
         radius = np.linalg.norm(points - centre, axis=1)
         cornea = points[:, 2] > centre[2] + 0.9 * radius.max()  # the front of the eye (+Z)
         for name, delta in look.items():

@@ -1,0 +1,162 @@
+"""Eyeballs: found by their shape, turned rigidly for gaze.
+
+An eyeball is the one part of a face that does not deform: studio rigs, ICT-FaceKit included, turn it with a
+joint. A network that predicts per-vertex offsets has to discover that rotation about a sphere's centre from
+data, and the bundled CPU model does not (its eyeball error equals the zero baseline's; see its model card).
+So the rig does it exactly: :func:`find_eyeballs` finds a left/right pair of separate, closed, sphere-like
+components in the canonical frame, and :func:`turn_eyeballs` replaces the network's output on them with each
+row's gaze rotation about the sphere's centre. An eyeball therefore turns by exactly the gaze angle, keeps its
+shape, and stays in its socket; in every pose without gaze it stays still. A head with no such pair (one
+fused surface, eyes cut open, a single eye) keeps the network's output unchanged.
+
+The gaze convention is the dataset builder's (:func:`facerig.trainer.dataset.gaze_deltas`), so what the
+rig produces is what the training data calls EyesLook: a full look turns the eye by :data:`GAZE_DEGREES`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from facerig.mesh import Mesh
+
+GAZE_DEGREES = 25.0
+# action -> (canonical axis, sign) of its rotation; +X is the character's left, +Y up, +Z the face's front
+GAZE_ROTATIONS = {"EyesLookLeft": (1, 1.0), "EyesLookRight": (1, -1.0), "EyesLookUp": (0, -1.0),
+                  "EyesLookDown": (0, 1.0)}
+
+# What counts as an eyeball, in canonical units (the cranium radius is 1; a human eye is about 0.13).
+MIN_VERTICES = 20
+RADIUS_RANGE = (0.05, 0.3)
+MAX_SPHERE_RESIDUAL = 0.08  # RMS distance to the fitted sphere / radius: the cornea's bulge is about 0.03
+MAX_DIRECTION_BIAS = 0.4  # |mean unit direction from the centre|: 0 for a whole sphere, ~0.5 for a hemisphere
+CONCENTRIC = 0.25  # centres closer than this many radii: pieces of one eye
+MAX_RADIUS_MISMATCH = 0.25  # relative difference of the two radii
+MAX_MIRROR_OFFSET = 1.0  # distance between one centre and the other's mirror image across X = 0, in radii
+
+
+@dataclass(frozen=True, eq=False)
+class Eyeball:
+    """One eyeball of a head.
+
+    Attributes:
+        vertices: (N,) int64 indices of its vertices in the mesh it was found on.
+        centre: (3,) float64 centre of the fitted sphere, in that mesh's coordinates.
+        radius: radius of the fitted sphere.
+    """
+
+    vertices: np.ndarray
+    centre: np.ndarray
+    radius: float
+
+
+def axis_rotation(axis: int, radians: float) -> np.ndarray:
+    """(3, 3) right-handed rotation about coordinate ``axis``."""
+    c, s = np.cos(radians), np.sin(radians)
+    i, j = [(1, 2), (2, 0), (0, 1)][axis]
+    matrix = np.eye(3)
+    matrix[i, i], matrix[i, j], matrix[j, i], matrix[j, j] = c, -s, s, c
+    return matrix
+
+
+def fit_sphere(points: np.ndarray) -> tuple[np.ndarray, float]:
+    """Least-squares sphere of (N, 3) points: |p|^2 = 2 p.c + (r^2 - |c|^2) is linear in c. Returns (centre, radius)."""
+    system = np.column_stack([2.0 * points, np.ones(len(points))])
+    solution, *_ = np.linalg.lstsq(system, (points * points).sum(axis=1), rcond=None)
+    centre = solution[:3]
+    return centre, float(np.sqrt(max(solution[3] + centre @ centre, 0.0)))
+
+
+def find_eyeballs(mesh: Mesh, canonical_vertices: np.ndarray) -> tuple[Eyeball, ...]:
+    """The head's two eyeballs (left, then right), or () when it has no clear pair.
+
+    Args:
+        mesh: the head (its connected components are used; vertices need not be welded across seams, but a
+            component must be the whole eyeball).
+        canonical_vertices: (V, 3) the mesh's vertices in the canonical frame.
+    """
+    candidates = []
+    labels = mesh.component_labels
+    for label in range(mesh.n_components):
+        vertices = np.flatnonzero(labels == label)
+        if len(vertices) < MIN_VERTICES:
+            continue
+        points = canonical_vertices[vertices].astype(np.float64)
+        centre, radius = fit_sphere(points)
+        if not RADIUS_RANGE[0] <= radius <= RADIUS_RANGE[1]:
+            continue
+        offsets = points - centre
+        distances = np.linalg.norm(offsets, axis=1)
+        if np.sqrt(np.mean((distances - radius) ** 2)) > MAX_SPHERE_RESIDUAL * radius:
+            continue
+        if np.linalg.norm((offsets / distances[:, None]).mean(axis=0)) > MAX_DIRECTION_BIAS:
+            continue  # a cap or a shell around the eye, not a whole eyeball
+        candidates.append(Eyeball(vertices, centre, radius))
+    eyes = _merge_concentric(candidates, canonical_vertices)
+    left = [eye for eye in eyes if eye.centre[0] > eye.radius]  # eyes sit off the midline by more than their radius
+    right = [eye for eye in eyes if eye.centre[0] < -eye.radius]
+    if len(left) != 1 or len(right) != 1:
+        return ()
+    left_eye, right_eye = left[0], right[0]
+    mean_radius = 0.5 * (left_eye.radius + right_eye.radius)
+    mirrored = right_eye.centre * np.array([-1.0, 1.0, 1.0])
+    if (abs(left_eye.radius - right_eye.radius) > MAX_RADIUS_MISMATCH * mean_radius
+            or np.linalg.norm(left_eye.centre - mirrored) > MAX_MIRROR_OFFSET * mean_radius):
+        return ()
+    return left_eye, right_eye
+
+
+def _merge_concentric(candidates: list[Eyeball], canonical_vertices: np.ndarray) -> list[Eyeball]:
+    """One eyeball per group of concentric spheres: an eye is often a sclera shell around an iris/lens piece."""
+    groups: list[list[Eyeball]] = []
+    for eye in candidates:
+        for group in groups:
+            if np.linalg.norm(group[0].centre - eye.centre) < CONCENTRIC * min(group[0].radius, eye.radius):
+                group.append(eye)
+                break
+        else:
+            groups.append([eye])
+    merged = []
+    for group in groups:
+        vertices = np.sort(np.concatenate([eye.vertices for eye in group]))
+        centre, radius = fit_sphere(canonical_vertices[vertices].astype(np.float64))
+        merged.append(Eyeball(vertices, centre, radius))
+    return merged
+
+
+def gaze_rotation(activation: np.ndarray, action_names: Sequence[str], degrees: float = GAZE_DEGREES) -> np.ndarray:
+    """(3, 3) eye rotation of one activation row: the horizontal look applied after the vertical one."""
+    rotation = np.eye(3)
+    for action, (axis, sign) in GAZE_ROTATIONS.items():
+        if action in action_names and activation[action_names.index(action)] != 0:
+            angle = sign * np.radians(degrees) * float(activation[action_names.index(action)])
+            turn = axis_rotation(axis, angle)
+            rotation = turn @ rotation if axis == 1 else rotation @ turn
+    return rotation
+
+
+def turn_eyeballs(predicted: np.ndarray, canonical_vertices: np.ndarray, eyeballs: Sequence[Eyeball],
+                  activations: np.ndarray, action_names: Sequence[str], degrees: float = GAZE_DEGREES) -> np.ndarray:
+    """Replace the eyeballs' offsets in every row with that row's rigid gaze turn.
+
+    Args:
+        predicted: (R, V, 3) canonical offsets per activation row (not modified).
+        canonical_vertices: (V, 3) the neutral head in the canonical frame.
+        eyeballs: from :func:`find_eyeballs` on the same vertices.
+        activations: (R, A) the rows' activations, columns named by ``action_names``.
+
+    Returns:
+        (R, V, 3) a copy of ``predicted`` whose eyeball vertices move only by the gaze rotation.
+    """
+    if not eyeballs:
+        return predicted
+    turned = predicted.copy()
+    names = list(action_names)
+    for row, activation in enumerate(activations):
+        rotation = gaze_rotation(activation, names, degrees)
+        for eye in eyeballs:
+            offsets = canonical_vertices[eye.vertices] - eye.centre
+            turned[row, eye.vertices] = offsets @ rotation.T - offsets
+    return turned
