@@ -20,15 +20,14 @@ from typing import Sequence
 
 import numpy as np
 
-from facerig.mesh import Mesh
-
 GAZE_DEGREES = 25.0
 # action -> (canonical axis, sign) of its rotation; +X is the character's left, +Y up, +Z the face's front
 GAZE_ROTATIONS = {"EyesLookLeft": (1, 1.0), "EyesLookRight": (1, -1.0), "EyesLookUp": (0, -1.0),
                   "EyesLookDown": (0, 1.0)}
 
 # What counts as an eyeball, in canonical units (the cranium radius is 1; a human eye is about 0.13).
-MIN_VERTICES = 20
+MIN_VERTICES = 20  # enough to tell a sphere; smaller sphere-like pieces only join an eye they are concentric with
+MIN_PIECE_VERTICES = 6
 RADIUS_RANGE = (0.05, 0.3)
 MAX_SPHERE_RESIDUAL = 0.08  # RMS distance to the fitted sphere / radius: the cornea's bulge is about 0.03
 MAX_DIRECTION_BIAS = 0.4  # |mean unit direction from the centre|: 0 for a whole sphere, ~0.5 for a hemisphere
@@ -69,19 +68,20 @@ def fit_sphere(points: np.ndarray) -> tuple[np.ndarray, float]:
     return centre, float(np.sqrt(max(solution[3] + centre @ centre, 0.0)))
 
 
-def find_eyeballs(mesh: Mesh, canonical_vertices: np.ndarray) -> tuple[Eyeball, ...]:
+def find_eyeballs(canonical_vertices: np.ndarray, component_labels: np.ndarray) -> tuple[Eyeball, ...]:
     """The head's two eyeballs (left, then right), or () when it has no clear pair.
 
     Args:
-        mesh: the head (its connected components are used; vertices need not be welded across seams, but a
-            component must be the whole eyeball).
-        canonical_vertices: (V, 3) the mesh's vertices in the canonical frame.
+        canonical_vertices: (V, 3) the head's vertices in the canonical frame.
+        component_labels: (V,) int connected component of each vertex, with vertices split along UV or normal
+            seams counted as one (:attr:`Mesh.component_labels` of a welded mesh): a component must be a whole
+            eyeball, or a whole piece of one.
     """
     candidates = []
-    labels = mesh.component_labels
-    for label in range(mesh.n_components):
-        vertices = np.flatnonzero(labels == label)
-        if len(vertices) < MIN_VERTICES:
+    order = np.argsort(component_labels, kind="stable")
+    starts = np.flatnonzero(np.diff(component_labels[order], prepend=-1))
+    for vertices in np.split(order, starts[1:]):
+        if len(vertices) < MIN_PIECE_VERTICES:
             continue
         points = canonical_vertices[vertices].astype(np.float64)
         centre, radius = fit_sphere(points)
@@ -111,13 +111,14 @@ def find_eyeballs(mesh: Mesh, canonical_vertices: np.ndarray) -> tuple[Eyeball, 
 def _merge_concentric(candidates: list[Eyeball], canonical_vertices: np.ndarray) -> list[Eyeball]:
     """One eyeball per group of concentric spheres: an eye is often a sclera shell around an iris/lens piece."""
     groups: list[list[Eyeball]] = []
-    for eye in candidates:
+    for eye in sorted(candidates, key=lambda candidate: -len(candidate.vertices)):
         for group in groups:
             if np.linalg.norm(group[0].centre - eye.centre) < CONCENTRIC * min(group[0].radius, eye.radius):
                 group.append(eye)
                 break
         else:
-            groups.append([eye])
+            if len(eye.vertices) >= MIN_VERTICES:
+                groups.append([eye])
     merged = []
     for group in groups:
         vertices = np.sort(np.concatenate([eye.vertices for eye in group]))

@@ -97,7 +97,7 @@ def rig_mesh(
     timings["network"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    eyeballs = find_eyeballs(surface, canonical_vertices) if turn_eyes else ()
+    eyeballs = find_eyeballs(canonical_vertices, surface.component_labels) if turn_eyes else ()
     predicted = turn_eyeballs(predicted, canonical_vertices, eyeballs, activations, packaged.action_names)
     timings["eyes"] = time.perf_counter() - tick
 

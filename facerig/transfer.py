@@ -38,6 +38,7 @@ import scipy.sparse.linalg
 from scipy.spatial import cKDTree
 
 from facerig.canonical import CanonicalFrame, canonical_frame
+from facerig.eyes import find_eyeballs, turn_eyeballs
 from facerig.errors import FacerigError
 from facerig.mesh import Mesh
 from facerig.rig import Rig
@@ -390,6 +391,7 @@ def rig_by_transfer(
     template: Template | None = None,
     up: str | None = None,
     front: str | None = None,
+    turn_eyes: bool = True,
 ) -> Rig:
     """Rig a neutral head by deformation transfer from the bundled ICT template.
 
@@ -399,6 +401,7 @@ def rig_by_transfer(
             all correctives get zero deltas.
         template: the rigged template; the bundled one when None.
         up, front: axis overrides, as for :func:`facerig.pipeline.rig_mesh`.
+        turn_eyes: turn the head's eyeballs rigidly for gaze, as :func:`facerig.pipeline.rig_mesh` does.
 
     Returns:
         A :class:`Rig` with ``vocabulary.shape_names`` shapes, deltas in the mesh's own units and axes;
@@ -427,6 +430,12 @@ def rig_by_transfer(
         j = column.get(name)
         if j is not None and template.labelled[j]:
             deltas[i] = canonical[j]
+    # The eyeballs turn as in the network's rig (facerig.eyes): the template's eye turn, carried by nearest
+    # surface points, would bend them.
+    eyeballs = find_eyeballs(target, target_parts) if turn_eyes else ()
+    n_actions = len(vocabulary.action_names)
+    deltas[:n_actions] = turn_eyeballs(deltas[:n_actions], target, eyeballs, np.eye(n_actions, dtype=np.float32),
+                                       vocabulary.action_names)
     deltas = frame.deltas_from_canonical(deltas).astype(np.float32)
 
     from facerig import __version__
@@ -436,6 +445,7 @@ def rig_by_transfer(
         "method": "transfer",
         "vocabulary_id": vocabulary.id,
         "canonical_frame": frame.to_dict(),
+        "eyeballs_turned": len(eyeballs),
         "transfer": {"skin_rms_canonical": round(fit.skin_rms, 6), "similarity_scale": round(fit.scale, 6)},
         "timings_s": {"total": round(time.perf_counter() - start, 6)},
     }

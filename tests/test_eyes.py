@@ -51,14 +51,17 @@ LEFT, RIGHT = (0.33, -0.13, 0.75), (-0.33, -0.13, 0.75)
 def test_finds_a_left_right_pair_of_closed_spheres_and_ignores_the_rest() -> None:
     mesh = _head(_sphere((0, 0, 0), 1.0, 24, 32),  # the skin: far too large
                  _sphere(LEFT, 0.16), _sphere(RIGHT, 0.16),
+                 _sphere(LEFT, 0.12, 3, 4), _sphere(RIGHT, 0.12, 3, 4),  # an iris piece inside each: too few
+                 # vertices to count as an eye on its own, but part of the eye it sits in
+                 _sphere((0.7, 0.3, 0.2), 0.12, 3, 4),  # a small sphere-like piece elsewhere: not an eye
                  _sphere((0.33, -0.13, 0.76), 0.17, cap=0.6),  # a shell in front of the left eye: a cap, not an eye
                  _sphere((0.0, -0.8, 0.6), 0.08))  # a small closed sphere on the midline (a tongue tip, say)
-    eyes = find_eyeballs(mesh, mesh.vertices)
+    eyes = find_eyeballs(mesh.vertices, mesh.component_labels)
     assert len(eyes) == 2
     for eye, centre in zip(eyes, (LEFT, RIGHT)):
         np.testing.assert_allclose(eye.centre, centre, atol=1e-3)
         assert eye.radius == pytest.approx(0.16, rel=0.02)
-        assert len(eye.vertices) == len(_sphere(LEFT, 0.16)[0])
+        assert len(eye.vertices) == len(_sphere(LEFT, 0.16)[0]) + len(_sphere(LEFT, 0.12, 3, 4)[0])
 
 
 @pytest.mark.parametrize("parts", [
@@ -69,7 +72,7 @@ def test_finds_a_left_right_pair_of_closed_spheres_and_ignores_the_rest() -> Non
 ])
 def test_no_eyeballs_without_a_clear_pair(parts) -> None:
     mesh = _head(_sphere((0, 0, 0), 1.0), *parts)
-    assert find_eyeballs(mesh, mesh.vertices) == ()
+    assert find_eyeballs(mesh.vertices, mesh.component_labels) == ()
 
 
 def test_gaze_rotation_turns_the_front_towards_the_look() -> None:
@@ -95,7 +98,7 @@ def test_gaze_rotation_turns_the_front_towards_the_look() -> None:
 
 def test_turn_eyeballs_replaces_only_the_eyeballs_with_a_rigid_turn() -> None:
     mesh = _head(_sphere((0, 0, 0), 1.0), _sphere(LEFT, 0.16), _sphere(RIGHT, 0.16))
-    eyes = find_eyeballs(mesh, mesh.vertices)
+    eyes = find_eyeballs(mesh.vertices, mesh.component_labels)
     rng = np.random.default_rng(0)
     predicted = rng.normal(scale=0.01, size=(3, mesh.n_vertices, 3)).astype(np.float32)
     activations = np.zeros((3, len(ACTIONS)), np.float32)
@@ -120,7 +123,7 @@ def test_matches_the_dataset_builders_gaze_on_the_ict_head(ict_neutral_path: Pat
 
     mesh = load_mesh(ict_neutral_path)
     canonical = canonical_frame(mesh).to_canonical(mesh.vertices)
-    eyes = find_eyeballs(mesh, canonical)
+    eyes = find_eyeballs(canonical, mesh.component_labels)
     ranges = {name: (lo, hi) for name, lo, hi, _ in PARTS}
     for eye, name in zip(eyes, ("eyeball_left", "eyeball_right")):  # +X is the character's left
         np.testing.assert_array_equal(eye.vertices, np.arange(ranges[name][0], ranges[name][1] + 1))

@@ -54,11 +54,15 @@ def test_template_ships_small_with_its_licence(template):
 
 
 def test_transfer_reproduces_the_template_on_the_template(template):
-    rig = rig_by_transfer(template.mesh, template=template)
+    rig = rig_by_transfer(template.mesh, template=template, turn_eyes=False)
     assert rig.shape_names == VOCABULARY.shape_names
     n_actions = len(VOCABULARY.action_names)
     # Same head, same frame: registration is the identity and every vertex lands on itself.
     np.testing.assert_allclose(rig.deltas[:n_actions], template.deltas, atol=1e-5)
+    # The rig's own eye turn (the default) is the template's gaze up to its sphere fit: well under 0.1 mm.
+    turned = rig_by_transfer(template.mesh, template=template)
+    assert turned.metadata["eyeballs_turned"] == 2
+    np.testing.assert_allclose(turned.deltas[:n_actions], template.deltas, atol=0.01)
     assert np.abs(rig.deltas[n_actions:]).max() == 0.0  # correctives: the template has none
     assert rig.metadata["method"] == "transfer"
     assert rig.metadata["transfer"]["skin_rms_canonical"] < 1e-9
