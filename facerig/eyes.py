@@ -3,8 +3,8 @@
 An eyeball is the one part of a face that does not deform: studio rigs, ICT-FaceKit included, turn it with a
 joint. A network that predicts per-vertex offsets has to discover that rotation about a sphere's centre from
 data, and the bundled CPU model does not (its eyeball error equals the zero baseline's; see its model card).
-So the rig does it exactly: :func:`find_eyeballs` finds a left/right pair of separate, closed, sphere-like
-components in the canonical frame, and :func:`turn_eyeballs` replaces the network's output on them with each
+So the rig does it exactly: :func:`find_eyeballs` finds a left/right pair of separate components that each wrap
+most of a sphere, in the canonical frame, and :func:`turn_eyeballs` replaces the network's output on them with each
 row's gaze rotation about the sphere's centre. An eyeball therefore turns by exactly the gaze angle, keeps its
 shape, and stays in its socket; in every pose without gaze it stays still. A head with no such pair (one
 fused surface, eyes cut open, a single eye) keeps the network's output unchanged.
@@ -25,7 +25,7 @@ GAZE_DEGREES = 25.0
 GAZE_ROTATIONS = {"EyesLookLeft": (1, 1.0), "EyesLookRight": (1, -1.0), "EyesLookUp": (0, -1.0),
                   "EyesLookDown": (0, 1.0)}
 
-# What counts as an eyeball, in canonical units (the cranium radius is 1; a human eye is about 0.13).
+# What counts as an eyeball, in canonical units (the cranium radius is 1; ICT's eyeballs are 0.158).
 MIN_VERTICES = 20  # enough to tell a sphere; smaller sphere-like pieces only join an eye they are concentric with
 MIN_PIECE_VERTICES = 6
 RADIUS_RANGE = (0.05, 0.3)
