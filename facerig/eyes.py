@@ -11,6 +11,8 @@ fused surface, eyes cut open, a single eye) keeps the network's output unchanged
 
 The gaze convention is the dataset builder's (:func:`facerig.trainer.dataset.gaze_deltas`), so what the
 rig produces is what the training data calls EyesLook: a full look turns the eye by :data:`GAZE_DEGREES`.
+The angle is not read from the packaged model: a model trained on data built with another
+``--gaze-degrees`` still gets :data:`GAZE_DEGREES` here.
 """
 
 from __future__ import annotations
