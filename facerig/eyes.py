@@ -10,9 +10,8 @@ shape, and stays in its socket; in every pose without gaze it stays still. A hea
 fused surface, eyes cut open, a single eye) keeps the network's output unchanged.
 
 The gaze convention is the dataset builder's (:func:`facerig.trainer.dataset.gaze_deltas`), so what the
-rig produces is what the training data calls EyesLook: a full look turns the eye by :data:`GAZE_DEGREES`.
-The angle is not read from the packaged model: a model trained on data built with another
-``--gaze-degrees`` still gets :data:`GAZE_DEGREES` here.
+rig produces is what the training data calls EyesLook: a full look turns the eye by the angle the model's
+training data used (``gaze_degrees`` in its ``model.json``, :data:`GAZE_DEGREES` by default).
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ _MEMORY_BUDGET_BYTES = 1 << 30
 
 _OPERATOR_FLOAT_KEYS = ("mass", "evals", "evecs", "grad_x", "grad_y", "normals")
 _OPERATOR_INDEX_KEYS = ("grad_rows", "grad_cols")
-_METADATA_KEYS = {"action_names", "name", "canonical_frame", "training"}
+_METADATA_KEYS = {"action_names", "name", "canonical_frame", "gaze_degrees", "training"}
 
 
 class PackagedModel:
@@ -119,6 +119,14 @@ class PackagedModel:
     def k_eig(self) -> int:
         """Eigenpairs the network uses; operators must provide at least this many (or all a tiny mesh has)."""
         return int(self.config["k_eig"])
+
+    @property
+    def gaze_degrees(self) -> float:
+        """The eye turn of a full EyesLook in the model's training data (:data:`facerig.eyes.GAZE_DEGREES` when
+        the model does not say: every facerig dataset before the angle was recorded used it)."""
+        from facerig.eyes import GAZE_DEGREES
+
+        return float(self.metadata.get("gaze_degrees", GAZE_DEGREES))
 
     @property
     def action_names(self) -> tuple[str, ...]:
@@ -239,7 +247,8 @@ def save_packaged(network: "RigNetwork", directory: str | Path, metadata: Mappin
         network: the trained network (left unchanged; its training mode is not touched).
         directory: output directory, created if needed.
         metadata: "action_names" (required, the P column names of the activation vector), and optionally
-            "name", "canonical_frame" (dict of the frame constants the network was trained with) and
+            "name", "canonical_frame" (dict of the frame constants the network was trained with),
+            "gaze_degrees" (the eye turn of a full EyesLook in the training data, used by the rig) and
             "training" (dict of provenance: dataset, stages, steps, config, git revision, ...).
 
     Returns:
@@ -365,6 +374,7 @@ def _metadata_document(
         },
         "vocabulary": {"action_names": action_names},
         "canonical_frame": dict(metadata.get("canonical_frame", {})),
+        **({"gaze_degrees": float(metadata["gaze_degrees"])} if "gaze_degrees" in metadata else {}),
         "training": dict(metadata.get("training", {})),
         "created_with": {"facerig": __version__, "torch": torch.__version__},
     }

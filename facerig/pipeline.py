@@ -98,7 +98,8 @@ def rig_mesh(
 
     tick = time.perf_counter()
     eyeballs = find_eyeballs(canonical_vertices, surface.component_labels) if turn_eyes else ()
-    predicted = turn_eyeballs(predicted, canonical_vertices, eyeballs, activations, packaged.action_names)
+    predicted = turn_eyeballs(predicted, canonical_vertices, eyeballs, activations, packaged.action_names,
+                              degrees=packaged.gaze_degrees)
     timings["eyes"] = time.perf_counter() - tick
 
     tick = time.perf_counter()

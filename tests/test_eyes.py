@@ -136,3 +136,25 @@ def test_matches_the_dataset_builders_gaze_on_the_ict_head(ict_neutral_path: Pat
                            activations, ACTIONS)
     np.testing.assert_allclose(turned, truth, atol=1e-5)
     assert fit_sphere(canonical[eyes[0].vertices])[1] == pytest.approx(eyes[0].radius)
+
+
+def test_the_rig_turns_eyes_by_the_models_training_angle(ict_neutral_path: Path, tmp_path: Path) -> None:
+    """A model records the gaze angle of its training data; `rig_mesh` turns the eyeballs by that angle."""
+    from facerig.model import fresh_model
+    from facerig.network import NetworkConfig
+    from facerig.pipeline import rig_mesh
+
+    mesh = load_mesh(ict_neutral_path)
+    model = fresh_model(NetworkConfig(width=8, n_blocks=1, k_eig=16, global_width=8, global_dim=4))
+    turns = {}
+    for degrees in (GAZE_DEGREES, 10.0):
+        model.metadata["gaze_degrees"] = degrees
+        rig = rig_mesh(mesh, model, cache_dir=tmp_path)
+        eye = find_eyeballs(canonical_frame(mesh).to_canonical(mesh.vertices), mesh.component_labels)[0]
+        points = mesh.vertices[eye.vertices]
+        centre = fit_sphere(points)[0]
+        before, after = points - centre, points + rig.delta("EyesLookLeft")[eye.vertices] - centre
+        cosines = (before * after).sum(1) / np.linalg.norm(before, axis=1) / np.linalg.norm(after, axis=1)
+        turns[degrees] = np.degrees(np.arccos(np.clip(cosines, -1, 1))).max()  # points on the equator turn fully
+    assert turns[GAZE_DEGREES] == pytest.approx(GAZE_DEGREES, abs=0.5)
+    assert turns[10.0] == pytest.approx(10.0, abs=0.5)

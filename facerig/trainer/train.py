@@ -45,6 +45,7 @@ from facerig.trainer import losses
 from facerig.trainer.config import STAGES, StageConfig, TrainConfig, load_config, parse_overrides
 from facerig.trainer.ddp import DistContext, barrier, distributed, gather_objects, mean_across_ranks, unwrap, wrap
 from facerig.trainer.schedule import build_scheduler, check_schedule
+from facerig.trainer.grow import widen_state
 from facerig.trainer.heads import Head, TrainingHeads
 from facerig.trainer.targets import DiskTargets, TargetSource, TransferTargets, render_targets
 
@@ -127,7 +128,7 @@ def run_stage(
     """Train ``network`` in place through one stage; ``checkpoint`` continues a stage in progress."""
     stage = config.stage(name)
     if checkpoint is None and stage.init:
-        network.load_state_dict(_load_checkpoint(Path(stage.init))["model"])
+        network.load_state_dict(_initial_weights(_load_checkpoint(Path(stage.init)), network))
     rigged = heads.rigged()
     indices = [i for i, is_rigged in enumerate(rigged) if is_rigged or stage.heads == "all"]
     if not indices:
@@ -212,7 +213,8 @@ def step_losses(
 
     Stage 1: image, mask, 2D displacement and regularization, against targets rendered from the ground
     truth (rigged heads) or taken from ``source`` (unrigged heads). Stage 2 (rigged heads only): image,
-    mask, 3D MSE, 2D landmark and 2D eye closure.
+    mask, 3D MSE, 2D landmark and 2D eye closure; its 3D terms also see the all-zero activation row, whose
+    target is no motion.
     """
     network = unwrap(model)
     if head.rigged:
@@ -232,12 +234,19 @@ def step_losses(
     vertices = torch.from_numpy(head.vertices).to(device)  # (V, 3)
     faces = torch.from_numpy(head.faces).to(device)  # (F, 3)
     acts = torch.from_numpy(activations[rows]).to(device)  # (B, A)
-    deltas = model(vertices, operators.to_torch(str(device)), acts)  # (B, V, 3)
+    if stage_name == "stage2":
+        # The rig subtracts the network's all-zero-activation output from every pose
+        # (facerig.pipeline.assemble_deltas), so that row must be trained too: its target is zero motion.
+        # Untrained, it carried ~0.05 mm of offset into every shape (held-out MAE 0.187 mm vs 0.156 without it).
+        acts = torch.cat([acts, acts.new_zeros(1, acts.shape[1])])
+    deltas = model(vertices, operators.to_torch(str(device)), acts)  # (B[+1], V, 3)
 
     camera = frontal_camera(head.vertices, stage.image_size, stage.fov_degrees)
     landmarks = torch.from_numpy(head.landmarks).to(device)
     if head.rigged:
         gt = torch.from_numpy(head.deltas[available[rows]]).to(device)  # (B, V, 3)
+        if stage_name == "stage2":
+            gt = torch.cat([gt, gt.new_zeros(1, *gt.shape[1:])])  # the neutral row's target
         targets = render_targets(vertices, gt[:shown], faces, camera, stage.sigma, landmarks)
     else:
         targets = source.targets(head, rows[:shown], camera, stage.sigma)
@@ -253,7 +262,7 @@ def step_losses(
         laplacian = losses.uniform_laplacian(faces, len(vertices))
         terms["regularization"] = losses.regularization_loss(deltas, laplacian)
         return terms
-    every_pose = torch.ones(len(rows), dtype=torch.bool, device=device)
+    every_pose = torch.ones(len(deltas), dtype=torch.bool, device=device)
     terms["mse_3d"] = losses.mse_3d_loss(deltas, gt, every_pose)
     terms["epe_3d"] = losses.epe_3d_loss(deltas, gt, every_pose)
     if targets.landmarks is None:  # a head without landmarks: the 2D landmark terms have nothing to compare
@@ -309,6 +318,9 @@ def export(network: RigNetwork, config: TrainConfig, heads: Any, summaries: dict
     }
     metadata = {"action_names": list(load_vocabulary().action_names), "name": config.run.name, "training": training,
                 "canonical_frame": {"version": FRAME_VERSION}}  # heads were canonicalised as at inference
+    gaze_degrees = manifest.get("options", {}).get("gaze_degrees")
+    if gaze_degrees is not None:  # the rig turns eyeballs by the angle the EyesLook ground truth used
+        metadata["gaze_degrees"] = float(gaze_degrees)
     return save_packaged(network, directory, metadata)
 
 
@@ -343,6 +355,14 @@ def _checkpoint(config: TrainConfig, ctx: DistContext, network: RigNetwork, opti
     path = Path(config.run.out_dir) / "checkpoints" / (f"{stage}-final.pt" if done else f"{stage}-{step:07d}.pt")
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
+
+
+def _initial_weights(init: dict[str, Any], network: RigNetwork) -> dict[str, torch.Tensor]:
+    """A stage's starting weights from its ``init`` checkpoint, grown when the run's MLPs are wider."""
+    trained_config = NetworkConfig.from_dict(init["network"])
+    if trained_config == network.config:
+        return init["model"]
+    return widen_state(init["model"], trained_config, network.state_dict(), network.config)
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:

@@ -107,6 +107,7 @@ def test_two_processes_train_both_stages_losses_fall_and_ranks_agree(dataset: Pa
     assert set(training["stages"]["stage2"]["final_losses"]) == {"image", "mask", "mse_3d", "epe_3d", "landmark_2d",
                                                                  "eye_closure_2d", "total"}
     assert training["config"]["stage1"]["epochs"] == 4
+    assert model.gaze_degrees == heads.manifest["options"]["gaze_degrees"]  # the rig turns eyes as the data did
     head = heads[0]
     from facerig.operators import get_operators
 
@@ -177,6 +178,33 @@ def test_rendered_poses_limits_the_2d_terms_and_not_the_3d_ones(dataset: Path) -
     for name in ("mse_3d", "epe_3d"):  # the same six poses, in another order
         assert two[name] == pytest.approx(every[name], rel=1e-5) and every[name] > 0
     assert two["image"] != pytest.approx(every["image"], rel=1e-3)  # rendered from two of them only
+
+
+def test_stage2_3d_terms_train_the_neutral_row_to_zero_motion(dataset: Path) -> None:
+    """The rig subtracts the all-zero activation's output from every pose, so stage 2 trains that row too."""
+    from facerig.operators import get_operators
+    from facerig.trainer import losses
+
+    heads = TrainingHeads(dataset)
+    head = heads[heads.rigged().index(True)]
+    config = load_config(TINY)
+    torch.manual_seed(0)
+    network = RigNetwork(dataclasses.replace(config.network, output_init_std=0.1))
+    available = np.flatnonzero(head.labelled)
+    stage = dataclasses.replace(config.stage2, poses_per_step=len(available), rendered_poses=1)  # every pose
+    with torch.no_grad():
+        got = step_losses(network, head, "stage2", stage, np.random.default_rng(3), torch.device("cpu"), None,
+                          heads.operator_cache)
+        operators = get_operators(head.vertices, head.faces, network.config.k_eig, cache_dir=heads.operator_cache)
+        activations = np.vstack([head.activations[available], np.zeros((1, N_ACTIONS), np.float32)])
+        deltas = network(torch.from_numpy(head.vertices), operators.to_torch("cpu"), torch.from_numpy(activations))
+        truth = np.concatenate([head.deltas[available], np.zeros((1, *head.deltas.shape[1:]), np.float32)])
+        every_row = torch.ones(len(activations), dtype=torch.bool)
+        expected = losses.mse_3d_loss(deltas, torch.from_numpy(truth), every_row)
+        without_neutral = losses.mse_3d_loss(deltas[:-1], torch.from_numpy(truth[:-1]), every_row[:-1])
+    got, expected, without_neutral = float(got["mse_3d"]), float(expected), float(without_neutral)
+    assert got == pytest.approx(expected, rel=1e-6)
+    assert abs(got - without_neutral) > 20 * abs(got - expected)  # one row of ~95, but measurably there
 
 
 def test_a_bad_checkpoint_is_a_config_error(dataset: Path, tmp_path: Path) -> None:
