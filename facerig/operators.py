@@ -35,6 +35,7 @@ Numerics (all in float64, stored as float32):
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -184,6 +185,32 @@ def compute_operators(
     )
     _check_finite(operators)
     return operators
+
+
+def mirrored_operators(operators: Operators, vertices: np.ndarray, triangles: np.ndarray) -> Operators:
+    """The operators of a mesh's mirror image across x = 0, from the mesh's own.
+
+    The mirror image has vertices ``vertices * (-1, 1, 1)`` (same order) and every triangle's winding reversed,
+    so its normals still point outwards. A reflection is an isometry: the cotan Laplacian, the mass and the
+    eigenbasis are the original's and are shared; only the normals and the tangent gradient (its frames have a
+    handedness) are recomputed, a small fraction of the cost of an eigen-solve.
+
+    Args:
+        operators: those of (``vertices``, ``triangles``), e.g. from :func:`get_operators`.
+        vertices, triangles: the original mesh (not its mirror image).
+    """
+    reflected = np.asarray(vertices, np.float64) * np.array([-1.0, 1.0, 1.0])
+    flipped = _clean_triangles(np.asarray(triangles)[:, ::-1])
+    normals = vertex_normals(reflected, flipped)
+    grad_rows, grad_cols, grad_x, grad_y = tangent_gradient(reflected, flipped, normals)
+    return dataclasses.replace(
+        operators,
+        grad_rows=_readonly(grad_rows),
+        grad_cols=_readonly(grad_cols),
+        grad_x=_readonly(grad_x.astype(np.float32)),
+        grad_y=_readonly(grad_y.astype(np.float32)),
+        normals=_readonly(normals.astype(np.float32)),
+    )
 
 
 def get_operators(

@@ -17,9 +17,9 @@ from facerig.canonical import canonical_frame
 from facerig.eyes import find_eyeballs, turn_eyeballs
 from facerig.mesh import Mesh
 from facerig.model import PackagedModel, default_model_path, select_device
-from facerig.operators import get_operators
+from facerig.operators import Operators, get_operators, mirrored_operators
 from facerig.rig import Rig
-from facerig.vocabulary import Vocabulary, load_vocabulary
+from facerig.vocabulary import Vocabulary, load_vocabulary, mirror_permutation
 
 # Above this many vertices the eigenbasis is solved on a coarser vertex set and carried to all vertices
 # (see facerig.operators); the eigen-solve otherwise dominates the cost of large heads.
@@ -44,6 +44,7 @@ def rig_mesh(
     cache_dir: str | Path | None = None,
     chunk_size: int | None = None,
     turn_eyes: bool = True,
+    mirror_average: bool = True,
 ) -> Rig:
     """Rig one neutral head.
 
@@ -57,6 +58,8 @@ def rig_mesh(
         chunk_size: poses per network pass (None: the model picks a size that bounds memory).
         turn_eyes: turn the head's eyeballs rigidly for the EyesLook poses (see :mod:`facerig.eyes`) instead of
             keeping the network's output on them; a head without a clear eyeball pair is unaffected either way.
+        mirror_average: average the network's prediction with that for the head's mirror image
+            (:func:`predict_mirror_averaged`); False runs the network once, at about half the network time.
 
     Returns:
         A :class:`Rig` whose deltas are in the input's own units and axes.
@@ -93,7 +96,11 @@ def rig_mesh(
     tick = time.perf_counter()
     activations, row_names = vocabulary.activations()  # (1 + A + C, A): neutral, singles, combinations
     activations = packaged.align_activations(activations, vocabulary.action_names)
-    predicted = packaged.predict(canonical_vertices, operators, activations, chunk_size=chunk_size)  # (R, V, 3)
+    if mirror_average:
+        predicted = predict_mirror_averaged(packaged, canonical_vertices, surface.triangles, operators, activations,
+                                            chunk_size=chunk_size)
+    else:
+        predicted = packaged.predict(canonical_vertices, operators, activations, chunk_size=chunk_size)  # (R, V, 3)
     timings["network"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
@@ -116,6 +123,7 @@ def rig_mesh(
         "vocabulary_id": vocabulary.id,
         "canonical_frame": frame.to_dict(),
         "eyeballs_turned": len(eyeballs),
+        "mirror_averaged": mirror_average,
         "device": str(packaged.device),
         "timings_s": {k: round(v, 6) for k, v in timings.items()},
     }
@@ -126,6 +134,43 @@ def rig_mesh(
         corrective_recipes={c.name: c.bases for c in vocabulary.correctives},
         metadata=metadata,
     )
+
+
+def predict_mirror_averaged(
+    packaged: PackagedModel,
+    canonical_vertices: np.ndarray,
+    triangles: np.ndarray,
+    operators: Operators,
+    activations: np.ndarray,
+    chunk_size: int | None = None,
+) -> np.ndarray:
+    """The network's displacements averaged with those it predicts for the head's mirror image.
+
+    Faces obey the reflection symmetry: the mirror image (x -> -x) of a head doing LeftBrowLowerer is the
+    mirrored head doing RightBrowLowerer, whatever the head's own asymmetry. So the mirrored head is rigged with
+    Left and Right actions swapped, its displacements are reflected back (vertex order is unchanged), and the
+    two estimates are averaged. The result is exactly reflection-equivariant, and averaging two estimates
+    whose errors are partly independent lowers the error: on the held-out ICT heads MAE fell by about 10%
+    (bench/accuracy.py with ``rig_mesh(..., mirror_average=False)`` for the comparison). The mirror's
+    operators share the eigenbasis (:func:`facerig.operators.mirrored_operators`): the cost is a second
+    network pass.
+
+    Args:
+        packaged: the model; canonical_vertices: (V, 3); triangles: (F, 3), the mesh ``operators`` were
+            computed on; activations: (B, A) in ``packaged.action_names`` order.
+
+    Returns:
+        (B, V, 3) float32 canonical-frame displacements.
+    """
+    reflect = np.array([-1.0, 1.0, 1.0], np.float32)
+    direct = packaged.predict(canonical_vertices, operators, activations, chunk_size=chunk_size)
+    mirrored = packaged.predict(
+        canonical_vertices * reflect,
+        mirrored_operators(operators, canonical_vertices, triangles),
+        activations[:, mirror_permutation(packaged.action_names)],
+        chunk_size=chunk_size,
+    )
+    return 0.5 * (direct + mirrored * reflect)
 
 
 def welded_surface(mesh: Mesh) -> tuple[Mesh, np.ndarray]:

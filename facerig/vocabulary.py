@@ -147,6 +147,26 @@ def side_weights(canonical_x: np.ndarray, side: str) -> np.ndarray:
     raise VocabularyError(f"side must be 'l' or 'r', got {side!r}")
 
 
+def mirror_permutation(action_names: tuple[str, ...] | list[str]) -> np.ndarray:
+    """Column order that turns an activation vector into its mirror image's: ``Left`` and ``Right`` swapped.
+
+    The mirror image (x -> -x in the canonical frame) of a face doing LeftBrowLowerer is a face doing
+    RightBrowLowerer, and of one doing EyesLookLeft, one doing EyesLookRight; unsided actions map to themselves.
+
+    Returns:
+        (A,) int64 ``perm`` with ``activations[:, perm]`` the mirrored activations.
+
+    Raises:
+        VocabularyError: an action's mirror counterpart is not among ``action_names``.
+    """
+    names = list(action_names)
+    swapped = [re.sub("Left|Right", lambda m: "Right" if m.group(0) == "Left" else "Left", name) for name in names]
+    missing = sorted(set(swapped) - set(names))
+    if missing:
+        raise VocabularyError(f"actions without their mirror counterpart: {missing}")
+    return np.asarray([names.index(name) for name in swapped], np.int64)
+
+
 # ---------------------------------------------------------------------------------------------- vocabulary
 @dataclass(frozen=True)
 class Vocabulary:

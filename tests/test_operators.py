@@ -20,6 +20,7 @@ from facerig.operators import (
     compute_operators,
     default_cache_dir,
     get_operators,
+    mirrored_operators,
     tangent_frames,
 )
 
@@ -319,3 +320,28 @@ def test_ict_neutral_operators(ict_neutral_path):
     np.testing.assert_allclose(m_gram(ops), np.eye(64), atol=1e-3)
     assert np.isfinite(ops.grad_x).all() and np.isfinite(ops.grad_y).all()
     assert elapsed < 20.0  # about 2 s on one core of the development machine
+
+
+def test_mirrored_operators_drive_the_network_as_the_mirror_images_own() -> None:
+    """Sharing the eigenbasis with the original is exact: the network cannot tell them from a fresh solve."""
+    from facerig.network import NetworkConfig, RigNetwork
+
+    vertices, triangles = geodesic_sphere(6, radius=0.4)  # 362 vertices: the dense (exact) eigen path
+    rng = np.random.default_rng(5)
+    vertices = vertices * (1 + 0.2 * np.tanh(vertices @ rng.normal(size=(3, 4))).sum(1, keepdims=True) / 4)
+    vertices = vertices + [0.05, 0.0, 0.0]  # off the mirror plane, asymmetric: the mirror image is another mesh
+    reflected, flipped = vertices * [-1.0, 1.0, 1.0], triangles[:, ::-1]
+    shared = mirrored_operators(compute_operators(vertices, triangles, 24), vertices, triangles)
+    fresh = compute_operators(reflected, flipped, 24)
+    np.testing.assert_allclose(shared.normals, fresh.normals, atol=1e-6)
+    np.testing.assert_allclose(shared.evals, fresh.evals, rtol=1e-4, atol=1e-5)
+    torch.manual_seed(0)
+    network = RigNetwork(NetworkConfig(width=8, n_blocks=2, k_eig=24, global_width=8, global_dim=4, n_hks=4,
+                                       output_init_std=0.1)).eval()
+    points = torch.from_numpy(reflected.astype(np.float32))
+    activations = torch.rand(3, 47, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = network(points, fresh.to_torch(), activations)
+        got = network(points, shared.to_torch(), activations)
+    assert expected.abs().max() > 1e-2
+    torch.testing.assert_close(got, expected, rtol=1e-3, atol=1e-5)

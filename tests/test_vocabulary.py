@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from facerig.errors import VocabularyError
-from facerig.vocabulary import SIDE_BLEND_HALF_WIDTH, Vocabulary, load_vocabulary, side_weights
+from facerig.vocabulary import SIDE_BLEND_HALF_WIDTH, Vocabulary, load_vocabulary, mirror_permutation, side_weights
 
 # The seed's Table 1 (RigAnyFace appendix D), transcribed: number, short, full.
 TABLE_1 = """
@@ -409,3 +409,16 @@ def test_unreadable_files(tmp_path: Path) -> None:
     with pytest.raises(VocabularyError, match="not valid JSON") as caught:
         load_vocabulary(broken)
     assert caught.value.path == broken
+
+
+def test_mirror_permutation_swaps_left_and_right(vocabulary: Vocabulary) -> None:
+    names = vocabulary.action_names
+    perm = mirror_permutation(names)
+    mirrored = [names[i] for i in perm]
+    assert mirrored[names.index("LeftBrowLowerer")] == "RightBrowLowerer"
+    assert mirrored[names.index("EyesLookRight")] == "EyesLookLeft"
+    assert mirrored[names.index("JawLeft")] == "JawRight" and mirrored[names.index("JawDrop")] == "JawDrop"
+    np.testing.assert_array_equal(perm[perm], np.arange(len(names)))  # mirroring twice is the identity
+    assert sum(i != p for i, p in enumerate(perm)) == 2 * 14 + 2 * 3  # 14 sided pairs, 3 directional pairs
+    with pytest.raises(VocabularyError, match="RightOnlyPose"):
+        mirror_permutation(["JawDrop", "LeftOnlyPose"])
