@@ -5,7 +5,7 @@ the template deformation transfer (facerig.transfer) and the neutral baseline, p
 ../shared/data/heads (no ground truth: side correctness, displacement size, penetration), and writes
 ``accuracy.json`` + ``accuracy.md`` (the README table is the first table of the Markdown).
 
-    python bench/accuracy.py --model facerig/models/default --dataset DATASET
+    python bench/accuracy.py --model facerig/models/default --dataset DATASET [--mirror-average]
     python bench/accuracy.py --model M            # builds a test-only dataset from the ICT archive first
     python bench/accuracy.py --methods transfer,neutral --max-heads 4   # quick, no model needed
 
@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--rigged", type=int, default=161,
                         help="identities of the built dataset (161: the default build's split; fewer: quicker)")
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) // 2))
+    parser.add_argument("--mirror-average", action="store_true", help="rig as `facerig rig --mirror-average`")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -68,7 +69,7 @@ def main() -> None:
     heads = [SHARED / "data" / "heads" / name for name in CC0_HEADS if (SHARED / "data" / "heads" / name).is_file()]
     started = time.perf_counter()
     report = evaluate(args.model, dataset, args.split, methods=args.methods.split(","), extra_heads=heads,
-                      max_heads=args.max_heads, progress=True)
+                      max_heads=args.max_heads, progress=True, mirror_average=args.mirror_average)
     json_path, md_path = report.write(args.out, stem="accuracy")
     markdown = md_path.read_text()
     print(markdown.split("\n## ")[0])

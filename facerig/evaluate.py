@@ -203,6 +203,8 @@ class EvalReport:
         """The summary, per-region and per-pose tables, and the extra-head table when there is one."""
         methods = list(self.methods)
         model = f"Model: {self.model['name']} (`{str(self.model['id'])[:12]}`)" if self.model else "No model"
+        if self.model.get("mirror_average"):
+            model += ", mirror-averaged"
         lines = [
             f"# facerig accuracy: {self.dataset} ({self.split} split)",
             "",
@@ -305,6 +307,7 @@ def evaluate(
     cache_dir: str | Path | None = None,
     device: str = "auto",
     progress: bool = False,
+    mirror_average: bool = False,
 ) -> EvalReport:
     """Evaluate a model and the two baselines on a dataset split (see the module docstring).
 
@@ -316,6 +319,7 @@ def evaluate(
         extra_heads: meshes (or mesh paths) without a ground-truth rig, measured without one.
         max_heads: evaluate only the first N rigged heads of the split (quick runs).
         cache_dir: operator cache of the network pipeline; device: where the network runs.
+        mirror_average: rig with ``rig_mesh(..., mirror_average=True)`` (see :func:`facerig.pipeline.rig_mesh`).
 
     Raises:
         DatasetError: the dataset is unreadable, or the split has no rigged head.
@@ -330,7 +334,7 @@ def evaluate(
     root = Path(dataset)
     manifest = read_manifest(root)
     vocabulary = vocabulary or load_vocabulary()
-    riggers, model_info = _riggers(model, methods, vocabulary, cache_dir, device)
+    riggers, model_info = _riggers(model, methods, vocabulary, cache_dir, device, mirror_average)
     entries = [e for e in manifest["samples"] if e["split"] == split and e["kind"] == "rigged"]
     if max_heads is not None:
         entries = entries[:max_heads]
@@ -407,15 +411,16 @@ def evaluate(
 
 
 def _riggers(model: Any, methods: Sequence[str], vocabulary: Vocabulary, cache_dir: str | Path | None,
-             device: str) -> tuple[dict[str, Rigger], dict[str, Any]]:
+             device: str, mirror_average: bool = False) -> tuple[dict[str, Rigger], dict[str, Any]]:
     riggers: dict[str, Rigger] = {}
     info: dict[str, Any] = {}
     if "model" in methods:
         from facerig.pipeline import load_model, rig_mesh
 
         packaged = load_model(model, device)
-        riggers["model"] = lambda mesh: rig_mesh(mesh, packaged, vocabulary=vocabulary, cache_dir=cache_dir)
-        info = {"name": packaged.name, "id": packaged.model_id,
+        riggers["model"] = lambda mesh: rig_mesh(mesh, packaged, vocabulary=vocabulary, cache_dir=cache_dir,
+                                                 mirror_average=mirror_average)
+        info = {"name": packaged.name, "id": packaged.model_id, "mirror_average": mirror_average,
                 "source": str(packaged.source) if packaged.source else None}
     if "transfer" in methods:
         from facerig.transfer import load_template, rig_by_transfer

@@ -20,6 +20,7 @@ def evaluate_command(
     heads: Annotated[Optional[list[Path]], typer.Option("--head", help="A head without a ground-truth rig to measure as well (repeatable).")] = None,
     max_heads: Annotated[Optional[int], typer.Option(help="Evaluate only the first N heads of the split.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    mirror_average: Annotated[bool, typer.Option(help="Rig as `facerig rig --mirror-average` does.")] = False,
 ) -> None:
     """Evaluate MODEL on a dataset split: MAE/Q95 (mm), per pose, per region, penetration ratio."""
     from facerig.evaluate import evaluate
@@ -33,6 +34,7 @@ def evaluate_command(
         max_heads=max_heads,
         device=device,
         progress=True,
+        mirror_average=mirror_average,
     )
     json_path, md_path = report.write(out)
     for name, metrics in report.methods.items():
