@@ -48,6 +48,16 @@ def test_rig_export_info_round_trip(model_dir, heads_dir, tmp_path, capsys) -> N
     assert summary["mesh"]["vertices"] == 507
 
 
+def test_rig_mirror_average_flag_reaches_the_pipeline(model_dir, heads_dir, tmp_path) -> None:
+    plain, mirrored = tmp_path / "plain", tmp_path / "mirrored"
+    head = str(heads_dir / "suzanne.obj")
+    assert run(["rig", head, "-o", str(plain), "--model", str(model_dir)]) == 0
+    assert run(["rig", head, "-o", str(mirrored), "--model", str(model_dir), "--mirror-average"]) == 0
+    one, two = Rig.load(plain / "suzanne.facerig.npz"), Rig.load(mirrored / "suzanne.facerig.npz")
+    assert not one.metadata["mirror_averaged"] and two.metadata["mirror_averaged"]
+    assert np.abs(one.deltas - two.deltas).max() > 1e-6
+
+
 def test_expected_failures_are_one_red_line(tmp_path, capsys) -> None:
     missing = tmp_path / "nope.obj"
     assert run(["info", str(missing)]) == 1
