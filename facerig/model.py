@@ -46,7 +46,7 @@ _MEMORY_BUDGET_BYTES = 1 << 30
 
 _OPERATOR_FLOAT_KEYS = ("mass", "evals", "evecs", "grad_x", "grad_y", "normals")
 _OPERATOR_INDEX_KEYS = ("grad_rows", "grad_cols")
-_METADATA_KEYS = {"action_names", "name", "canonical_frame", "gaze_degrees", "training"}
+_METADATA_KEYS = {"action_names", "name", "canonical_frame", "gaze_degrees", "offset_floor", "training"}
 
 
 class PackagedModel:
@@ -127,6 +127,12 @@ class PackagedModel:
         from facerig.eyes import GAZE_DEGREES
 
         return float(self.metadata.get("gaze_degrees", GAZE_DEGREES))
+
+    @property
+    def offset_floor(self) -> float:
+        """The network's noise floor on still vertices, in canonical units (0 when the model does not say):
+        the rig shrinks every predicted offset by it (:func:`facerig.pipeline.shrink_offsets`)."""
+        return float(self.metadata.get("offset_floor", 0.0))
 
     @property
     def action_names(self) -> tuple[str, ...]:
@@ -248,7 +254,8 @@ def save_packaged(network: "RigNetwork", directory: str | Path, metadata: Mappin
         directory: output directory, created if needed.
         metadata: "action_names" (required, the P column names of the activation vector), and optionally
             "name", "canonical_frame" (dict of the frame constants the network was trained with),
-            "gaze_degrees" (the eye turn of a full EyesLook in the training data, used by the rig) and
+            "gaze_degrees" (the eye turn of a full EyesLook in the training data, used by the rig),
+            "offset_floor" (canonical units, see :attr:`PackagedModel.offset_floor`) and
             "training" (dict of provenance: dataset, stages, steps, config, git revision, ...).
 
     Returns:
@@ -375,6 +382,7 @@ def _metadata_document(
         "vocabulary": {"action_names": action_names},
         "canonical_frame": dict(metadata.get("canonical_frame", {})),
         **({"gaze_degrees": float(metadata["gaze_degrees"])} if "gaze_degrees" in metadata else {}),
+        **({"offset_floor": float(metadata["offset_floor"])} if "offset_floor" in metadata else {}),
         "training": dict(metadata.get("training", {})),
         "created_with": {"facerig": __version__, "torch": torch.__version__},
     }

@@ -1,5 +1,5 @@
-"""Eyeballs found by shape and turned rigidly: synthetic heads with known answers, and the ICT head against the
-dataset builder's own gaze ground truth."""
+"""Eyeballs found by shape and turned rigidly, and the shells around them bound to the skin: synthetic heads
+with known answers, and the ICT head against the dataset builder's own gaze ground truth."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from facerig import load_mesh
 from facerig.canonical import canonical_frame
 from facerig.eyes import GAZE_DEGREES, find_eyeballs, fit_sphere, gaze_rotation, turn_eyeballs
 from facerig.mesh import Mesh
+from facerig.shells import bind_shells, find_eye_shells
 from facerig.vocabulary import load_vocabulary
 
 ACTIONS = list(load_vocabulary().action_names)
@@ -158,3 +159,45 @@ def test_the_rig_turns_eyes_by_the_models_training_angle(ict_neutral_path: Path,
         turns[degrees] = np.degrees(np.arccos(np.clip(cosines, -1, 1))).max()  # points on the equator turn fully
     assert turns[GAZE_DEGREES] == pytest.approx(GAZE_DEGREES, abs=0.5)
     assert turns[10.0] == pytest.approx(10.0, abs=0.5)
+
+
+# ---------------------------------------------------------------- eye shells (facerig.shells)
+def _head_with_shells() -> tuple[Mesh, dict[str, np.ndarray]]:
+    parts = {"skin": _sphere((0, 0, 0), 1.0, 24, 32), "left_eye": _sphere(LEFT, 0.16), "right_eye": _sphere(RIGHT, 0.16),
+             "lashes": _sphere((0.33, -0.13, 0.76), 0.2, cap=0.5),  # a thin piece in front of the left eye
+             "tongue": _sphere((0.0, -0.8, 0.6), 0.08)}  # a small piece far from both eyes
+    mesh = _head(*parts.values())
+    ends = np.cumsum([len(points) for points, _ in parts.values()])
+    return mesh, {name: np.arange(end - len(points), end) for (name, (points, _)), end in zip(parts.items(), ends)}
+
+
+def test_shells_around_an_eye_move_as_the_skin_under_them() -> None:
+    mesh, parts = _head_with_shells()
+    eyes = find_eyeballs(mesh.vertices, mesh.component_labels)
+    binding = find_eye_shells(mesh.vertices, mesh.component_labels, eyes)
+    np.testing.assert_array_equal(binding.vertices, parts["lashes"])  # not the eyeballs, not the far tongue
+    assert np.isin(binding.skin_vertices, parts["skin"]).all()
+    np.testing.assert_allclose(binding.weights.sum(1), 1.0)
+
+    rng = np.random.default_rng(0)
+    predicted = rng.normal(size=(3, mesh.n_vertices, 3)).astype(np.float32)
+    predicted[1, parts["skin"]] = [0.0, -0.2, 0.05]  # row 1: the whole skin translates
+    bound = bind_shells(predicted, binding)
+    np.testing.assert_allclose(bound[1, parts["lashes"]], np.broadcast_to([0.0, -0.2, 0.05], (len(parts["lashes"]), 3)),
+                               atol=1e-6)  # the shell rides along exactly
+    # in any row, each shell vertex moves by the weighted motion of its skin vertices ...
+    expected = np.einsum("sk,rskc->rsc", binding.weights, predicted[:, binding.skin_vertices])
+    np.testing.assert_allclose(bound[:, parts["lashes"]], expected, rtol=1e-5, atol=1e-6)
+    # ... which are the nearest skin vertices
+    nearest = np.linalg.norm(mesh.vertices[parts["lashes"], None] - mesh.vertices[None, parts["skin"]], axis=2).argmin(1)
+    assert (binding.skin_vertices == parts["skin"][nearest][:, None]).any(1).all()
+    others = np.setdiff1d(np.arange(mesh.n_vertices), parts["lashes"])
+    np.testing.assert_array_equal(bound[:, others], predicted[:, others])  # everything else is untouched
+    assert bound is not predicted and not np.shares_memory(bound, predicted)
+
+
+def test_no_shells_are_bound_without_an_eyeball_pair() -> None:
+    mesh, _ = _head_with_shells()
+    assert find_eye_shells(mesh.vertices, mesh.component_labels, ()) is None
+    predicted = np.ones((2, mesh.n_vertices, 3), np.float32)
+    assert bind_shells(predicted, None) is predicted

@@ -9,7 +9,7 @@ import torch
 from facerig.io import load_mesh
 from facerig.mesh import Mesh
 from facerig.model import fresh_model
-from facerig.pipeline import assemble_deltas, predict_mirror_averaged, rig_mesh, welded_surface
+from facerig.pipeline import assemble_deltas, predict_mirror_averaged, rig_mesh, shrink_offsets, welded_surface
 from facerig.vocabulary import load_vocabulary
 
 REPO_EXAMPLE = "examples/ict_head.obj"
@@ -135,3 +135,30 @@ def test_mirror_averaged_prediction_is_exactly_reflection_equivariant(model) -> 
     np.testing.assert_allclose(mirrored_rig * reflect, rig, atol=2e-4 * np.abs(rig).max())
     single = model.predict(vertices, compute_operators(vertices, triangles, model.k_eig), activations)
     assert np.abs(single - rig).max() > 0.05 * np.abs(rig).max()  # the average is not the single pass
+
+
+def test_shrink_offsets_zeroes_what_is_below_the_floor_and_shortens_the_rest() -> None:
+    offsets = np.array([[[0.0, 0.0, 0.0], [0.03, 0.04, 0.0], [0.3, 0.0, 0.4], [0.0, -2.0, 0.0]]], np.float32)
+    shrunk = shrink_offsets(offsets, 0.1)
+    np.testing.assert_array_equal(shrunk[0, :2], 0.0)  # 0 and 0.05 long: below the floor
+    np.testing.assert_allclose(shrunk[0, 2], [0.24, 0.0, 0.32], rtol=1e-6)  # 0.5 long -> 0.4, same direction
+    np.testing.assert_allclose(shrunk[0, 3], [0.0, -1.9, 0.0], rtol=1e-6)
+    assert shrunk.dtype == np.float32
+    assert shrink_offsets(offsets, 0.0) is offsets
+
+
+def test_the_rig_shrinks_offsets_by_the_models_floor(model, example_head, tmp_path) -> None:
+    """The floor comes from the model's metadata unless given; the neutral stays exactly zero either way."""
+    raw = rig_mesh(example_head, model, cache_dir=tmp_path, offset_floor=0.0, bind_eye_shells=False, turn_eyes=False)
+    actions = len(load_vocabulary().action_names)  # the action shapes are the network's own rows
+    floor = float(np.median(np.linalg.norm(raw.deltas[:actions], axis=2)))  # in mesh units ...
+    scale = raw.metadata["canonical_frame"]["scale"]
+    model.metadata["offset_floor"] = floor * scale  # ... and in canonical units, as models record it
+    try:
+        shrunk = rig_mesh(example_head, model, cache_dir=tmp_path, bind_eye_shells=False, turn_eyes=False)
+    finally:
+        del model.metadata["offset_floor"]
+    assert shrunk.metadata["offset_floor"] == pytest.approx(floor * scale)
+    np.testing.assert_allclose(shrunk.deltas[:actions], shrink_offsets(raw.deltas[:actions], floor),
+                               rtol=1e-4, atol=1e-6 * floor)
+    assert (np.linalg.norm(shrunk.deltas[:actions], axis=2) == 0).mean() >= 0.5  # the floor is the median length
