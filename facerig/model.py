@@ -135,6 +135,12 @@ class PackagedModel:
         return float(self.metadata.get("offset_floor", 0.0))
 
     @property
+    def rig_settings(self) -> dict[str, float]:
+        """What the rig reads from ``model.json`` besides the weights (they change a rig; the model id does not
+        cover them): a batch's resume key includes them."""
+        return {"gaze_degrees": self.gaze_degrees, "offset_floor": self.offset_floor}
+
+    @property
     def action_names(self) -> tuple[str, ...]:
         """Names of the activation vector's columns, in order."""
         return tuple(self.metadata["vocabulary"]["action_names"])

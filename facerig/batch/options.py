@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ class Shard:
 class BatchOptions:
     """How :func:`facerig.batch.run_batch` rigs a set of heads.
 
-    Output-shaping fields (model, poses, formats, naming, up, front) enter the resume key: changing any of
+    Output-shaping fields (model, poses, formats, naming, up, front, mirror_average) enter the resume key: changing any of
     them redoes every item. The others (workers, device, limits, ...) only change how the work is done.
     """
 
@@ -63,6 +64,7 @@ class BatchOptions:
     naming: str = "facs"  # shape names in exported files: "facs" or "arkit"
     up: str | None = None  # up axis of inputs that do not state one, e.g. "+Z"
     front: str | None = None  # axis the faces look along, e.g. "+Z"
+    mirror_average: bool = False  # average with the mirror image's prediction (twice the network time)
     # -- which inputs
     include: tuple[str, ...] = ()  # glob patterns; when given, a file must match one (see discover.py)
     exclude: tuple[str, ...] = ()  # glob patterns; a file matching any is left out
@@ -113,10 +115,17 @@ class BatchOptions:
     def limits(self) -> LoadLimits:
         return LoadLimits(max_file_bytes=int(self.max_file_mb * 1024**2), max_vertices=self.max_vertices)
 
-    def output_fingerprint(self, model_id: str, vocabulary_id: str) -> str:
-        """SHA-256 over everything that changes what an item's output files contain."""
+    def output_fingerprint(self, model_id: str, vocabulary_id: str,
+                           model_settings: Mapping[str, Any] | None = None) -> str:
+        """SHA-256 over everything that changes what an item's output files contain.
+
+        ``model_settings`` is :attr:`facerig.model.PackagedModel.rig_settings`: what the rig reads from
+        ``model.json`` beside the weights, which the model id (a hash of ``model.pt``) does not cover.
+        """
         shaping = {
             "model_id": model_id,
+            "model_settings": dict(model_settings or {}),
+            "mirror_average": self.mirror_average,
             "vocabulary_id": vocabulary_id,
             "formats": sorted(self.formats),
             "naming": self.naming,

@@ -70,7 +70,7 @@ def run_batch(
 
     # Loading the model here checks it before any worker starts, so a bad --model is one clear error.
     model = PackagedModel.load(options.model or default_model_path(), device="cpu")
-    fingerprint = options.output_fingerprint(model.model_id, load_vocabulary(options.poses).id)
+    fingerprint = options.output_fingerprint(model.model_id, load_vocabulary(options.poses).id, model.rig_settings)
     items = select_shard(discover(inputs, outdir, options), options.shard)
     manifest = Manifest(outdir)
     keys = [item_key(item, fingerprint) for item in items]

@@ -100,7 +100,7 @@ class Worker:
             with _operator_cache(self.options.cache_dir) as cache_dir:
                 rig = rig_mesh(
                     mesh, self.model, vocabulary=self.vocabulary, up=self.options.up, front=self.options.front,
-                    cache_dir=cache_dir,
+                    cache_dir=cache_dir, mirror_average=self.options.mirror_average,
                 )
             timings.update({phase: rig.metadata["timings_s"][phase] for phase in _RIG_PHASES})
 

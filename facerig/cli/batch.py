@@ -78,6 +78,10 @@ def batch(
     naming: Annotated[str, typer.Option(help="Shape names in exported files: 'facs' or 'arkit'.")] = "facs",
     up: Annotated[Optional[str], typer.Option(help="Up axis of inputs that do not state one, e.g. +Z.")] = None,
     front: Annotated[Optional[str], typer.Option(help="Axis the faces look along, e.g. +Z.")] = None,
+    mirror_average: Annotated[
+        bool,
+        typer.Option(help="Average with the mirror image's prediction: lower error, twice the network time."),
+    ] = False,
     max_vertices: Annotated[int, typer.Option(min=1, help="Reject inputs with more vertices than this.")] = 2_000_000,
     max_file_mb: Annotated[float, typer.Option(min=0.001, help="Reject input files larger than this (MiB).")] = 512.0,
     follow_symlinks: Annotated[bool, typer.Option(help="Follow symlinks that lead outside the input folders.")] = False,
@@ -103,6 +107,7 @@ def batch(
         naming=naming,
         up=up,
         front=front,
+        mirror_average=mirror_average,
         include=tuple(include or ()),
         exclude=tuple(exclude or ()),
         follow_symlinks=follow_symlinks,

@@ -107,3 +107,16 @@ def test_fail_fast_stops_and_a_deleted_output_is_redone(tmp_path: Path, good_hea
         "suzanne.obj": ItemStatus.DONE,
         "synth_a.obj": ItemStatus.SKIPPED,
     }
+
+
+def test_mirror_average_reaches_every_worker_and_the_resume_key(tmp_path: Path, model_dir: Path) -> None:
+    heads = tmp_path / "heads"
+    write_obj(heads / "a.obj", *synthetic_head(1))
+    out = tmp_path / "out"
+    args = ["batch", str(heads), "-o", str(out), "--model", str(model_dir), "--threads-per-worker", "1", "--no-progress"]
+    assert run(args) == 0
+    assert not Rig.load(out / "a.facerig.npz").metadata["mirror_averaged"]
+    assert run([*args, "--mirror-average"]) == 0  # a different output: not skipped as already done
+    report = json.loads((out / "batch-report.json").read_text())
+    assert report["counts"]["done"] == 1 and report["counts"]["skipped"] == 0
+    assert Rig.load(out / "a.facerig.npz").metadata["mirror_averaged"]

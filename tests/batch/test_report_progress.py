@@ -86,3 +86,17 @@ def test_disabled_progress_prints_nothing() -> None:
 def test_options_are_validated(bad: dict) -> None:
     with pytest.raises(ConfigError):
         BatchOptions(**bad)
+
+
+def test_the_resume_key_covers_everything_that_changes_a_rig() -> None:
+    """The model id hashes model.pt only; the rig also reads settings from model.json, and mirror averaging."""
+    settings = {"gaze_degrees": 25.0, "offset_floor": 6e-4}
+    base = BatchOptions().output_fingerprint("m" * 64, "v" * 64, settings)
+    assert base == BatchOptions().output_fingerprint("m" * 64, "v" * 64, dict(settings))
+    changed = [
+        BatchOptions().output_fingerprint("m" * 64, "v" * 64, {**settings, "offset_floor": 0.0}),
+        BatchOptions().output_fingerprint("m" * 64, "v" * 64, {**settings, "gaze_degrees": 20.0}),
+        BatchOptions(mirror_average=True).output_fingerprint("m" * 64, "v" * 64, settings),
+        BatchOptions(naming="arkit").output_fingerprint("m" * 64, "v" * 64, settings),
+    ]
+    assert len({base, *changed}) == 1 + len(changed)
