@@ -55,6 +55,8 @@ MOVING_THRESHOLD_MM = 0.1
 PENETRATION_TOLERANCE_MM = 0.1
 REPORT_VERSION = 1
 ICT_CRANIUM_RADIUS_MM = 94.3  # facerig.canonical's cranium radius of the ICT neutral
+# Candidate offset floors in canonical units (a human head: 1 unit is about 9 cm, so 6e-4 is about 0.055 mm).
+OFFSET_FLOORS = (0.0, 5e-5, 1e-4, 2e-4, 3e-4, 4e-4, 6e-4, 8e-4, 1.2e-3)
 
 
 # ---------------------------------------------------------------------------------------------- metrics
@@ -421,6 +423,7 @@ def _riggers(model: Any, methods: Sequence[str], vocabulary: Vocabulary, cache_d
         riggers["model"] = lambda mesh: rig_mesh(mesh, packaged, vocabulary=vocabulary, cache_dir=cache_dir,
                                                  mirror_average=mirror_average)
         info = {"name": packaged.name, "id": packaged.model_id, "mirror_average": mirror_average,
+                "offset_floor": packaged.offset_floor,
                 "source": str(packaged.source) if packaged.source else None}
     if "transfer" in methods:
         from facerig.transfer import load_template, rig_by_transfer
@@ -428,6 +431,64 @@ def _riggers(model: Any, methods: Sequence[str], vocabulary: Vocabulary, cache_d
         template = load_template()
         riggers["transfer"] = lambda mesh: rig_by_transfer(mesh, vocabulary=vocabulary, template=template)
     return riggers, info
+
+
+@dataclass(frozen=True)
+class FloorChoice:
+    """The result of :func:`choose_offset_floor`: the chosen floor and every candidate's MAE and Q95 (mm)."""
+
+    floor: float
+    mae_mm: dict[float, float]
+    q95_mm: dict[float, float]
+    heads: int
+
+
+def choose_offset_floor(
+    model: Any,
+    dataset: str | Path,
+    split: str = "val",
+    *,
+    floors: Sequence[float] = OFFSET_FLOORS,
+    max_heads: int | None = None,
+    cache_dir: str | Path | None = None,
+    mirror_average: bool = False,
+) -> FloorChoice:
+    """The offset floor (canonical units, :func:`facerig.pipeline.shrink_offsets`) with the lowest MAE on a split.
+
+    Every rigged head of the split is rigged once with the floor off; each candidate then shrinks those
+    offsets (converted to the head's units through its canonical scale, as the rig does) and is measured as
+    :func:`evaluate` measures. Choose on ``val``: the test split is what the accuracy tables report.
+
+    Raises:
+        DatasetError: the dataset is unreadable, or the split has no rigged head.
+    """
+    from facerig.pipeline import load_model, rig_mesh, shrink_offsets
+    from facerig.trainer.dataset import load_sample, read_manifest
+
+    root = Path(dataset)
+    manifest = read_manifest(root)
+    packaged = load_model(model, "cpu")
+    vocabulary = load_vocabulary()
+    shapes, labelled = list(manifest["shapes"]), np.asarray(manifest["labelled"], bool)
+    poses = [p for p in vocabulary.action_names if p in shapes and labelled[shapes.index(p)]]
+    entries = [e for e in manifest["samples"] if e["split"] == split and e["kind"] == "rigged"][:max_heads]
+    if not entries:
+        raise DatasetError(f"the {split!r} split has no rigged heads to choose an offset floor on", root)
+    errors: dict[float, list[np.ndarray]] = {float(floor): [] for floor in floors}
+    for entry in entries:
+        arrays = load_sample(root / entry["file"])
+        rig = rig_mesh(_sample_mesh(arrays, entry["name"]), packaged, vocabulary=vocabulary, cache_dir=cache_dir,
+                       mirror_average=mirror_average, offset_floor=0.0)
+        per_unit = float(rig.metadata["canonical_frame"]["scale"])  # canonical length per mesh unit
+        mm = float(arrays["meters_per_unit"]) * 1000.0
+        truth = arrays["deltas"][[shapes.index(p) for p in poses]].astype(np.float64)
+        predicted = _rig_deltas(rig, poses)
+        for floor in errors:
+            errors[floor].append(vertex_errors(shrink_offsets(predicted, floor / per_unit), truth, mm).ravel())
+    pooled = {floor: np.concatenate(values) for floor, values in errors.items()}
+    mae = {floor: float(values.mean()) for floor, values in pooled.items()}
+    q95 = {floor: float(np.quantile(values, 0.95)) for floor, values in pooled.items()}
+    return FloorChoice(min(mae, key=mae.__getitem__), mae, q95, len(entries))
 
 
 def _ratio(pool: _Pool) -> float:

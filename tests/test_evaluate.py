@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from facerig.cli import run
+from facerig.errors import DatasetError
 from facerig.evaluate import (
     best_gains,
     mae_q95,
@@ -150,3 +151,20 @@ def test_eval_rejects_a_folder_that_is_not_a_dataset(tmp_path, tiny_model, capsy
     code = run(["eval", "--model", str(tiny_model), "--dataset", str(tmp_path), "--out", str(tmp_path / "o")])
     assert code == 1
     assert "manifest.json" in capsys.readouterr().err
+
+
+def test_choose_offset_floor_measures_as_evaluate_does(tiny_dataset, tiny_model):
+    """Floor 0 is the rig's raw output and a floor longer than every offset is the zero baseline: both must agree
+    with evaluate(); the choice is the candidate with the lowest MAE."""
+    from facerig.evaluate import choose_offset_floor, evaluate
+
+    torch.set_num_threads(1)
+    choice = choose_offset_floor(tiny_model, tiny_dataset, "test", floors=(0.0, 0.01, 100.0))
+    report = evaluate(tiny_model, tiny_dataset, "test", methods=["model", "neutral"]).to_dict()
+    assert choice.heads == 1
+    assert choice.mae_mm[0.0] == pytest.approx(report["methods"]["model"]["mae"], rel=1e-6)
+    assert choice.mae_mm[100.0] == pytest.approx(report["methods"]["neutral"]["mae"], rel=1e-6)
+    # the untrained network's output is noise: shrinking it helps, so some floor beats the raw output
+    assert choice.floor == min(choice.mae_mm, key=choice.mae_mm.get) and choice.floor > 0
+    with pytest.raises(DatasetError, match="no rigged heads"):
+        choose_offset_floor(tiny_model, tiny_dataset, "val")

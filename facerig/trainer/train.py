@@ -54,6 +54,7 @@ CHECKPOINT_VERSION = 1
 # metrics.csv columns: every term either stage computes
 LOSS_NAMES = tuple(dict.fromkeys([*losses.STAGE1_WEIGHTS, *losses.STAGE2_WEIGHTS, *losses.STAGE2_OPTIONAL]))
 _TRANSFER_BANK = 8  # rigged heads TransferTargets keeps in memory to borrow poses from
+_FLOOR_HEADS = 8  # validation heads the exported model's offset floor is chosen on
 
 
 @dataclass
@@ -321,7 +322,19 @@ def export(network: RigNetwork, config: TrainConfig, heads: Any, summaries: dict
     gaze_degrees = manifest.get("options", {}).get("gaze_degrees")
     if gaze_degrees is not None:  # the rig turns eyeballs by the angle the EyesLook ground truth used
         metadata["gaze_degrees"] = float(gaze_degrees)
-    return save_packaged(network, directory, metadata)
+    save_packaged(network, directory, metadata)
+    root = getattr(heads, "root", None)
+    validation = [e for e in manifest.get("samples", []) if e.get("split") == "val" and e.get("kind") == "rigged"]
+    if root is not None and validation:
+        # The rig shrinks offsets by the model's noise floor; choose it on held-out heads, as a user would.
+        from facerig.evaluate import choose_offset_floor
+
+        choice = choose_offset_floor(directory, root, "val", max_heads=_FLOOR_HEADS, cache_dir=Path(root) / "operators")
+        metadata["offset_floor"] = choice.floor
+        training["offset_floor"] = {"split": "val", "heads": choice.heads,
+                                    "mae_mm": {f"{floor:g}": round(mae, 5) for floor, mae in choice.mae_mm.items()}}
+        save_packaged(network, directory, metadata)
+    return directory
 
 
 # ------------------------------------------------------------------------------------------ checkpoints

@@ -266,3 +266,24 @@ def test_disk_targets_read_back_what_was_written(dataset: Path, tmp_path: Path) 
     torch.testing.assert_close(read.neutral_mask, written.neutral_mask)
     with pytest.raises(DatasetError, match="the stage renders"):
         source.targets(head, np.array([0]), frontal_camera(head.vertices, 64), sigma=1.0)
+
+
+def test_the_exported_model_records_an_offset_floor_chosen_on_validation_heads(ict_dir: Path, tmp_path: Path) -> None:
+    from facerig.evaluate import choose_offset_floor
+    from facerig.trainer.ddp import DistContext
+    from facerig.trainer.train import StageSummary, export
+
+    root = tmp_path / "ict"
+    build_ict_dataset(ict_dir, root, BuildOptions(rigged=3, unrigged=0, factor_rigged=1, val_fraction=0.34,
+                                                  test_fraction=0.0, min_vertices=250, max_vertices=350, seed=0))
+    config = load_config(TINY, {"data.dataset": str(root)})
+    torch.manual_seed(0)
+    network = RigNetwork(dataclasses.replace(config.network, output_init_std=0.05))  # untrained: noisy offsets
+    context = DistContext(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
+    export(network, config, TrainingHeads(root, "train"), {"stage2": StageSummary()}, context, tmp_path / "model")
+
+    model = PackagedModel.load(tmp_path / "model")
+    record = model.metadata["training"]["offset_floor"]
+    assert record["split"] == "val" and record["heads"] == 1
+    assert model.offset_floor == float(min(record["mae_mm"], key=record["mae_mm"].get)) > 0
+    assert model.offset_floor == choose_offset_floor(tmp_path / "model", root, "val").floor
