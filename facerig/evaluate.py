@@ -56,7 +56,7 @@ PENETRATION_TOLERANCE_MM = 0.1
 REPORT_VERSION = 1
 ICT_CRANIUM_RADIUS_MM = 94.3  # facerig.canonical's cranium radius of the ICT neutral
 # Candidate offset floors in canonical units (a human head: 1 unit is about 9 cm, so 6e-4 is about 0.055 mm).
-OFFSET_FLOORS = (0.0, 5e-5, 1e-4, 2e-4, 3e-4, 4e-4, 6e-4, 8e-4, 1.2e-3)
+OFFSET_FLOORS = (0.0, 5e-5, 1e-4, 2e-4, 3e-4, 4e-4, 6e-4, 8e-4, 1.2e-3, 1.6e-3, 2.4e-3)
 
 
 # ---------------------------------------------------------------------------------------------- metrics
