@@ -163,7 +163,8 @@ def test_the_rig_turns_eyes_by_the_models_training_angle(ict_neutral_path: Path,
 
 # ---------------------------------------------------------------- eye shells (facerig.shells)
 def _head_with_shells() -> tuple[Mesh, dict[str, np.ndarray]]:
-    parts = {"skin": _sphere((0, 0, 0), 1.0, 24, 32), "left_eye": _sphere(LEFT, 0.16), "right_eye": _sphere(RIGHT, 0.16),
+    parts = {"skin": _sphere((0, 0, 0), 1.0, 24, 32),
+             "left_eye": _sphere(LEFT, 0.16), "right_eye": _sphere(RIGHT, 0.16),
              "lashes": _sphere((0.33, -0.13, 0.76), 0.2, cap=0.5),  # a thin piece in front of the left eye
              "tongue": _sphere((0.0, -0.8, 0.6), 0.08)}  # a small piece far from both eyes
     mesh = _head(*parts.values())
@@ -189,7 +190,8 @@ def test_shells_around_an_eye_move_as_the_skin_under_them() -> None:
     expected = np.einsum("sk,rskc->rsc", binding.weights, predicted[:, binding.skin_vertices])
     np.testing.assert_allclose(bound[:, parts["lashes"]], expected, rtol=1e-5, atol=1e-6)
     # ... which are the nearest skin vertices
-    nearest = np.linalg.norm(mesh.vertices[parts["lashes"], None] - mesh.vertices[None, parts["skin"]], axis=2).argmin(1)
+    gaps = mesh.vertices[parts["lashes"], None] - mesh.vertices[None, parts["skin"]]
+    nearest = np.linalg.norm(gaps, axis=2).argmin(1)
     assert (binding.skin_vertices == parts["skin"][nearest][:, None]).any(1).all()
     others = np.setdiff1d(np.arange(mesh.n_vertices), parts["lashes"])
     np.testing.assert_array_equal(bound[:, others], predicted[:, others])  # everything else is untouched

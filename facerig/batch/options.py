@@ -53,8 +53,8 @@ class Shard:
 class BatchOptions:
     """How :func:`facerig.batch.run_batch` rigs a set of heads.
 
-    Output-shaping fields (model, poses, formats, naming, up, front, mirror_average) enter the resume key: changing any of
-    them redoes every item. The others (workers, device, limits, ...) only change how the work is done.
+    Output-shaping fields (model, poses, formats, naming, up, front, mirror_average) enter the resume key:
+    changing any of them redoes every item. The others (workers, device, limits, ...) only change how the work is done.
     """
 
     # -- what each item produces

@@ -113,7 +113,8 @@ def test_mirror_average_reaches_every_worker_and_the_resume_key(tmp_path: Path, 
     heads = tmp_path / "heads"
     write_obj(heads / "a.obj", *synthetic_head(1))
     out = tmp_path / "out"
-    args = ["batch", str(heads), "-o", str(out), "--model", str(model_dir), "--threads-per-worker", "1", "--no-progress"]
+    args = ["batch", str(heads), "-o", str(out), "--model", str(model_dir), "--threads-per-worker", "1",
+            "--no-progress"]
     assert run(args) == 0
     assert not Rig.load(out / "a.facerig.npz").metadata["mirror_averaged"]
     assert run([*args, "--mirror-average"]) == 0  # a different output: not skipped as already done

@@ -154,8 +154,8 @@ def test_stage2_alone_starts_from_its_init_checkpoint(dataset: Path, tmp_path: P
     stage1 = train(load_config(TINY, {**overrides, "run.out_dir": str(tmp_path / "s1"), "run.stages": '["stage1"]'}))
     init = tmp_path / "s1" / "checkpoints" / "stage1-final.pt"
     config = load_config(TINY, {**overrides, "run.out_dir": str(tmp_path / "s2"), "run.stages": '["stage2"]',
-                                "stage2.init": str(init), "stage2.max_steps": "1", "stage2.warmup_steps": "0", "stage2.lr": "1e-12",
-                                "stage2.eta_min": "0.0"})
+                                "stage2.init": str(init), "stage2.max_steps": "1", "stage2.warmup_steps": "0",
+                                "stage2.lr": "1e-12", "stage2.eta_min": "0.0"})
     stage2 = train(config)
     for name, value in stage1.network.state_dict().items():  # one step at lr 1e-12 leaves stage 1's weights
         torch.testing.assert_close(stage2.network.state_dict()[name], value, rtol=0, atol=1e-9)
