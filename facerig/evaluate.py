@@ -207,6 +207,8 @@ class EvalReport:
         model = f"Model: {self.model['name']} (`{str(self.model['id'])[:12]}`)" if self.model else "No model"
         if self.model.get("mirror_average"):
             model += ", mirror-averaged"
+        if self.model.get("offset_floor"):
+            model += f", offset floor {self.model['offset_floor']:g}"
         lines = [
             f"# facerig accuracy: {self.dataset} ({self.split} split)",
             "",
@@ -293,6 +295,17 @@ def _sample_mesh(arrays: dict[str, np.ndarray], name: str) -> Mesh:
     )
 
 
+def _rigged_entries(manifest: dict[str, Any], split: str, max_heads: int | None) -> list[dict[str, Any]]:
+    """The manifest's rigged samples of ``split``, the first ``max_heads`` of them when given."""
+    return [e for e in manifest["samples"] if e["split"] == split and e["kind"] == "rigged"][:max_heads]
+
+
+def _labelled_poses(manifest: dict[str, Any], vocabulary: Vocabulary) -> list[str]:
+    """The vocabulary's actions that the dataset has a ground truth for, in vocabulary order."""
+    shapes, labelled = list(manifest["shapes"]), np.asarray(manifest["labelled"], bool)
+    return [p for p in vocabulary.action_names if p in shapes and labelled[shapes.index(p)]]
+
+
 def _rig_deltas(rig: Rig, poses: Sequence[str]) -> np.ndarray:
     return np.stack([rig.delta(p) for p in poses]).astype(np.float64)
 
@@ -337,14 +350,11 @@ def evaluate(
     manifest = read_manifest(root)
     vocabulary = vocabulary or load_vocabulary()
     riggers, model_info = _riggers(model, methods, vocabulary, cache_dir, device, mirror_average)
-    entries = [e for e in manifest["samples"] if e["split"] == split and e["kind"] == "rigged"]
-    if max_heads is not None:
-        entries = entries[:max_heads]
+    entries = _rigged_entries(manifest, split, max_heads)
     if not entries:
         raise DatasetError(f"the {split!r} split has no rigged heads", root)
     shapes = list(manifest["shapes"])
-    labelled = np.asarray(manifest["labelled"], bool)
-    poses = [p for p in vocabulary.action_names if p in shapes and labelled[shapes.index(p)]]
+    poses = _labelled_poses(manifest, vocabulary)
     rows = [shapes.index(p) for p in poses]
     regions = list(manifest.get("regions", []))
 
@@ -469,9 +479,9 @@ def choose_offset_floor(
     manifest = read_manifest(root)
     packaged = load_model(model, "cpu")
     vocabulary = load_vocabulary()
-    shapes, labelled = list(manifest["shapes"]), np.asarray(manifest["labelled"], bool)
-    poses = [p for p in vocabulary.action_names if p in shapes and labelled[shapes.index(p)]]
-    entries = [e for e in manifest["samples"] if e["split"] == split and e["kind"] == "rigged"][:max_heads]
+    shapes = list(manifest["shapes"])
+    poses = _labelled_poses(manifest, vocabulary)
+    entries = _rigged_entries(manifest, split, max_heads)
     if not entries:
         raise DatasetError(f"the {split!r} split has no rigged heads to choose an offset floor on", root)
     errors: dict[float, list[np.ndarray]] = {float(floor): [] for floor in floors}
