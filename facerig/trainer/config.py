@@ -69,6 +69,7 @@ class StageConfig:
     image_size: int = 256  # square render resolution in pixels
     fov_degrees: float = 20.0  # vertical field of view of the frontal camera
     sigma: float = 1.0  # soft-silhouette blur, square pixels
+    pose_balance: float = 0.0  # 3D terms: 0 = each pose counts by its size, 1 = by its relative error (losses.pose_balance_weights)
     init: str = ""  # weights to start from (checkpoint .pt); "" = stage1's final for stage2, fresh for stage1
     weights: Mapping[str, float] = field(default_factory=lambda: MappingProxyType(dict(STAGE1_WEIGHTS)))
 
@@ -219,6 +220,8 @@ def _validate(config: TrainConfig, source: str | Path | None) -> None:
             raise ConfigError(f"{name} needs epochs >= 1, max_steps >= 0, poses_per_step >= 1, image_size >= 8", source)
         if stage.rendered_poses < 0:
             raise ConfigError(f"{name}.rendered_poses must be >= 0 (0 renders every drawn pose)", source)
+        if not 0 <= stage.pose_balance <= 1:
+            raise ConfigError(f"{name}.pose_balance must be in [0, 1], got {stage.pose_balance}", source)
         if not (stage.lr > 0 and 0 <= stage.eta_min < stage.lr and stage.warmup_steps >= 0 and stage.grad_clip >= 0):
             raise ConfigError(f"{name} needs lr > 0, 0 <= eta_min < lr, warmup_steps >= 0, grad_clip >= 0", source)
         if stage.heads not in HEADS:

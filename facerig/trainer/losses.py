@@ -31,6 +31,8 @@ STAGE2_WEIGHTS: Mapping[str, float] = MappingProxyType(
 # epe_3d is the metric itself (mean per-vertex 3D error): MSE alone lets a small network leave sub-millimetre
 # noise on the many vertices a pose does not move, which MSE barely sees and MAE counts in full.
 STAGE2_OPTIONAL: tuple[str, ...] = ("epe_3d",)
+# pose_balance_weights: no pose weighs more than this many times the mean pose (nor less than its inverse)
+POSE_BALANCE_MAX_RATIO = 10.0
 
 # Upper/lower eyelid landmark pairs in the 68-point Multi-PIE order (0-based), as DECA's eye-closure loss.
 MULTIPIE_EYELID_PAIRS: tuple[tuple[int, int], ...] = ((37, 41), (38, 40), (43, 47), (44, 46))
@@ -147,34 +149,80 @@ def eye_closure_2d_loss(
 
 
 # ---------------------------------------------------------------------------------------------- 3D terms
-def mse_3d_loss(prediction: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor) -> torch.Tensor:
+def pose_balance_weights(target: torch.Tensor, labelled: torch.Tensor, strength: float,
+                         max_ratio: float = POSE_BALANCE_MAX_RATIO) -> torch.Tensor:
+    """Per-pose weights that even out the 3D terms between large and small poses.
+
+    Unweighted, a pose counts in the 3D terms in proportion to its size: a 4 mm lid raise hardly moves the sum
+    next to a 4 cm jaw drop, and a small network can leave it unlearned for thousands of steps (the bundled
+    model's brow lowering and upper-lid raise sat at 1% of their size). Weight ``(mean_rms / rms) ** strength``
+    makes the terms measure each pose's *relative* error at strength 1; 0 gives all poses weight 1.
+
+    Args:
+        target: (..., V, 3) ground-truth displacements.
+        labelled: (...) bool, the poses that count.
+        strength: 0 (every weight 1) to 1 (relative error).
+        max_ratio: weights are clipped to [1 / max_ratio, max_ratio] before normalising, so that a barely
+            moving pose cannot take over.
+
+    Returns:
+        (...) weights, mean 1 over the labelled poses, 0 for the others. A labelled pose that does not move (the
+        neutral row) weighs as a pose of the mean size.
+    """
+    if labelled.shape != target.shape[:-2]:
+        raise ValueError(f"pose_balance_weights: labelled {tuple(labelled.shape)} does not match {tuple(target.shape)}")
+    weights = labelled.to(target.dtype)
+    with torch.no_grad():
+        rms = torch.where(labelled[..., None, None], target, 0.0).square().sum(dim=-1).mean(dim=-1).sqrt()
+        moving = labelled & (rms > 0)
+        if strength == 0 or not bool(moving.any()):
+            return weights
+        mean_rms = rms[moving].mean()
+        ratio = (mean_rms / rms.clamp(min=torch.finfo(rms.dtype).tiny)).clamp(1 / max_ratio, max_ratio)
+        weights = torch.where(moving, ratio ** strength, weights)
+        return weights / _masked_mean(weights, labelled).clamp(min=torch.finfo(weights.dtype).tiny)
+
+
+def mse_3d_loss(prediction: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor,
+                pose_weights: torch.Tensor | None = None) -> torch.Tensor:
     """Mean over labelled poses and their vertices of the squared 3D error ||d_pred - d_target||^2.
 
     Args:
         prediction, target: (..., V, 3) per-vertex displacements (or posed positions) in canonical units.
             Targets of unlabelled poses are never read into the result and may hold anything, NaN included.
         labelled: (...) bool, False for poses without a 3D ground truth; 0 when none is labelled.
+        pose_weights: optional (...) per-pose weights (:func:`pose_balance_weights`); squared here, so that
+            a weight scales the pose's error, as in :func:`epe_3d_loss`.
     """
-    _check_same_shape("mse_3d_loss", prediction, target)
-    if labelled.shape != prediction.shape[:-2]:
-        raise ValueError(f"mse_3d_loss: labelled {tuple(labelled.shape)} does not match {tuple(prediction.shape)}")
-    # select before squaring so that NaN targets of unlabelled poses cannot leak into values or gradients
-    error = torch.where(labelled[..., None, None], prediction - target, 0.0)
+    error = _labelled_error("mse_3d_loss", prediction, target, labelled)
     per_pose = (error * error).sum(dim=-1).mean(dim=-1)  # (...)
+    if pose_weights is not None:
+        squared = pose_weights * pose_weights
+        per_pose = per_pose * squared / _masked_mean(squared, labelled).clamp(min=torch.finfo(squared.dtype).tiny)
     return _masked_mean(per_pose, labelled)
 
 
-def epe_3d_loss(prediction: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor) -> torch.Tensor:
+def epe_3d_loss(prediction: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor,
+                pose_weights: torch.Tensor | None = None) -> torch.Tensor:
     """Mean over labelled poses and their vertices of the 3D end-point error ||d_pred - d_target||.
 
     The L1-type companion of :func:`mse_3d_loss` (same arguments and masking): its optimum is the per-vertex
     median, so it drives the displacement of vertices a pose leaves still to exactly zero.
     """
-    _check_same_shape("epe_3d_loss", prediction, target)
+    error = _labelled_error("epe_3d_loss", prediction, target, labelled)
+    per_pose = _norm(error).mean(dim=-1)
+    if pose_weights is not None:
+        per_pose = per_pose * pose_weights
+    return _masked_mean(per_pose, labelled)
+
+
+def _labelled_error(name: str, prediction: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor) -> torch.Tensor:
+    """``prediction - target`` with unlabelled poses zeroed, after checking the shapes."""
+    _check_same_shape(name, prediction, target)
     if labelled.shape != prediction.shape[:-2]:
-        raise ValueError(f"epe_3d_loss: labelled {tuple(labelled.shape)} does not match {tuple(prediction.shape)}")
-    error = torch.where(labelled[..., None, None], prediction - target, 0.0)
-    return _masked_mean(_norm(error).mean(dim=-1), labelled)
+        raise ValueError(f"{name}: labelled {tuple(labelled.shape)} does not match {tuple(prediction.shape)}")
+    # select before squaring so that NaN targets of unlabelled poses cannot leak into values or gradients
+    return torch.where(labelled[..., None, None], prediction - target, 0.0)
 
 
 def uniform_laplacian(faces: torch.Tensor, num_vertices: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:

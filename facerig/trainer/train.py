@@ -264,8 +264,9 @@ def step_losses(
         terms["regularization"] = losses.regularization_loss(deltas, laplacian)
         return terms
     every_pose = torch.ones(len(deltas), dtype=torch.bool, device=device)
-    terms["mse_3d"] = losses.mse_3d_loss(deltas, gt, every_pose)
-    terms["epe_3d"] = losses.epe_3d_loss(deltas, gt, every_pose)
+    pose_weights = losses.pose_balance_weights(gt, every_pose, stage.pose_balance) if stage.pose_balance else None
+    terms["mse_3d"] = losses.mse_3d_loss(deltas, gt, every_pose, pose_weights)
+    terms["epe_3d"] = losses.epe_3d_loss(deltas, gt, every_pose, pose_weights)
     if targets.landmarks is None:  # a head without landmarks: the 2D landmark terms have nothing to compare
         terms["landmark_2d"] = terms["eye_closure_2d"] = deltas.new_zeros(())
         return terms

@@ -60,6 +60,7 @@ def test_weights_table_overrides_single_terms(tmp_path: Path) -> None:
         ("[stage1.weights]\nmse_3d = 1.0\n", "unknown losses"),
         ("[stage1.weights]\nepe_3d = 1.0\n", "unknown losses"),
         ("[stage2]\nrendered_poses = -1\n", "rendered_poses must be >= 0"),
+        ("[stage2]\npose_balance = 1.5\n", "stage2.pose_balance must be in \\[0, 1\\]"),
         ("[stage2]\nheads = \"all\"\n", "stage2.heads must be"),
         ("[run]\nstages = [\"stage2\", \"stage1\"]\n", "run.stages"),
         ("[run]\nstages = [\"stage2\"]\n", "stage2.init"),

@@ -20,6 +20,7 @@ from facerig.trainer.losses import (
     landmark_2d_loss,
     mask_loss,
     mse_3d_loss,
+    pose_balance_weights,
     regularization_loss,
     uniform_laplacian,
     weighted_total,
@@ -151,6 +152,30 @@ def test_epe_3d_loss_is_the_mean_error_length_and_zero_stays_finite() -> None:
     nan_target = target.clone()
     nan_target[1] = math.nan
     assert float(epe_3d_loss(prediction, nan_target, torch.tensor([True, False])).detach()) == pytest.approx(1.5)
+
+
+def test_pose_balance_weights_make_the_3d_terms_measure_relative_error() -> None:
+    # three labelled poses moving one vertex by 1, 3 and 0 (the neutral row), and an unlabelled NaN pose
+    target = torch.zeros(4, 2, 3)
+    target[0, 0, 0], target[1, 0, 0], target[3] = 1.0, 3.0, math.nan
+    labelled = torch.tensor([True, True, True, False])
+    assert torch.equal(pose_balance_weights(target, labelled, 0.0), torch.tensor([1.0, 1.0, 1.0, 0.0]))
+    weights = pose_balance_weights(target, labelled, 1.0)
+    # rms 0.707 and 2.12, mean 1.41: raw weights 2, 2/3 and 1 (the still row), normalised to mean 1
+    raw = torch.tensor([2.0, 2.0 / 3.0, 1.0])
+    assert torch.allclose(weights[:3], raw / raw.mean()) and float(weights[3]) == 0.0
+    assert torch.allclose(pose_balance_weights(target, labelled, 0.5)[:3], raw.sqrt() / raw.sqrt().mean())
+    # a 10% error costs the same on either moving pose once weighted; unweighted, the large pose's costs more
+    small_off, large_off = target.clone(), target.clone()
+    small_off[0, 0, 0], large_off[1, 0, 0] = 1.1, 3.3
+    for loss, factor in ((mse_3d_loss, 9.0), (epe_3d_loss, 3.0)):
+        assert float(loss(large_off, target, labelled)) == pytest.approx(factor * float(loss(small_off, target, labelled)))
+        assert float(loss(large_off, target, labelled, weights)) == pytest.approx(
+            float(loss(small_off, target, labelled, weights)))
+    # a pose far larger than the others cannot silence them: a ratio is clipped to 10
+    target[1, 0, 0] = 1e6
+    clipped = pose_balance_weights(target, labelled, 1.0)
+    assert float(clipped[0] / clipped[2]) == pytest.approx(10.0) and float(clipped[1] / clipped[2]) == pytest.approx(0.5, rel=1e-5)
 
 
 def test_uniform_laplacian_and_regularization_loss() -> None:

@@ -207,6 +207,43 @@ def test_stage2_3d_terms_train_the_neutral_row_to_zero_motion(dataset: Path) -> 
     assert abs(got - without_neutral) > 20 * abs(got - expected)  # one row of ~95, but measurably there
 
 
+def test_stage2_pose_balance_weighs_the_3d_terms_by_relative_error(dataset: Path) -> None:
+    """With pose_balance 1 each drawn pose's 3D error counts relative to its own size (neutral row included)."""
+    from facerig.operators import get_operators
+    from facerig.trainer import losses
+
+    heads = TrainingHeads(dataset)
+    head = heads[heads.rigged().index(True)]
+    config = load_config(TINY)
+    torch.manual_seed(0)
+    network = RigNetwork(dataclasses.replace(config.network, output_init_std=0.1))
+    available = np.flatnonzero(head.labelled)
+
+    def terms(balance: float) -> dict[str, float]:
+        stage = dataclasses.replace(config.stage2, poses_per_step=len(available), rendered_poses=1,
+                                    pose_balance=balance)
+        with torch.no_grad():
+            values = step_losses(network, head, "stage2", stage, np.random.default_rng(3), torch.device("cpu"), None,
+                                 heads.operator_cache)
+        return {name: float(value) for name, value in values.items()}
+
+    with torch.no_grad():
+        operators = get_operators(head.vertices, head.faces, network.config.k_eig, cache_dir=heads.operator_cache)
+        activations = np.vstack([head.activations[available], np.zeros((1, N_ACTIONS), np.float32)])
+        deltas = network(torch.from_numpy(head.vertices), operators.to_torch("cpu"), torch.from_numpy(activations))
+        truth = torch.from_numpy(np.concatenate([head.deltas[available], np.zeros((1, *head.deltas.shape[1:]),
+                                                                                   np.float32)]))
+        every_row = torch.ones(len(activations), dtype=torch.bool)
+        weights = losses.pose_balance_weights(truth, every_row, 1.0)
+        expected = {"mse_3d": float(losses.mse_3d_loss(deltas, truth, every_row, weights)),
+                    "epe_3d": float(losses.epe_3d_loss(deltas, truth, every_row, weights))}
+    plain, balanced = terms(0.0), terms(1.0)
+    for name in ("mse_3d", "epe_3d"):
+        assert balanced[name] == pytest.approx(expected[name], rel=1e-5)
+        assert abs(balanced[name] - plain[name]) > 1e-3 * plain[name]  # 100x the tolerance above
+    assert balanced["image"] == pytest.approx(plain["image"], rel=1e-6)  # the 2D terms are not weighted
+
+
 def test_a_bad_checkpoint_is_a_config_error(dataset: Path, tmp_path: Path) -> None:
     bogus = tmp_path / "bogus.pt"
     torch.save({"model": {}}, bogus)
