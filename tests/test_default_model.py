@@ -53,25 +53,31 @@ def _shape(rig: Rig, name: str) -> np.ndarray:
 
 
 SIDED = [name for name in load_vocabulary().action_names if name.startswith(("Left", "Right"))]
-# The shipped CPU model does not yet move brows and lids enough on this dense head: their own motion (< 3 mm)
-# is smaller than the symmetric spill it leaves around the mouth. Strict: a model that fixes one fails here
-# until it is taken off the list.
-NOT_YET_SIDED = {f"{side}{action}" for side in ("Left", "Right") for action in ("BrowLowerer", "EyeUpperLidRaiser")}
+# The shipped CPU model does not yet raise the upper lid on this dense head (it does, at a third of the size, on
+# its re-meshed training heads): what it moves for EyeUpperLidRaiser is a faint spill around the mouth. Strict:
+# a model that fixes it fails here until it is taken off the list.
+NOT_YET_SIDED = {f"{side}EyeUpperLidRaiser" for side in ("Left", "Right")}
+OWN_MOTION_COSINE = 0.2  # ICT's shapes: 1; spill alone: ~0; blinks, whose lashes stay still on this head: 0.3-0.4
 
 
 @pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="BrowLowerer / EyeUpperLidRaiser not learned yet"))
+    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="EyeUpperLidRaiser not learned yet"))
     if name in NOT_YET_SIDED else name for name in SIDED
 ])
-def test_left_and_right_poses_move_the_characters_own_side(ict_rig: Rig, name: str) -> None:
+def test_left_and_right_poses_move_the_characters_own_side(ict_rig: Rig, ground_truth, name: str) -> None:
     x = ict_rig.neutral.vertices[:, 0]  # +X is the character's left in ICT's frame
-    motion = np.linalg.norm(_shape(ict_rig, name), axis=1)
+    predicted = _shape(ict_rig, name)
+    motion = np.linalg.norm(predicted, axis=1)
     moving = motion > 0.2 * motion.max()  # the pose's own motion, not the small spill around it
     own_side = x > MIDLINE_CM if name.startswith("Left") else x < -MIDLINE_CM
     other_side = x < -MIDLINE_CM if name.startswith("Left") else x > MIDLINE_CM
     on_own, on_other = motion[moving & own_side].sum(), motion[moving & other_side].sum()
     # ICT's own shapes pass with a factor of 8 at worst (LowerLipDepressor)
     assert on_own > 4 * on_other, f"{name}: {on_own:.2f} cm of motion on its side, {on_other:.2f} on the other"
+    # ... and what moves is the pose, not a spill that happens to sit on the right side
+    truth = ground_truth(name)
+    cosine = (predicted * truth).sum() / (np.linalg.norm(predicted) * np.linalg.norm(truth))
+    assert cosine > OWN_MOTION_COSINE, f"{name}: cosine {cosine:.2f} with ICT's own shape"
 
 
 def test_sided_poses_cover_the_vocabulary() -> None:
