@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -180,64 +181,60 @@ def test_rendered_poses_limits_the_2d_terms_and_not_the_3d_ones(dataset: Path) -
     assert two["image"] != pytest.approx(every["image"], rel=1e-3)  # rendered from two of them only
 
 
+class _EveryPose:
+    """A rigged head, a fresh network with visible output, and that network's deltas and ground truth for every
+    labelled pose plus the all-zero row: what stage 2's 3D terms see when a step draws every pose."""
+
+    def __init__(self, dataset: Path) -> None:
+        from facerig.operators import get_operators
+
+        heads = TrainingHeads(dataset)
+        self.head, self.operator_cache = heads[heads.rigged().index(True)], heads.operator_cache
+        self.config = load_config(TINY)
+        torch.manual_seed(0)
+        self.network = RigNetwork(dataclasses.replace(self.config.network, output_init_std=0.1))
+        available = np.flatnonzero(self.head.labelled)
+        self.n_poses = len(available)
+        operators = get_operators(self.head.vertices, self.head.faces, self.network.config.k_eig,
+                                  cache_dir=heads.operator_cache)
+        activations = np.vstack([self.head.activations[available], np.zeros((1, N_ACTIONS), np.float32)])
+        with torch.no_grad():
+            self.deltas = self.network(torch.from_numpy(self.head.vertices), operators.to_torch("cpu"),
+                                       torch.from_numpy(activations))
+        zero = np.zeros((1, *self.head.deltas.shape[1:]), np.float32)
+        self.truth = torch.from_numpy(np.concatenate([self.head.deltas[available], zero]))
+        self.every_row = torch.ones(len(activations), dtype=torch.bool)
+
+    def step_terms(self, **stage_fields: Any) -> dict[str, float]:
+        """step_losses' stage-2 terms with every pose drawn (one rendered)."""
+        stage = dataclasses.replace(self.config.stage2, poses_per_step=self.n_poses, rendered_poses=1, **stage_fields)
+        with torch.no_grad():
+            values = step_losses(self.network, self.head, "stage2", stage, np.random.default_rng(3),
+                                 torch.device("cpu"), None, self.operator_cache)
+        return {name: float(value) for name, value in values.items()}
+
+
 def test_stage2_3d_terms_train_the_neutral_row_to_zero_motion(dataset: Path) -> None:
     """The rig subtracts the all-zero activation's output from every pose, so stage 2 trains that row too."""
-    from facerig.operators import get_operators
     from facerig.trainer import losses
 
-    heads = TrainingHeads(dataset)
-    head = heads[heads.rigged().index(True)]
-    config = load_config(TINY)
-    torch.manual_seed(0)
-    network = RigNetwork(dataclasses.replace(config.network, output_init_std=0.1))
-    available = np.flatnonzero(head.labelled)
-    stage = dataclasses.replace(config.stage2, poses_per_step=len(available), rendered_poses=1)  # every pose
-    with torch.no_grad():
-        got = step_losses(network, head, "stage2", stage, np.random.default_rng(3), torch.device("cpu"), None,
-                          heads.operator_cache)
-        operators = get_operators(head.vertices, head.faces, network.config.k_eig, cache_dir=heads.operator_cache)
-        activations = np.vstack([head.activations[available], np.zeros((1, N_ACTIONS), np.float32)])
-        deltas = network(torch.from_numpy(head.vertices), operators.to_torch("cpu"), torch.from_numpy(activations))
-        truth = np.concatenate([head.deltas[available], np.zeros((1, *head.deltas.shape[1:]), np.float32)])
-        every_row = torch.ones(len(activations), dtype=torch.bool)
-        expected = losses.mse_3d_loss(deltas, torch.from_numpy(truth), every_row)
-        without_neutral = losses.mse_3d_loss(deltas[:-1], torch.from_numpy(truth[:-1]), every_row[:-1])
-    got, expected, without_neutral = float(got["mse_3d"]), float(expected), float(without_neutral)
+    case = _EveryPose(dataset)
+    got = case.step_terms()["mse_3d"]
+    expected = float(losses.mse_3d_loss(case.deltas, case.truth, case.every_row))
+    without_neutral = float(losses.mse_3d_loss(case.deltas[:-1], case.truth[:-1], case.every_row[:-1]))
     assert got == pytest.approx(expected, rel=1e-6)
     assert abs(got - without_neutral) > 20 * abs(got - expected)  # one row of ~95, but measurably there
 
 
 def test_stage2_pose_balance_weighs_the_3d_terms_by_relative_error(dataset: Path) -> None:
     """With pose_balance 1 each drawn pose's 3D error counts relative to its own size (neutral row included)."""
-    from facerig.operators import get_operators
     from facerig.trainer import losses
 
-    heads = TrainingHeads(dataset)
-    head = heads[heads.rigged().index(True)]
-    config = load_config(TINY)
-    torch.manual_seed(0)
-    network = RigNetwork(dataclasses.replace(config.network, output_init_std=0.1))
-    available = np.flatnonzero(head.labelled)
-
-    def terms(balance: float) -> dict[str, float]:
-        stage = dataclasses.replace(config.stage2, poses_per_step=len(available), rendered_poses=1,
-                                    pose_balance=balance)
-        with torch.no_grad():
-            values = step_losses(network, head, "stage2", stage, np.random.default_rng(3), torch.device("cpu"), None,
-                                 heads.operator_cache)
-        return {name: float(value) for name, value in values.items()}
-
-    with torch.no_grad():
-        operators = get_operators(head.vertices, head.faces, network.config.k_eig, cache_dir=heads.operator_cache)
-        activations = np.vstack([head.activations[available], np.zeros((1, N_ACTIONS), np.float32)])
-        deltas = network(torch.from_numpy(head.vertices), operators.to_torch("cpu"), torch.from_numpy(activations))
-        truth = torch.from_numpy(np.concatenate([head.deltas[available], np.zeros((1, *head.deltas.shape[1:]),
-                                                                                   np.float32)]))
-        every_row = torch.ones(len(activations), dtype=torch.bool)
-        weights = losses.pose_balance_weights(truth, every_row, 1.0)
-        expected = {"mse_3d": float(losses.mse_3d_loss(deltas, truth, every_row, weights)),
-                    "epe_3d": float(losses.epe_3d_loss(deltas, truth, every_row, weights))}
-    plain, balanced = terms(0.0), terms(1.0)
+    case = _EveryPose(dataset)
+    weights = losses.pose_balance_weights(case.truth, case.every_row, 1.0)
+    expected = {"mse_3d": float(losses.mse_3d_loss(case.deltas, case.truth, case.every_row, weights)),
+                "epe_3d": float(losses.epe_3d_loss(case.deltas, case.truth, case.every_row, weights))}
+    plain, balanced = case.step_terms(pose_balance=0.0), case.step_terms(pose_balance=1.0)
     for name in ("mse_3d", "epe_3d"):
         assert balanced[name] == pytest.approx(expected[name], rel=1e-5)
         assert abs(balanced[name] - plain[name]) > 1e-3 * plain[name]  # 100x the tolerance above
