@@ -213,18 +213,65 @@ def welded_surface(mesh: Mesh) -> tuple[Mesh, np.ndarray]:
     diffusion cannot cross such a seam, so the network works on the welded surface and every original vertex
     takes the delta of its welded vertex. Only bit-identical positions merge: nothing is welded by tolerance.
 
+    A weld never gives an edge more than two faces. Eyelashes, tear lines and occlusion shells are often
+    modelled on the eyelid's own vertex positions (ICT-FaceKit's are): welding them would fuse three sheets
+    along the lid and turn separate pieces, which the network was trained on and :mod:`facerig.shells` binds to
+    the skin, into part of the skin. Where a weld would do that, the smaller pieces that meet there stay apart
+    (:func:`_pieces_kept_apart`); a seam split, two sheets along an edge, always welds.
+
     Returns:
         the welded triangle mesh (W vertices; same up axis and name) and to_surface, (V,) int64 mapping each
         original vertex to its welded vertex.
     """
-    unique_vertices, to_surface = np.unique(mesh.vertices, axis=0, return_inverse=True)
-    to_surface = to_surface.reshape(-1)
-    if len(unique_vertices) == mesh.n_vertices:
+    _, position_ids = np.unique(mesh.vertices, axis=0, return_inverse=True)
+    position_ids = position_ids.reshape(-1)
+    to_surface = _weld(position_ids, mesh.component_labels, _pieces_kept_apart(mesh, position_ids))
+    n_welded = int(to_surface.max()) + 1 if mesh.n_vertices else 0
+    if n_welded == mesh.n_vertices:
         return mesh, np.arange(mesh.n_vertices)
+    welded_vertices = np.empty((n_welded, 3), mesh.vertices.dtype)
+    welded_vertices[to_surface] = mesh.vertices
     surface = Mesh.from_triangles(
-        unique_vertices, to_surface[mesh.triangles], up_axis=mesh.up_axis, name=mesh.name, source=mesh.source
+        welded_vertices, to_surface[mesh.triangles], up_axis=mesh.up_axis, name=mesh.name, source=mesh.source
     )
     return surface, to_surface
+
+
+def _weld(position_ids: np.ndarray, pieces: np.ndarray, apart: np.ndarray) -> np.ndarray:
+    """(V,) welded vertex of each vertex: same position, and either both welding or both of one kept-apart piece."""
+    weld_group = np.where(np.isin(pieces, apart), pieces + 1, 0)
+    _, to_surface = np.unique(position_ids * (int(pieces.max()) + 2) + weld_group, return_inverse=True)
+    return to_surface.reshape(-1)
+
+
+def _pieces_kept_apart(mesh: Mesh, position_ids: np.ndarray) -> np.ndarray:
+    """Connected pieces of ``mesh`` (its own component ids) that must not weld with the others.
+
+    Only the pieces at an edge that a full weld crowds (more than two faces) are in question. They join the
+    weld one by one, largest first, and each that would crowd an edge stays apart: the skin, then a seam-split
+    piece of it, joins; a lash strip on the lid's rim does not. An edge crowded inside one piece is the file's
+    own and keeps no piece apart.
+    """
+    pieces = mesh.component_labels
+    edge_pieces = np.tile(pieces[mesh.triangles[:, 0]], 3)
+
+    def crowded_pieces(apart: np.ndarray) -> set[int]:
+        welded = _weld(position_ids, pieces, apart)[mesh.triangles]
+        edges = np.sort(np.concatenate([welded[:, [0, 1]], welded[:, [1, 2]], welded[:, [2, 0]]]), axis=1)
+        _, edge_ids, faces_per_edge = np.unique(edges[:, 0] * len(pieces) + edges[:, 1], return_inverse=True,
+                                                return_counts=True)
+        return set(np.unique(edge_pieces[faces_per_edge[edge_ids] > 2]).tolist())
+
+    in_question = np.array(sorted(crowded_pieces(np.zeros(0, np.int64))), np.int64)
+    if len(in_question) < 2:
+        return np.zeros(0, np.int64)
+    own_crowding = crowded_pieces(in_question)  # crowded with nothing welded to them: the file's own
+    apart = list(in_question)
+    for piece in in_question[np.argsort(-np.bincount(pieces)[in_question], kind="stable")]:
+        trial = np.array([p for p in apart if p != piece], np.int64)
+        if crowded_pieces(trial) <= own_crowding:
+            apart = list(trial)
+    return np.array(sorted(apart), np.int64)
 
 
 def assemble_deltas(predicted: np.ndarray, row_names: tuple[str, ...], vocabulary: Vocabulary) -> np.ndarray:
