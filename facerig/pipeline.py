@@ -65,7 +65,7 @@ def rig_mesh(
             the skin they sit on instead of keeping the network's output on them (see :mod:`facerig.shells`);
             needs the eyeball pair that ``turn_eyes`` looks for.
         mirror_average: average the network's prediction with that for the head's mirror image
-            (:func:`predict_mirror_averaged`): lower error (held-out MAE 0.127 mm instead of 0.137 with the
+            (:func:`predict_mirror_averaged`): lower error (held-out MAE 0.086 mm instead of 0.093 with the
             bundled model) for twice the network time, which takes the rig past its latency targets (1 s at
             1.75k vertices, 10 s at 27k); off by default, on where accuracy matters more than seconds.
         offset_floor: shrink every offset the network predicts by this length, in canonical units
