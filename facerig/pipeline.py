@@ -223,10 +223,12 @@ def welded_surface(mesh: Mesh) -> tuple[Mesh, np.ndarray]:
         the welded triangle mesh (W vertices; same up axis and name) and to_surface, (V,) int64 mapping each
         original vertex to its welded vertex.
     """
-    _, position_ids = np.unique(mesh.vertices, axis=0, return_inverse=True)
+    positions, position_ids = np.unique(mesh.vertices, axis=0, return_inverse=True)
+    if len(positions) == mesh.n_vertices:  # nothing shares a position: nothing to weld or to keep apart
+        return mesh, np.arange(mesh.n_vertices)
     position_ids = position_ids.reshape(-1)
     to_surface = _weld(position_ids, mesh.component_labels, _pieces_kept_apart(mesh, position_ids))
-    n_welded = int(to_surface.max()) + 1 if mesh.n_vertices else 0
+    n_welded = int(to_surface.max()) + 1
     if n_welded == mesh.n_vertices:
         return mesh, np.arange(mesh.n_vertices)
     welded_vertices = np.empty((n_welded, 3), mesh.vertices.dtype)
@@ -253,10 +255,14 @@ def _pieces_kept_apart(mesh: Mesh, position_ids: np.ndarray) -> np.ndarray:
     own and keeps no piece apart.
     """
     pieces = mesh.component_labels
-    edge_pieces = np.tile(pieces[mesh.triangles[:, 0]], 3)
+    # A weld can only crowd an edge whose two ends both share their position with another vertex, and every
+    # face on such an edge has two such corners: the rest of the mesh need not be looked at.
+    shared = np.bincount(position_ids)[position_ids] > 1
+    triangles = mesh.triangles[shared[mesh.triangles].sum(axis=1) >= 2]
+    edge_pieces = np.tile(pieces[triangles[:, 0]], 3)
 
     def crowded_pieces(apart: np.ndarray) -> set[int]:
-        welded = _weld(position_ids, pieces, apart)[mesh.triangles]
+        welded = _weld(position_ids, pieces, apart)[triangles]
         edges = np.sort(np.concatenate([welded[:, [0, 1]], welded[:, [1, 2]], welded[:, [2, 0]]]), axis=1)
         _, edge_ids, faces_per_edge = np.unique(edges[:, 0] * len(pieces) + edges[:, 1], return_inverse=True,
                                                 return_counts=True)
