@@ -85,11 +85,11 @@ def main() -> None:
             load_s = time.perf_counter() - tick
             cold = rig_mesh(mesh, model, cache_dir=cache)
             warm = rig_mesh(mesh, model, cache_dir=cache)
-            t_cold, t_warm = cold.metadata["timings_s"], warm.metadata["timings_s"]
-            total = load_s + t_cold["total"]
+            t_cold, t_warm = cold.timings, warm.timings
+            total = load_s + t_cold.total
             print(
-                f"{mesh.n_vertices:>9} {load_s:>7.3f} {t_cold['canonicalize']:>7.3f} {t_cold['operators']:>9.3f} "
-                f"{t_warm['operators']:>9.3f} {t_cold['network']:>8.3f} {total:>11.3f} {peak_rss_mb():>8.0f}"
+                f"{mesh.n_vertices:>9} {load_s:>7.3f} {t_cold.canonicalize:>7.3f} {t_cold.operators:>9.3f} "
+                f"{t_warm.operators:>9.3f} {t_cold.network:>8.3f} {total:>11.3f} {peak_rss_mb():>8.0f}"
             )
 
 

@@ -49,3 +49,8 @@ class ConfigError(FacerigError):
 
 class BatchError(FacerigError):
     """A batch input is unsafe or cannot be mapped to its own output (symlink out of the root, name clash)."""
+
+
+class OutputError(FacerigError):
+    """An output cannot go where it was asked: onto an input, outside the output folder, into a folder that is
+    a file or read-only, or into an output folder another run is writing."""

@@ -20,6 +20,7 @@ from facerig.model import PackagedModel, default_model_path, select_device
 from facerig.operators import Operators, get_operators, mirrored_operators
 from facerig.rig import Rig
 from facerig.shells import bind_shells, find_eye_shells
+from facerig.timings import RigTimings
 from facerig.vocabulary import Vocabulary, load_vocabulary, mirror_permutation
 
 # Above this many vertices the eigenbasis is solved on a coarser vertex set and carried to all vertices
@@ -143,7 +144,6 @@ def rig_mesh(
         "mirror_averaged": mirror_average,
         "offset_floor": floor,
         "device": str(packaged.device),
-        "timings_s": {k: round(v, 6) for k, v in timings.items()},
     }
     return Rig(
         neutral=mesh,
@@ -151,6 +151,7 @@ def rig_mesh(
         deltas=blendshape_deltas,
         corrective_recipes={c.name: c.bases for c in vocabulary.correctives},
         metadata=metadata,
+        timings=RigTimings(**timings),
     )
 
 

@@ -32,9 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from facerig.errors import BundleError
-from facerig.fileio import atomic_path
+from facerig.errors import BundleError, MeshLoadError
+from facerig.fileio import npz_bytes, write_bytes_atomic
 from facerig.mesh import Mesh
+from facerig.timings import RigTimings
 
 BUNDLE_VERSION = 1
 BUNDLE_SUFFIX = ".facerig.npz"
@@ -49,7 +50,9 @@ class Rig:
         shape_names: S shape names; FACS poses first, then correctives.
         deltas: (S, V, 3) float32 per-vertex offsets from the neutral, same units and axes as ``neutral``.
         corrective_recipes: corrective name -> names of the base shapes that drive it (weight = product).
-        metadata: JSON-serialisable facts: vocabulary, model id, canonical frame, timings, facerig version.
+        metadata: JSON-serialisable facts: vocabulary, model id, canonical frame, facerig version; saved with
+            the rig, so nothing that differs between two runs on the same head (such as timings) belongs here.
+        timings: seconds per step of the run that made this rig (None for a loaded bundle); never saved.
     """
 
     neutral: Mesh
@@ -57,6 +60,7 @@ class Rig:
     deltas: np.ndarray
     corrective_recipes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    timings: RigTimings | None = None
 
     def __post_init__(self) -> None:
         deltas = np.ascontiguousarray(self.deltas, dtype=np.float32)
@@ -117,7 +121,10 @@ class Rig:
     # ------------------------------------------------------------------ bundle IO
     def save(self, path: str | Path) -> Path:
         """Write the rig as a `.facerig.npz` bundle, atomically."""
-        path = Path(path)
+        return write_bytes_atomic(Path(path), self.bundle_bytes())
+
+    def bundle_bytes(self) -> bytes:
+        """The `.facerig.npz` bundle's bytes: a pure function of the rig (equal rigs give equal bytes)."""
         mesh = self.neutral
         header = {
             "shape_names": list(self.shape_names),
@@ -141,10 +148,7 @@ class Rig:
         if mesh.uvs is not None:
             arrays["uvs"] = mesh.uvs
             arrays["uv_indices"] = mesh.uv_indices
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez(handle, **arrays)
-        return path
+        return npz_bytes(arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> "Rig":
@@ -195,7 +199,7 @@ class Rig:
         except (KeyError, TypeError) as exc:
             raise BundleError(f"rig bundle header lacks {exc}", path) from None
         except Exception as exc:  # a Mesh/Rig validation error: re-raise naming the bundle
-            if isinstance(exc, BundleError) or exc.__class__.__name__ == "MeshLoadError":
+            if isinstance(exc, (BundleError, MeshLoadError)):
                 raise BundleError(f"corrupt rig bundle: {getattr(exc, 'reason', exc)}", path) from None
             raise
 

@@ -42,6 +42,7 @@ from facerig.eyes import find_eyeballs, turn_eyeballs
 from facerig.errors import FacerigError
 from facerig.mesh import Mesh
 from facerig.rig import Rig
+from facerig.timings import RigTimings
 from facerig.trainer.remesh import closest_point_on_triangles
 from facerig.vocabulary import Vocabulary, load_vocabulary
 from facerig.operators import vertex_normals as _vertex_normals
@@ -447,7 +448,6 @@ def rig_by_transfer(
         "canonical_frame": frame.to_dict(),
         "eyeballs_turned": len(eyeballs),
         "transfer": {"skin_rms_canonical": round(fit.skin_rms, 6), "similarity_scale": round(fit.scale, 6)},
-        "timings_s": {"total": round(time.perf_counter() - start, 6)},
     }
     return Rig(
         neutral=mesh,
@@ -455,4 +455,5 @@ def rig_by_transfer(
         deltas=deltas,
         corrective_recipes={c.name: c.bases for c in vocabulary.correctives},
         metadata=metadata,
+        timings=RigTimings(total=time.perf_counter() - start),
     )

@@ -37,8 +37,8 @@ def test_rig_of_remeshed_head_has_the_vocabulary_in_order(model, example_head, t
     assert set(rig.corrective_recipes) == {c.name for c in vocabulary.correctives}
     assert all(len(bases) in (2, 3) for bases in rig.corrective_recipes.values())
     assert rig.metadata["model_id"] == model.model_id
-    for phase in ("load", "canonicalize", "operators", "network", "total"):
-        assert rig.metadata["timings_s"][phase] >= 0
+    assert "timings_s" not in rig.metadata  # a run's timings never enter the files the rig is saved to
+    assert rig.timings.total >= rig.timings.network + rig.timings.operators > 0
     # a fresh model with a non-zero output head gives every action a real response
     assert (np.abs(rig.deltas[:47]).reshape(47, -1).max(axis=1) > 0).all()
 

@@ -9,8 +9,16 @@ Modules: ``options`` (BatchOptions, Shard), ``discover`` (which files, in which 
 process pool), ``ray_backend`` (Ray tasks), ``progress`` (bar / log lines), ``report`` (results, JSON, summary).
 """
 
-from facerig.batch.options import BatchOptions, Shard
+from facerig.batch.options import Backend, BatchOptions, Shard
 from facerig.batch.report import BatchReport, ItemResult, ItemStatus
-from facerig.batch.runner import run_batch
 
-__all__ = ["BatchOptions", "BatchReport", "ItemResult", "ItemStatus", "Shard", "run_batch"]
+__all__ = ["Backend", "BatchOptions", "BatchReport", "ItemResult", "ItemStatus", "Shard", "run_batch"]
+
+
+def __getattr__(name: str):
+    # The runner imports torch (its workers rig); loading it on first use keeps `facerig --help` fast.
+    if name == "run_batch":
+        from facerig.batch.runner import run_batch
+
+        return run_batch
+    raise AttributeError(f"module 'facerig.batch' has no attribute {name!r}")

@@ -12,8 +12,10 @@ agree): a pattern with a ``/`` is matched against the path below the root, one w
 Inputs are untrusted, so discovery never follows a symlink found inside a folder out of that input root
 unless ``follow_symlinks`` is set (such an entry becomes a failed item naming the reason; a path named on the
 command line is the user's own choice and is taken as given), never descends into
-OUTDIR (its ``.glb`` outputs are inputs too), and reads each file once to hash it: the content hash keys
-the resume manifest and the shard partition.
+OUTDIR (its ``.glb`` outputs are inputs too; when an input folder is OUTDIR or inside it, facerig's own
+outputs and state there are left out), reports an entry it cannot follow (a symlink loop) as a failed item
+instead of stopping, rejects an item whose outputs would overwrite an input, and reads each file once to
+hash it: the content hash keys the resume manifest and the shard partition.
 """
 
 from __future__ import annotations
@@ -28,7 +30,11 @@ from typing import Sequence
 
 from facerig.batch.options import BatchOptions, Shard
 from facerig.errors import BatchError
+from facerig.exporters.common import SIDECAR_SUFFIX
 from facerig.io import SUPPORTED_EXTENSIONS
+from facerig.rigging import output_paths, planned_files
+
+STATE_DIR = ".facerig-batch"  # OUTDIR's resume records and lock (see facerig.batch.manifest)
 
 _HASH_CHUNK = 1 << 20
 
@@ -95,7 +101,7 @@ def discover(inputs: Sequence[str | Path], outdir: str | Path, options: BatchOpt
         _hashed(path, relative, stem, problem, options)
         for (path, relative, problem), stem in zip(unique.values(), stems)
     ]
-    return _reject_clashes(items)
+    return _reject_overwrites(_reject_clashes(items), Path(os.path.abspath(outdir)), options)
 
 
 def select_shard(items: Sequence[InputItem], shard: Shard | None) -> list[InputItem]:
@@ -121,15 +127,22 @@ def _walk(root: Path, outdir_real: Path, options: BatchOptions) -> list[tuple[Pa
         except OSError as exc:
             found.append((folder, folder_rel, f"cannot list folder: {exc.strerror or exc}"))
             continue
+        names = {entry.name for entry in entries}
         for entry in entries:
             path, relative = Path(entry.path), folder_rel / entry.name
-            is_dir = entry.is_dir()  # follows symlinks
+            try:
+                is_dir = entry.is_dir()  # follows symlinks
+                real = path.resolve()
+            except (OSError, RuntimeError) as exc:  # a symlink loop (RuntimeError) or an unreadable entry
+                found.append((path, relative, f"cannot follow this entry: {getattr(exc, 'strerror', None) or exc}"))
+                continue
             if is_dir and _excluded(relative, options):
                 continue
             if not is_dir and (Path(entry.name).suffix.lower() not in extensions or not _selected(relative, options)):
                 continue
-            real = path.resolve()
             if avoid is not None and real.is_relative_to(avoid):
+                continue
+            if avoid is None and _is_facerig_output(real, entry.name, names, outdir_real):
                 continue
             if entry.is_symlink() and not options.follow_symlinks and not real.is_relative_to(root_real):
                 what = "folder" if is_dir else "file"
@@ -142,6 +155,14 @@ def _walk(root: Path, outdir_real: Path, options: BatchOptions) -> list[tuple[Pa
             elif entry.is_file():
                 found.append((path, relative, None))
     return found
+
+
+def _is_facerig_output(real: Path, name: str, names_beside: set[str], outdir_real: Path) -> bool:
+    """Whether a file (or folder) found inside OUTDIR is facerig's own: its batch state, or an export (every
+    export has a ``<file>.facerig.json`` sidecar beside it), so a second run never rigs the first one's outputs."""
+    if not real.is_relative_to(outdir_real):
+        return False
+    return real.is_relative_to(outdir_real / STATE_DIR) or name + SIDECAR_SUFFIX in names_beside
 
 
 def _matches(relative: PurePosixPath, pattern: str) -> bool:
@@ -181,6 +202,20 @@ def _reject_clashes(items: list[InputItem]) -> list[InputItem]:
         first = owner.setdefault(key, item)
         if first is not item and item.problem is None:
             item = replace(item, problem=f"its outputs would overwrite those of {first.path}; rig it separately")
+        checked.append(item)
+    return checked
+
+
+def _reject_overwrites(items: list[InputItem], outdir: Path, options: BatchOptions) -> list[InputItem]:
+    """Items one of whose outputs would be an input file of this batch (``batch d -o d -f glb`` with a
+    ``d/t.glb`` input) are rejected: the input would be destroyed."""
+    inputs = {os.path.realpath(item.path): item.path for item in items}
+    checked = []
+    for item in items:
+        outputs = planned_files([path for _, path in output_paths(outdir, item.output_stem, options.formats)])
+        victim = next((inputs[os.path.realpath(p)] for p in outputs if os.path.realpath(p) in inputs), None)
+        if victim is not None and item.problem is None:
+            item = replace(item, problem=f"its outputs would overwrite the input {victim}; choose another -o")
         checked.append(item)
     return checked
 

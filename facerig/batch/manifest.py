@@ -10,16 +10,68 @@ Records are plain JSON: nothing in OUTDIR is ever unpickled.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from facerig.batch.discover import InputItem
+from facerig.batch.discover import STATE_DIR, InputItem
+from facerig.batch.options import Shard
 from facerig.batch.report import ItemResult
+from facerig.errors import OutputError
 from facerig.fileio import write_bytes_atomic
 
-STATE_DIR = ".facerig-batch"
+LOCK_NAME = "lock"
+
+
+def state_folder(outdir: Path, *parts: str) -> Path:
+    """``OUTDIR/.facerig-batch[/parts]``, created if missing.
+
+    Raises:
+        OutputError: a part of it is a symlink or not a folder: records written through a planted symlink
+            would land outside OUTDIR.
+    """
+    folder = Path(outdir)
+    for part in (STATE_DIR, *parts):
+        folder = folder / part
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            raise OutputError("facerig's batch state must be a plain folder, not a symlink or a file; remove it",
+                              folder)
+        folder.mkdir(exist_ok=True)
+    return folder
+
+
+@contextlib.contextmanager
+def outdir_lock(outdir: Path, shard: Shard | None) -> Iterator[None]:
+    """Hold OUTDIR's advisory lock (:func:`fcntl.flock`) for a batch run; fail at once when another run holds it.
+
+    A run without ``--shard`` takes the lock exclusively. A sharded run shares it and takes its own shard's
+    lock exclusively, so the shards of one farm job share OUTDIR while two runs of one shard (or a sharded and
+    an unsharded run) never do: they would rig the same items and remove each other's temporary files.
+
+    Raises:
+        OutputError: another run holds the lock.
+    """
+    folder = state_folder(outdir)
+    wanted = [(folder / LOCK_NAME, fcntl.LOCK_SH if shard else fcntl.LOCK_EX)]
+    if shard is not None:
+        wanted.append((folder / f"{LOCK_NAME}.shard{shard.index}of{shard.count}", fcntl.LOCK_EX))
+    with contextlib.ExitStack() as held:
+        for path, mode in wanted:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            except OSError as exc:
+                raise OutputError(f"cannot open the batch lock ({exc.strerror or exc})", path) from None
+            held.callback(os.close, fd)  # closing the descriptor releases its lock
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise OutputError("another facerig batch is writing this output folder; wait for it to finish "
+                                  "or choose another --output", outdir) from None
+        yield
 
 
 def item_key(item: InputItem, output_fingerprint: str) -> str:
@@ -33,7 +85,7 @@ class Manifest:
 
     def __init__(self, outdir: Path) -> None:
         self.outdir = Path(outdir)
-        self.folder = self.outdir / STATE_DIR / "items"
+        self.folder = state_folder(self.outdir, "items")
 
     def record_path(self, item: InputItem) -> Path:
         name = hashlib.sha256(str(item.output_stem).encode()).hexdigest()[:32]

@@ -5,16 +5,25 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from facerig.errors import ConfigError
+from facerig.exporters import Naming
 from facerig.io import LoadLimits
+from facerig.rigging import RigMethod
 
-BACKENDS = ("local", "ray")
-NAMINGS = ("facs", "arkit")
+
+
+class Backend(StrEnum):
+    """Where a batch's items run."""
+
+    local = "local"  # worker processes on this machine
+    ray = "ray"  # Ray tasks, on a local instance or a cluster
 
 
 @dataclass(frozen=True)
@@ -53,15 +62,16 @@ class Shard:
 class BatchOptions:
     """How :func:`facerig.batch.run_batch` rigs a set of heads.
 
-    Output-shaping fields (model, poses, formats, naming, up, front, mirror_average) enter the resume key:
+    Output-shaping fields (method, model, poses, formats, naming, up, front, mirror_average) enter the resume key:
     changing any of them redoes every item. The others (workers, device, limits, ...) only change how the work is done.
     """
 
     # -- what each item produces
+    method: RigMethod = RigMethod.network  # how each head is rigged (facerig.rigging.METHODS)
     model: Path | None = None  # packaged model folder; None: the model bundled with facerig
     poses: Path | None = None  # pose vocabulary JSON; None: the default 48 poses + 48 correctives
     formats: tuple[str, ...] = ()  # export formats written beside the .facerig.npz bundle (usd, glb, fbx, ...)
-    naming: str = "facs"  # shape names in exported files: "facs" or "arkit"
+    naming: Naming = Naming.facs  # shape names in exported files
     up: str | None = None  # up axis of inputs that do not state one, e.g. "+Z"
     front: str | None = None  # axis the faces look along, e.g. "+Z"
     mirror_average: bool = False  # average with the mirror image's prediction (twice the network time)
@@ -74,14 +84,15 @@ class BatchOptions:
     max_vertices: int = LoadLimits.max_vertices
     max_file_mb: float = LoadLimits.max_file_bytes / 1024**2
     # -- execution
-    backend: str = "local"  # "local" (process pool) or "ray"
+    backend: Backend = Backend.local
     workers: int = 1  # local worker processes (ray: tasks in flight are up to the cluster)
     device: str = "auto"  # auto, cpu, cuda or mps; CUDA devices are spread over workers
     threads_per_worker: int | None = None  # torch/BLAS threads per worker; None: cores // workers
     ray_address: str | None = None  # existing cluster ("auto", "ray://host:10001"); None: a local instance
     ray_cpus_per_task: float = 1.0
     ray_gpus_per_task: float | None = None  # None: 1 when the device may be CUDA and the cluster has GPUs
-    max_retries: int = 1  # re-runs of an item whose worker process died (crash, out of memory, lost node)
+    max_retries: int = 2  # re-runs of an item whose worker process died (crash, out of memory, lost node)
+    item_timeout_s: float = 1800.0  # an item running longer fails as "timed out" (local backend: its worker is killed)
     resume: bool = True  # skip items the manifest says are finished with the same input, model and options
     fail_fast: bool = False  # stop at the first failed item (remaining items are reported "cancelled")
     cache_dir: Path | None = None  # keep operator caches here; None: a temporary folder per item
@@ -96,16 +107,19 @@ class BatchOptions:
         unknown = [fmt for fmt in self.formats if fmt not in EXPORTERS]
         if unknown:
             raise ConfigError(f"unknown export format(s) {unknown}; formats: {', '.join(sorted(EXPORTERS))}")
-        if self.naming not in NAMINGS:
-            raise ConfigError(f"unknown naming {self.naming!r}; use {' or '.join(NAMINGS)}")
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"unknown backend {self.backend!r}; use {' or '.join(BACKENDS)}")
+        for name, kind in (("method", RigMethod), ("naming", Naming), ("backend", Backend)):
+            value = getattr(self, name)
+            if value not in tuple(kind):
+                raise ConfigError(f"unknown {name} {value!r}; use {' or '.join(kind)}")
+            object.__setattr__(self, name, kind(value))
+        if not self.item_timeout_s > 0:
+            raise ConfigError(f"item timeout must be positive, got {self.item_timeout_s}")
         if self.workers < 1:
             raise ConfigError(f"workers must be at least 1, got {self.workers}")
         if self.threads_per_worker is not None and self.threads_per_worker < 1:
             raise ConfigError(f"threads per worker must be at least 1, got {self.threads_per_worker}")
-        if self.max_vertices < 1 or self.max_file_mb <= 0:
-            raise ConfigError("max vertices and max file size must be positive")
+        if self.max_vertices < 1 or not 0 < self.max_file_mb < math.inf:
+            raise ConfigError("max vertices and max file size must be positive and finite")
         if self.max_retries < 0:
             raise ConfigError(f"max retries must be 0 or more, got {self.max_retries}")
         if self.device.lower() not in ("auto", "cpu", "cuda", "mps"):
@@ -123,12 +137,13 @@ class BatchOptions:
         ``model.json`` beside the weights, which the model id (a hash of ``model.pt``) does not cover.
         """
         shaping = {
+            "method": str(self.method),
             "model_id": model_id,
             "model_settings": dict(model_settings or {}),
             "mirror_average": self.mirror_average,
             "vocabulary_id": vocabulary_id,
             "formats": sorted(self.formats),
-            "naming": self.naming,
+            "naming": str(self.naming),
             "up": self.up,
             "front": self.front,
         }
@@ -139,7 +154,7 @@ class BatchOptions:
         out = {}
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            out[field.name] = str(value) if isinstance(value, (Path, Shard)) else value
+            out[field.name] = str(value) if isinstance(value, (Path, Shard, StrEnum)) else value
         out["formats"] = list(self.formats)
         out["include"], out["exclude"] = list(self.include), list(self.exclude)
         return out

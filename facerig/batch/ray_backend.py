@@ -9,6 +9,7 @@ sees (a farm's shared file system), and facerig must be installed on every node.
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -19,6 +20,8 @@ from facerig.batch.report import ItemResult
 from facerig.batch.worker import Worker, WorkerLostError, worker_device
 
 _POLL_S = 0.5
+_LOOPBACK = "127.0.0.1"
+_PRIVATE_RAY_ENVIRONMENT = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
 def run_ray(
@@ -27,20 +30,20 @@ def run_ray(
     """Rig ``items`` as Ray tasks; yield (position in items, result) as they finish.
 
     Uses the Ray instance this process is already connected to; otherwise connects to
-    ``options.ray_address``, or starts a local instance with ``options.workers`` CPUs (and shuts down
-    what it started when done).
+    ``options.ray_address``, or starts a private local instance with ``options.workers`` CPUs (loopback only,
+    no usage statistics; see :func:`init_local_ray`) and shuts down what it started when done.
+    ``options.item_timeout_s`` is not enforced on Ray (a task's start is up to the cluster's scheduler).
     """
+    if options.ray_address is None:
+        _private_ray_environment()
     import ray
 
     started_here = not ray.is_initialized()
     if started_here:
-        local = options.ray_address is None
-        ray.init(
-            address=options.ray_address,
-            num_cpus=int(options.workers * options.ray_cpus_per_task) if local else None,
-            include_dashboard=False,
-            log_to_driver=False,
-        )
+        if options.ray_address is None:
+            init_local_ray(ray, num_cpus=int(options.workers * options.ray_cpus_per_task))
+        else:
+            ray.init(address=options.ray_address, include_dashboard=False, log_to_driver=False)
     try:
         gpus = _gpus_per_task(options, ray.cluster_resources().get("GPU", 0.0))
         task = ray.remote(_rig_on_ray).options(
@@ -62,6 +65,27 @@ def run_ray(
     finally:
         if started_here:
             ray.shutdown()
+
+
+def init_local_ray(ray, num_cpus: int) -> None:
+    """Start a private Ray instance: its services on the loopback address only, no usage statistics sent.
+
+    A farm node's local instance must be reachable from nowhere else, and nothing may phone home (Ray
+    reports usage statistics by default). :func:`_private_ray_environment` must have run before ``import ray``.
+    """
+    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, _node_ip_address=_LOOPBACK)
+
+
+def _private_ray_environment() -> None:
+    """Environment a private Ray instance needs, set before Ray is imported (it reads some at import).
+
+    ``RAY_USAGE_STATS_ENABLED=0`` turns off usage reporting (the driver and the services Ray spawns read it).
+    Ray resolves a loopback ``_node_ip_address`` to the machine's routable address unless clustering is off
+    (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, its single-machine mode), so that is set too. A value the user
+    set is kept.
+    """
+    for name, value in _PRIVATE_RAY_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
 
 
 def _result(ray, ref, item: InputItem, max_retries: int) -> ItemResult:

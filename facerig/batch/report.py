@@ -9,11 +9,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from facerig.errors import FacerigError
+from facerig.errors import FacerigError, OutputError
 from facerig.fileio import write_bytes_atomic
+from facerig.timings import RigTimings
 
 # Phases in the order an item goes through them; the summary and the bench print them in this order.
-PHASES = ("load", "canonicalize", "operators", "network", "assemble", "export", "total")
+PHASES = RigTimings.phases()
 
 
 class ItemStatus(StrEnum):
@@ -51,9 +52,13 @@ class ItemResult:
 
     @classmethod
     def failure(cls, input: str, relative: str, content_hash: str, exc: BaseException, **extra: Any) -> "ItemResult":
-        """A failed result recording ``exc``'s class and message (and traceback unless it is a FacerigError)."""
-        error = {"class": type(exc).__name__, "message": str(exc)}
-        if not isinstance(exc, FacerigError):  # an expected failure needs no traceback; a bug does
+        """A failed result recording ``exc``'s class and message (and traceback unless it is a FacerigError).
+
+        A FacerigError's message names its file already; any other's is prefixed with the input's path.
+        """
+        expected = isinstance(exc, FacerigError)
+        error = {"class": type(exc).__name__, "message": str(exc) if expected else f"{input}: {exc}"}
+        if not expected:  # an expected failure needs no traceback; a bug does
             error["traceback"] = "".join(traceback.format_exception(exc)).strip()
         return cls(input, relative, ItemStatus.FAILED, content_hash, error=error, **extra)
 
@@ -150,8 +155,11 @@ class BatchReport:
         }
 
     def write(self, path: str | Path) -> Path:
-        """Write the JSON report atomically and remember where."""
+        """Write the JSON report atomically and remember where; :class:`OutputError` when it cannot be written."""
         path = Path(path)
+        try:
+            write_bytes_atomic(path, (json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n").encode())
+        except OSError as exc:
+            raise OutputError(f"cannot write the batch report ({exc.strerror or exc})", path) from None
         self.path = str(path)
-        write_bytes_atomic(path, (json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n").encode())
         return path

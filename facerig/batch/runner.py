@@ -22,13 +22,14 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from facerig.batch.discover import InputItem, discover, select_shard
-from facerig.batch.manifest import Manifest, item_key
+from facerig.batch.manifest import Manifest, item_key, outdir_lock
 from facerig.batch.options import BatchOptions
 from facerig.batch.progress import Progress
 from facerig.batch.report import BatchReport, ItemResult, ItemStatus
-from facerig.batch.worker import Worker, WorkerLostError, cpu_count, worker_device
+from facerig.batch.worker import ItemTimeoutError, Worker, WorkerLostError, cpu_count, worker_device
 from facerig.errors import BatchError
 from facerig.model import PackagedModel, default_model_path
+from facerig.rigging import prepare_outdir, uses_model
 from facerig.vocabulary import load_vocabulary
 
 # Thread-count variables of the BLAS/OpenMP runtimes numpy, scipy and torch use; read once when a process
@@ -63,14 +64,24 @@ def run_batch(
             has been written.
     """
     options = options or BatchOptions()
-    outdir = Path(os.path.abspath(outdir))
-    outdir.mkdir(parents=True, exist_ok=True)
+    outdir = prepare_outdir(outdir)
+    with outdir_lock(outdir, options.shard):
+        return _run_locked(inputs, outdir, options)
+
+
+def _run_locked(inputs: Sequence[str | Path], outdir: Path, options: BatchOptions) -> BatchReport:
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     clock = time.perf_counter()
 
     # Loading the model here checks it before any worker starts, so a bad --model is one clear error.
-    model = PackagedModel.load(options.model or default_model_path(), device="cpu")
-    fingerprint = options.output_fingerprint(model.model_id, load_vocabulary(options.poses).id, model.rig_settings)
+    model_info = {"id": "", "name": ""}
+    vocabulary_id = load_vocabulary(options.poses).id
+    if uses_model(options.method):
+        model = PackagedModel.load(options.model or default_model_path(), device="cpu")
+        model_info = {"id": model.model_id, "name": model.name}
+        fingerprint = options.output_fingerprint(model.model_id, vocabulary_id, model.rig_settings)
+    else:
+        fingerprint = options.output_fingerprint("", vocabulary_id)
     items = select_shard(discover(inputs, outdir, options), options.shard)
     manifest = Manifest(outdir)
     keys = [item_key(item, fingerprint) for item in items]
@@ -105,7 +116,7 @@ def run_batch(
     finally:  # also on KeyboardInterrupt: the report says what finished
         report = BatchReport(
             outdir=str(outdir),
-            model={"id": model.model_id, "name": model.name},
+            model=model_info,
             options=options.to_dict(),
             items=[result or _cancelled(item) for item, result in zip(items, results)],
             started_at=started_at,
@@ -138,7 +149,7 @@ def run_local(
                 workers, mp_context=context, initializer=_init_process, initargs=(options, outdir, counter, threads)
             )
             try:
-                yield from _drain(pool, workers, items, queue, crashes, options.max_retries, stop)
+                yield from _drain(pool, workers, items, queue, crashes, options, stop)
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
 
@@ -149,33 +160,47 @@ def _drain(
     items: Sequence[InputItem],
     queue: deque[int],
     crashes: Counter[int],
-    max_retries: int,
+    options: BatchOptions,
     stop: threading.Event,
 ) -> Iterator[tuple[int, ItemResult]]:
-    """Feed ``pool`` from ``queue`` (a few items ahead of the workers) until it is empty, stopped or broken.
+    """Feed ``pool`` from ``queue`` (one item per worker) until it is empty, stopped or broken.
 
     When a worker process dies the pool breaks and every item in flight fails with it; those items go back
     to the front of the queue (up to ``max_retries`` times each) for the caller's next pool, so only the item
-    that keeps killing its worker ends up failed.
+    that keeps killing its worker ends up failed. An item still running ``item_timeout_s`` after it was handed
+    to a worker fails as timed out: the pool's processes are killed (a hung native call cannot be interrupted
+    otherwise) and the other items in flight go back to the queue without counting as crashes. Only one item
+    per worker is in flight, so an item's clock starts when a worker takes it.
     """
-    in_flight: dict[Future, int] = {}
+    in_flight: dict[Future, tuple[int, float]] = {}  # future -> (item, deadline on the monotonic clock)
+    timed_out: set[int] = set()
     broken = False
     while True:
-        while queue and not broken and not stop.is_set() and len(in_flight) < 2 * workers:
+        while queue and not broken and not stop.is_set() and len(in_flight) < workers:
             n = queue.popleft()
             try:
-                in_flight[pool.submit(_rig_in_process, items[n])] = n
+                future = pool.submit(_rig_in_process, items[n])
             except BrokenProcessPool:
                 queue.appendleft(n)
                 broken = True
+                break
+            in_flight[future] = (n, time.monotonic() + options.item_timeout_s)
         if stop.is_set():
             for future in in_flight:
                 future.cancel()  # only those not started yet; running ones finish and are reported
         if not in_flight:
             return
-        done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+        next_deadline = min(deadline for _, deadline in in_flight.values())
+        done, _ = wait(in_flight, timeout=max(0.0, next_deadline - time.monotonic()), return_when=FIRST_COMPLETED)
+        if not done:
+            overdue = {n for n, deadline in in_flight.values() if deadline <= time.monotonic()}
+            if overdue and not timed_out:
+                timed_out |= overdue
+                _kill_workers(pool)
+                broken = True
+            continue
         for future in done:
-            n = in_flight.pop(future)
+            n, _ = in_flight.pop(future)
             if future.cancelled():
                 continue
             item = items[n]
@@ -183,16 +208,29 @@ def _drain(
                 result = future.result()
             except BrokenProcessPool:
                 broken = True
-                crashes[n] += 1
-                if crashes[n] <= max_retries:
+                if n in timed_out:
+                    result = _failed(item, ItemTimeoutError(
+                        f"timed out: still running after {options.item_timeout_s:g} s (--item-timeout)", item.path))
+                elif timed_out:  # its worker was killed for another item's timeout: run it again
                     queue.appendleft(n)
                     continue
-                result = _failed(item, WorkerLostError(
-                    f"the worker process died while rigging it, {crashes[n]} times (a crash in native code, or "
-                    "out of memory: try a lower --max-vertices)", item.path))
+                else:
+                    crashes[n] += 1
+                    if crashes[n] <= options.max_retries:
+                        queue.appendleft(n)
+                        continue
+                    result = _failed(item, WorkerLostError(
+                        f"the worker process died while rigging it, {crashes[n]} times (a crash in native code, "
+                        "or out of memory: try a lower --max-vertices)", item.path))
             except Exception as exc:  # the result could not come back (e.g. not picklable): record it
                 result = _failed(item, exc)
             yield n, result
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    """SIGKILL every worker process of ``pool`` (the executor has no public way to stop one running call)."""
+    for process in list(pool._processes.values()):  # noqa: SLF001
+        process.kill()
 
 
 # Worker processes only: the Worker loaded by the initializer, used by every item this process rigs.

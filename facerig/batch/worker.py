@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import socket
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -23,21 +21,18 @@ from facerig.batch.discover import InputItem
 from facerig.batch.options import BatchOptions
 from facerig.batch.report import ItemResult, ItemStatus
 from facerig.errors import BatchError
-from facerig.exporters import EXPORTERS, export_rig
-from facerig.exporters.common import SIDECAR_SUFFIX
-from facerig.io import load_mesh
+from facerig.fileio import remove_stale_temps
 from facerig.model import PackagedModel, default_model_path, select_device
-from facerig.pipeline import rig_mesh
-from facerig.rig import BUNDLE_SUFFIX
+from facerig.rigging import RigOptions, output_paths, planned_files, rig_and_write, uses_model
 from facerig.vocabulary import Vocabulary, load_vocabulary
-
-# The temporary names facerig.fileio.atomic_path gives: ".<final name>.<mkstemp's 8 random chars>.tmp".
-_TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.[A-Za-z0-9_]{8}\.tmp$")
-_RIG_PHASES = ("canonicalize", "operators", "network", "assemble")
 
 
 class WorkerLostError(BatchError):
     """The process rigging an item died (a crash in native code, out of memory, a lost node) too often."""
+
+
+class ItemTimeoutError(BatchError):
+    """An item ran past the batch's per-item timeout and its worker was stopped."""
 
 
 def worker_device(requested: str, index: int) -> torch.device:
@@ -60,11 +55,11 @@ def cpu_count() -> int:
 
 @dataclass
 class Worker:
-    """A loaded model and vocabulary, and the options every item is rigged with."""
+    """A loaded model (for the network method) and vocabulary, and the options every item is rigged with."""
 
     options: BatchOptions
     outdir: Path
-    model: PackagedModel
+    model: PackagedModel | None
     vocabulary: Vocabulary
     label: str
 
@@ -73,85 +68,37 @@ class Worker:
         """Load the model on ``device``; set this process's torch threads to ``threads`` (None: leave them)."""
         if threads is not None:
             torch.set_num_threads(threads)
-        model = PackagedModel.load(options.model or default_model_path(), device=device)
+        model = None
+        if uses_model(options.method):
+            model = PackagedModel.load(options.model or default_model_path(), device=device)
         label = f"{socket.gethostname()}:{os.getpid()} {device}"
         return cls(options, Path(outdir), model, load_vocabulary(options.poses), label)
 
-    def output_names(self, item: InputItem) -> list[tuple[str, str]]:
-        """(format, suffix) of every main output, the bundle first."""
-        names = [("npz", BUNDLE_SUFFIX)]
-        names += [(fmt, EXPORTERS[fmt].suffixes[0]) for fmt in self.options.formats if fmt != "npz"]
-        return names
-
     def rig(self, item: InputItem) -> ItemResult:
         """Rig one input and write its outputs; any failure is caught and returned as a failed result."""
-        start = time.perf_counter()
-        timings: dict[str, float] = {}
-        vertices = None
         try:
-            targets = [(fmt, self._output_path(item, suffix)) for fmt, suffix in self.output_names(item)]
-            _remove_stale_temps([path for _, path in targets])
-
-            tick = time.perf_counter()
-            mesh = load_mesh(item.path, self.options.limits, up=self.options.up)
-            vertices = mesh.n_vertices
-            timings["load"] = time.perf_counter() - tick
-
+            outputs = [path for _, path in output_paths(self.outdir, item.output_stem, self.options.formats)]
+            # Under the OUTDIR lock only this run writes these outputs: what temporaries exist are a killed run's.
+            remove_stale_temps(planned_files(outputs))
             with _operator_cache(self.options.cache_dir) as cache_dir:
-                rig = rig_mesh(
-                    mesh, self.model, vocabulary=self.vocabulary, up=self.options.up, front=self.options.front,
-                    cache_dir=cache_dir, mirror_average=self.options.mirror_average,
-                )
-            timings.update({phase: rig.metadata["timings_s"][phase] for phase in _RIG_PHASES})
-
-            tick = time.perf_counter()
-            for fmt, path in targets:
-                if fmt == "npz":
-                    rig.save(path)
-                else:
-                    export_rig(rig, path, format=fmt, naming=self.options.naming)
-            timings["export"] = time.perf_counter() - tick
-            timings["total"] = time.perf_counter() - start
+                rig_options = RigOptions(up=self.options.up, front=self.options.front,
+                                         mirror_average=self.options.mirror_average, cache_dir=cache_dir,
+                                         limits=self.options.limits)
+                result = rig_and_write(item.path, self.outdir, self.options.formats, self.options.method,
+                                       self.options.naming, rig_options, stem=item.output_stem, model=self.model,
+                                       vocabulary=self.vocabulary)
         except Exception as exc:  # one bad input must never stop the batch: record it and go on
-            return ItemResult.failure(
-                str(item.path), str(item.relative), item.content_hash, exc, vertices=vertices, worker=self.label
-            )
+            return ItemResult.failure(str(item.path), str(item.relative), item.content_hash, exc, worker=self.label)
         return ItemResult(
             input=str(item.path),
             relative=str(item.relative),
             status=ItemStatus.DONE,
             content_hash=item.content_hash,
-            vertices=vertices,
-            outputs=[path.relative_to(self.outdir).as_posix() for _, path in targets],
-            timings_s={k: round(v, 6) for k, v in timings.items()},
+            vertices=result.rig.neutral.n_vertices,
+            outputs=[path.relative_to(self.outdir).as_posix() for path in result.outputs],
+            timings_s=result.timings.to_dict(),
             worker=self.label,
         )
-
-    def _output_path(self, item: InputItem, suffix: str) -> Path:
-        """The output file for ``suffix``, its folder created, refused if it resolves outside OUTDIR."""
-        path = item.output_path(self.outdir, suffix)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # A folder under OUTDIR may be a symlink planted by someone else; writing through it would escape.
-        if not path.parent.resolve().is_relative_to(self.outdir.resolve()) or path.name in ("", ".", ".."):
-            raise BatchError(f"output {path} would be written outside the output folder {self.outdir}", item.path)
-        return path
-
-
-def _remove_stale_temps(targets: list[Path]) -> None:
-    """Delete temporary files a killed run left for these outputs (and their sidecar / .bin side files).
-
-    Only names made by atomic_path for exactly these outputs match, so other items' files, even ones being
-    written right now by another worker, are never touched.
-    """
-    wanted: set[str] = set()
-    for path in targets:
-        stem = path.name[: -len(path.suffix)] if path.suffix else path.name
-        wanted |= {path.name, path.name + SIDECAR_SUFFIX, stem + ".bin"}
-    folder = targets[0].parent
-    for entry in os.scandir(folder):
-        match = _TEMP_NAME.match(entry.name)
-        if match and match["target"] in wanted and entry.is_file(follow_symlinks=False):
-            os.unlink(entry.path)
 
 
 @contextlib.contextmanager

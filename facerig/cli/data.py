@@ -7,9 +7,14 @@ from typing import Annotated
 
 import typer
 
-from facerig.cli.app import app
+from facerig.cli.app import CONTEXT_SETTINGS, app
+from facerig.trainer.dataset import BuildOptions
 
-data_app = typer.Typer(help="Build training datasets.", no_args_is_help=True)
+# Every default below is BuildOptions' own, so the command line and the Python API cannot drift apart.
+_BUILD = BuildOptions()
+
+data_app = typer.Typer(help="Build training datasets.", no_args_is_help=True, rich_markup_mode=None,
+                       context_settings=CONTEXT_SETTINGS)
 app.add_typer(data_app, name="data")
 
 
@@ -17,23 +22,23 @@ app.add_typer(data_app, name="data")
 def ict(
     source: Annotated[Path, typer.Argument(help="ICT-FaceKit FaceXModel folder, or its .tar.xz archive.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Dataset folder to create (must be empty or absent).")],
-    rigged: Annotated[int, typer.Option(help="Rigged identities (3D ground truth).")] = 161,
-    unrigged: Annotated[int, typer.Option(help="Unrigged, stylised identities (stage 1, 2D supervision only).")] = 175,
-    seed: Annotated[int, typer.Option(help="Seed of every random choice; same seed and options, same dataset.")] = 0,
-    factor_rigged: Annotated[int, typer.Option(help="Training samples per rigged training identity (head interpolation).")] = 25,
-    factor_unrigged: Annotated[int, typer.Option(help="Training samples per unrigged training identity.")] = 50,
-    val_fraction: Annotated[float, typer.Option(help="Fraction of identities held out for validation.")] = 0.05,
-    test_fraction: Annotated[float, typer.Option(help="Fraction of identities held out for testing.")] = 0.15,
-    min_vertices: Annotated[int, typer.Option(help="Smallest re-meshing budget (vertices per head).")] = 1500,
-    max_vertices: Annotated[int, typer.Option(help="Largest re-meshing budget (vertices per head).")] = 6000,
-    quad_fraction: Annotated[float, typer.Option(help="Fraction of samples written quad-dominant.")] = 0.5,
-    augment_fraction: Annotated[float, typer.Option(help="Fraction of training samples augmented (crop, drop, jitter).")] = 0.5,
-    gaze_degrees: Annotated[float, typer.Option(help="Eyeball turn of the EyesLook targets (ICT's shapes move only the lids); 0 keeps them still.")] = 25.0,
+    rigged: Annotated[int, typer.Option(help="Rigged identities (3D ground truth).")] = _BUILD.rigged,
+    unrigged: Annotated[int, typer.Option(help="Unrigged, stylised identities (stage 1, 2D supervision only).")] = _BUILD.unrigged,
+    seed: Annotated[int, typer.Option(help="Seed of every random choice; same seed and options, same dataset.")] = _BUILD.seed,
+    factor_rigged: Annotated[int, typer.Option(help="Training samples per rigged training identity (head interpolation).")] = _BUILD.factor_rigged,
+    factor_unrigged: Annotated[int, typer.Option(help="Training samples per unrigged training identity.")] = _BUILD.factor_unrigged,
+    val_fraction: Annotated[float, typer.Option(help="Fraction of identities held out for validation.")] = _BUILD.val_fraction,
+    test_fraction: Annotated[float, typer.Option(help="Fraction of identities held out for testing.")] = _BUILD.test_fraction,
+    min_vertices: Annotated[int, typer.Option(help="Smallest re-meshing budget (vertices per head).")] = _BUILD.min_vertices,
+    max_vertices: Annotated[int, typer.Option(help="Largest re-meshing budget (vertices per head).")] = _BUILD.max_vertices,
+    quad_fraction: Annotated[float, typer.Option(help="Fraction of samples written quad-dominant.")] = _BUILD.quad_fraction,
+    augment_fraction: Annotated[float, typer.Option(help="Fraction of training samples augmented (crop, drop, jitter).")] = _BUILD.augment_fraction,
+    gaze_degrees: Annotated[float, typer.Option(help="Eyeball turn of the EyesLook targets (ICT's shapes move only the lids); 0 keeps them still.")] = _BUILD.gaze_degrees,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing dataset in OUTPUT.")] = False,
 ) -> None:
     """Build a training set from ICT-FaceKit: re-meshed rigged and unrigged heads, split by identity."""
-    from facerig.trainer.dataset import BuildOptions, build_ict_dataset
+    from facerig.trainer.dataset import build_ict_dataset
 
     options = BuildOptions(
         rigged=rigged,

@@ -8,18 +8,34 @@ from typing import Annotated, Optional
 
 import typer
 
-from facerig.cli.app import app
+from facerig.cli.app import app, error_line, fail
+from facerig.errors import FacerigError
+from facerig.exporters.common import Naming
+from facerig.rigging import RigMethod, RigOptions
 
 FORMATS_HELP = "Comma-separated output formats: npz (the rig bundle), usd, usda, usdc, glb, gltf, fbx."
 
 
+def checked_formats(value: str) -> str:
+    parse_formats(value)  # a wrong format is a usage error at parse time, before any work
+    return value
+
+
+FORMAT_OPTION = typer.Option("--format", "-f", help=FORMATS_HELP, callback=checked_formats)
+
+
 def parse_formats(formats: str) -> list[str]:
-    """'usd, glb' -> ['usd', 'glb'] (lower-case, order kept, duplicates dropped)."""
+    """'usd, glb' -> ['usd', 'glb'] (lower-case, order kept, duplicates dropped); an unknown one is a usage error."""
+    from facerig.exporters import EXPORTERS
+
     seen: list[str] = []
     for item in formats.split(","):
         item = item.strip().lower().lstrip(".")
         if item and item not in seen:
             seen.append(item)
+    unknown = [item for item in seen if item not in EXPORTERS]
+    if unknown:
+        raise typer.BadParameter(f"unknown format {', '.join(unknown)}; formats: {', '.join(sorted(EXPORTERS))}")
     return seen
 
 
@@ -27,52 +43,62 @@ def parse_formats(formats: str) -> list[str]:
 def rig(
     heads: Annotated[list[Path], typer.Argument(help="Neutral head meshes (OBJ, PLY, glTF/GLB, USD).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder; created if missing.")],
-    formats: Annotated[str, typer.Option("--format", "-f", help=FORMATS_HELP)] = "npz",
+    formats: Annotated[str, FORMAT_OPTION] = "npz",
     model: Annotated[Optional[Path], typer.Option(help="Packaged model folder; default: the bundled model.")] = None,
-    method: Annotated[str, typer.Option(help="'network' (default) or 'transfer' (template deformation transfer).")] = "network",
+    method: Annotated[RigMethod, typer.Option(help="network: the neural network; transfer: template deformation transfer.")] = RigMethod.network,
     poses: Annotated[Optional[Path], typer.Option(help="Pose vocabulary JSON replacing the default 48 poses + 48 correctives.")] = None,
-    naming: Annotated[str, typer.Option(help="Shape names in exported files: 'facs' (default) or 'arkit'.")] = "facs",
+    naming: Annotated[Naming, typer.Option(help="Shape names in exported files: FACS (with correctives) or the 52 ARKit shapes.")] = Naming.facs,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     up: Annotated[Optional[str], typer.Option(help="Up axis of the input, e.g. +Y or +Z, when the file does not say.")] = None,
     front: Annotated[Optional[str], typer.Option(help="Axis the face looks along, e.g. +Z or -Y.")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = True,
-    mirror_average: Annotated[bool, typer.Option(help="Average with the mirror image's prediction: lower error, twice the network time.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing outputs (never an input file).")] = True,
+    mirror_average: Annotated[bool, typer.Option(help="Average with the mirror image's prediction: lower error, twice the network time.")] = RigOptions.mirror_average,
 ) -> None:
-    """Rig neutral heads: write OUTPUT/<name>.facerig.npz and the requested formats."""
-    from facerig.exporters import export_rig
-    from facerig.io import load_mesh
-    from facerig.pipeline import load_model, rig_mesh
+    """Rig neutral heads: write OUTPUT/<name>.facerig.npz and the requested formats.
+
+    A head that fails is reported and the others are rigged; the exit code is then 1.
+    """
+    from facerig.mesh import source_name
+    from facerig.rigging import prepare_outdir, rig_and_write, uses_model
     from facerig.vocabulary import load_vocabulary
 
-    wanted = parse_formats(formats)
-    vocabulary = load_vocabulary(poses)
-    packaged = load_model(model, device) if method == "network" else None
+    owners: dict[str, Path] = {}
     for head in heads:
-        mesh = load_mesh(head, up=up)
-        if method == "network":
-            result = rig_mesh(mesh, packaged, vocabulary=vocabulary, up=up, front=front, mirror_average=mirror_average)
-        elif method == "transfer":
-            from facerig.transfer import rig_by_transfer
+        first = owners.setdefault(source_name(head).casefold(), head)
+        if first != head:
+            fail(f"{first} and {head} would both be written as {output / source_name(head)}.*: "
+                 "rig them into separate output folders")
+    prepare_outdir(output)
+    vocabulary = load_vocabulary(poses)
+    packaged = None
+    if uses_model(method):
+        from facerig.pipeline import load_model
 
-            result = rig_by_transfer(mesh, vocabulary=vocabulary, up=up, front=front)
-        else:
-            raise typer.BadParameter(f"unknown method {method!r}; use 'network' or 'transfer'")
-        written = [export_rig(result, output / f"{mesh.name}.facerig.npz", format="npz", overwrite=overwrite)]
-        for fmt in wanted:
-            if fmt != "npz":
-                written.append(
-                    export_rig(result, output / f"{mesh.name}.{fmt}", format=fmt, naming=naming, overwrite=overwrite)
-                )
-        seconds = result.metadata.get("timings_s", {}).get("total", float("nan"))
-        typer.echo(f"{head}: {result.n_shapes} shapes in {seconds:.2f} s -> " + ", ".join(str(p) for p in written))
+        packaged = load_model(model, device)
+    options = RigOptions(up=up, front=front, mirror_average=mirror_average)
+    failed: list[Path] = []
+    for head in heads:
+        try:
+            result = rig_and_write(head, output, parse_formats(formats), method, naming, options, model=packaged,
+                                   vocabulary=vocabulary, overwrite=overwrite)
+        except FacerigError as exc:
+            if len(heads) == 1:
+                raise
+            error_line(str(exc))
+            failed.append(head)
+            continue
+        written = ", ".join(str(path) for path in result.outputs)
+        typer.echo(f"{head}: {result.rig.n_shapes} shapes in {result.timings.total:.2f} s -> {written}")
+    if failed:
+        fail(f"{len(failed)} of {len(heads)} heads failed: {', '.join(str(head) for head in failed)}")
 
 
 @app.command()
 def export(
     bundle: Annotated[Path, typer.Argument(help="A .facerig.npz rig bundle written by `facerig rig` or `facerig batch`.")],
-    formats: Annotated[str, typer.Option("--format", "-f", help=FORMATS_HELP)] = "usd",
+    formats: Annotated[str, FORMAT_OPTION] = "usd",
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output folder; default: beside the bundle.")] = None,
-    naming: Annotated[str, typer.Option(help="Shape names: 'facs' (default) or 'arkit'.")] = "facs",
+    naming: Annotated[Naming, typer.Option(help="Shape names: FACS (with correctives) or the 52 ARKit shapes.")] = Naming.facs,
     preview_animation: Annotated[bool, typer.Option(help="Add an animation that steps through every shape.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = True,
 ) -> None:

@@ -19,11 +19,8 @@ fbx        .fbx                 binary FBX 7.4 (registered by ``facerig.exporter
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
-import os
-import tempfile
 from pathlib import Path
 
 from facerig.errors import ExportError
@@ -33,11 +30,12 @@ from facerig.exporters.common import (
     ExportOptions,
     Exporter,
     ExportRig,
+    Naming,
     gather,
     sidecar_bytes,
 )
-from facerig.fileio import atomic_path
-from facerig.rig import BUNDLE_SUFFIX, Rig
+from facerig.fileio import write_files_atomic
+from facerig.rig import Rig
 
 
 def _export_npz(ir: ExportRig, options: ExportOptions) -> bytes:
@@ -49,8 +47,7 @@ def _export_npz(ir: ExportRig, options: ExportOptions) -> bytes:
         corrective_recipes=ir.correctives,
         metadata=ir.metadata.get("rig", {}),
     )
-    with tempfile.TemporaryDirectory(prefix="facerig-npz-") as tmp:
-        return rig.save(Path(tmp) / f"rig{BUNDLE_SUFFIX}").read_bytes()
+    return rig.bundle_bytes()
 
 
 EXPORTERS: dict[str, Exporter] = {
@@ -87,7 +84,8 @@ def export_rig(
         rig: the rig.
         path: the output file; its suffix selects the format when ``format`` is None.
         format: one of :data:`EXPORTERS` (usd, usda, usdc, glb, gltf, npz, fbx), case-insensitive.
-        naming: "facs" (the rig's own FACS names, correctives included) or "arkit" (the 52 ARKit shapes).
+        naming: a :class:`Naming`: "facs" (the rig's own FACS names, correctives included) or "arkit" (the 52
+            ARKit shapes).
         preview_animation: add an animation stepping through every shape, one per frame.
         overwrite: when False, refuse to replace an existing file.
 
@@ -99,13 +97,29 @@ def export_rig(
             failed; nothing is left on disk in that case.
     """
     path = Path(path)
+    if not overwrite and path.exists():
+        raise ExportError("file exists and overwrite is off", path)
+    files = export_files(rig, path, format, naming, preview_animation)
+    if not overwrite:
+        existing = [p for p in files if p.exists()]
+        if existing:
+            raise ExportError("file exists and overwrite is off", existing[0])
+    write_export_files(files, path)
+    return path
+
+
+def export_files(
+    rig: Rig, path: str | Path, format: str | None = None, naming: str = "facs", preview_animation: bool = False
+) -> dict[Path, bytes]:
+    """The files :func:`export_rig` would write for ``path``, as {path: bytes}, the main file first.
+
+    For callers that write several exports as one set (:func:`facerig.fileio.write_files_atomic`).
+    """
+    path = Path(path)
     name = format_for_path(path) if format is None else format.lower()
     if name not in EXPORTERS:
         raise ExportError(f"unknown export format {format!r}; formats: {_format_list()}", path)
     exporter = EXPORTERS[name]
-    if not overwrite and path.exists():
-        raise ExportError("file exists and overwrite is off", path)
-
     ir = gather(rig, naming)
     stem = path.name[: -len(path.suffix)] if path.suffix else path.name
     written = exporter.write(ir, ExportOptions(preview_animation=preview_animation, stem=stem))
@@ -116,42 +130,22 @@ def export_rig(
         files = {path: main, **{path.with_name(other): data for other, data in others}}
     if exporter.sidecar:
         files[path.with_name(path.name + SIDECAR_SUFFIX)] = sidecar_bytes(ir, name, path.name)
-    if not overwrite:
-        existing = [p for p in files if p.exists()]
-        if existing:
-            raise ExportError("file exists and overwrite is off", existing[0])
+    return files
+
+
+def write_export_files(files: dict[Path, bytes], label: str | Path) -> list[Path]:
+    """Write export files all or none; an OS failure (disk full, read-only) becomes an :class:`ExportError`."""
     try:
-        _write_all_atomic(files)
+        return write_files_atomic(files)
     except OSError as exc:
-        raise ExportError(f"cannot write the {name} export ({exc.strerror or exc})", path) from None
-    return path
-
-
-def _write_all_atomic(files: dict[Path, bytes]) -> None:
-    """Write every file to a temp name, then rename them all; on any failure leave no new file behind.
-
-    The first file is the main one. Renames run in reverse order, so the main file appears last and only
-    when its side files are complete; side files this call created are removed again if a later step fails.
-    """
-    side_files = list(files)[1:]
-    new_side_files = [p for p in side_files if not p.exists()]
-    try:
-        with contextlib.ExitStack() as stack:
-            for target, data in files.items():
-                tmp = stack.enter_context(atomic_path(target))
-                with open(tmp, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-    except BaseException:
-        for path in new_side_files:
-            if path.is_file():
-                path.unlink()
-        raise
+        raise ExportError(f"cannot write ({exc.strerror or exc})", exc.filename or label) from None
 
 
 def _format_list() -> str:
     return ", ".join(sorted(EXPORTERS))
 
 
-__all__ = ["EXPORTERS", "ExportOptions", "ExportRig", "Exporter", "export_rig", "format_for_path", "gather"]
+__all__ = [
+    "EXPORTERS", "ExportOptions", "ExportRig", "Exporter", "Naming", "export_files", "export_rig", "format_for_path",
+    "gather", "write_export_files",
+]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any, Callable
 
 import numpy as np
@@ -24,7 +25,16 @@ from facerig.mesh import Mesh
 from facerig.rig import Rig
 from facerig.vocabulary import Vocabulary, load_vocabulary
 
-NAMINGS = ("facs", "arkit")
+
+
+class Naming(StrEnum):
+    """Shape-name presets of an export: the rig's own FACS names, or the 52 ARKit shapes built from them."""
+
+    facs = "facs"
+    arkit = "arkit"
+
+
+NAMINGS = tuple(Naming)
 SIDECAR_SUFFIX = ".facerig.json"
 # Keys of the metadata block inside every file (USD customData, glTF extras) and of the sidecar.
 METADATA_KEY = "facerig"
@@ -222,6 +232,7 @@ def gather(rig: Rig, naming: str = "facs", *, vocabulary: Vocabulary | None = No
     """
     if naming not in NAMINGS:
         raise ExportError(f"unknown naming {naming!r}; choose one of {', '.join(NAMINGS)}")
+    naming = str(Naming(naming))  # a plain str: USD's customData takes no str subclass
     mesh = rig.neutral
     bad = [name for name, deltas in zip(rig.shape_names, rig.deltas) if not np.isfinite(deltas).all()]
     if bad:

@@ -66,7 +66,7 @@ def test_good_and_bad_heads_then_resume(tmp_path: Path, good_heads: Path, heads_
         assert "traceback" not in error  # an expected failure, not a bug
     assert "600" in items["big.obj"]["error"]["message"] and "642" in items["big.obj"]["error"]["message"]
     escape = items["escape/head.obj"]["error"]
-    assert escape["class"] == "BatchError" and "outside the output folder" in escape["message"]
+    assert escape["class"] == "OutputError" and "outside the output folder" in escape["message"]
     assert list(elsewhere.iterdir()) == []
     assert not (tmp_path / "pwned").exists() and not (out / "pwned").exists()
 

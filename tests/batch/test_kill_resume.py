@@ -1,4 +1,5 @@
-"""A batch SIGKILLed part-way leaves no partial output, and the next run finishes only what is missing."""
+"""A batch SIGKILLed part-way leaves no partial output, and the next run finishes only what is missing, with
+outputs byte-identical to an uninterrupted run's."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
+from facerig.batch.discover import STATE_DIR
 from facerig.cli import run
+from facerig.fileio import TEMP_SUFFIX, temp_prefix
 from facerig.rig import Rig
 
 from batch_helpers import synthetic_head, write_obj
@@ -20,13 +21,13 @@ from batch_helpers import synthetic_head, write_obj
 N_HEADS = 6
 
 
-def deltas_bytes(out: Path) -> dict[str, bytes]:
-    """{bundle path below out: the raw bytes of its deltas array}."""
-    result = {}
-    for path in sorted(out.rglob("*.facerig.npz")):
-        with np.load(path, allow_pickle=False) as archive:
-            result[path.relative_to(out).as_posix()] = archive["deltas"].tobytes()
-    return result
+def output_files(out: Path) -> dict[str, bytes]:
+    """{path below out: bytes} of every rig output (the run's report and resume records left out)."""
+    return {
+        path.relative_to(out).as_posix(): path.read_bytes()
+        for path in sorted(out.rglob("*"))
+        if path.is_file() and STATE_DIR not in path.parts and path.name != "batch-report.json"
+    }
 
 
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path: Path, model_dir: Path) -> None:
@@ -34,7 +35,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path: Path, model_
     for n in range(N_HEADS):
         write_obj(heads / f"group{n % 2}" / f"head{n}.obj", *synthetic_head(100 + n))
     out = tmp_path / "out"
-    args = ["batch", str(heads), "-o", str(out), "--model", str(model_dir), "--threads-per-worker", "1"]
+    args = ["batch", str(heads), "-o", str(out), "--model", str(model_dir), "--threads-per-worker", "1", "-f", "glb"]
     args.append("--no-progress")
 
     # Start a batch, and kill it (its worker too) as soon as the first item is finished.
@@ -61,7 +62,8 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path: Path, model_
     # A stale temp file as a kill during a write leaves it, for an item still to do.
     unfinished = sorted({f"group{n % 2}/head{n}.obj" for n in range(N_HEADS)} - finished)[0]
     folder, name = unfinished.split("/")
-    stale = out / folder / f".{name[:-4]}.facerig.npz.abcd1234.tmp"
+    target = out / folder / f"{name[:-4]}.facerig.npz"
+    stale = target.with_name(f"{temp_prefix(target)}abcd1234{TEMP_SUFFIX}")
     stale.parent.mkdir(parents=True, exist_ok=True)
     stale.write_bytes(b"half a bundle")
 
@@ -72,9 +74,10 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path: Path, model_
     assert {r for r, s in statuses.items() if s == "done"} == set(statuses) - finished
     assert [p for p in out.rglob("*") if p.name.endswith(".tmp")] == []
 
-    # The outputs are those of a run that was never interrupted.
+    # The outputs are byte for byte those of a run that was never interrupted: bundles, exports and sidecars.
     clean = tmp_path / "clean"
     assert run([*args[:3], str(clean), *args[4:]]) == 0
-    resumed, uninterrupted = deltas_bytes(out), deltas_bytes(clean)
-    assert len(uninterrupted) == N_HEADS and resumed.keys() == uninterrupted.keys()
-    assert all(resumed[key] == uninterrupted[key] for key in resumed)
+    resumed, uninterrupted = output_files(out), output_files(clean)
+    assert len(uninterrupted) == 3 * N_HEADS  # a bundle, a .glb and its sidecar per head
+    assert resumed.keys() == uninterrupted.keys()
+    assert [key for key in resumed if resumed[key] != uninterrupted[key]] == []
