@@ -5,6 +5,7 @@ The Python API, in the order data flows::
     mesh = facerig.load_mesh("head.obj")          # facerig.io
     rig = facerig.rig_mesh(mesh)                  # canonicalize → operators → network → Rig
     rig.export("head.usd")                        # facerig.exporters
+    facerig.rig_and_write("head.obj", "out/", formats=("usd",), method="transfer")  # rig + every output, as a set
 """
 
 from facerig.errors import FacerigError
@@ -13,10 +14,15 @@ from facerig.rig import Rig
 
 __version__ = "0.1.0"
 
-__all__ = ["FacerigError", "Mesh", "Rig", "load_mesh", "rig_mesh", "__version__"]
+__all__ = ["FacerigError", "Mesh", "Rig", "RigMethod", "load_mesh", "rig_and_write", "rig_mesh", "__version__"]
 
 # torch and the readers load on first use, so `import facerig` (and `facerig --help`) stays fast.
-_LAZY = {"rig_mesh": "facerig.pipeline", "load_mesh": "facerig.io"}
+_LAZY = {
+    "rig_mesh": "facerig.pipeline",
+    "load_mesh": "facerig.io",
+    "rig_and_write": "facerig.rigging",
+    "RigMethod": "facerig.rigging",
+}
 
 
 def __getattr__(name: str):
