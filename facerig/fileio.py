@@ -84,7 +84,8 @@ def write_files_atomic(files: Mapping[Path, bytes]) -> list[Path]:
             temps[target] = _new_temp(target)
             _write_synced(temps[target], data)
         for target in reversed(targets):
-            os.replace(temps.pop(target), target)
+            os.replace(temps[target], target)
+            del temps[target]
             renamed.append(target)
     except BaseException:
         for tmp in temps.values():

@@ -141,3 +141,28 @@ def test_nasty_names_stay_names(tmp_path: Path) -> None:
     out = (tmp_path / "out").resolve()
     target = item.output_path(out, ".facerig.npz")
     assert os.path.commonpath([out, target.resolve()]) == str(out) and target.name.endswith(".facerig.npz")
+
+
+def test_a_symlink_loop_is_one_failed_item_not_the_end_of_the_batch(tree: Path, tmp_path: Path) -> None:
+    (tree / "x" / "loop.obj").symlink_to("loop.obj")  # points at itself
+    (tree / "x" / "ring").symlink_to("../x", target_is_directory=True)  # a folder loop: searched once
+    items = discover([tree], tmp_path / "out", BatchOptions())
+    assert relatives(items) == ["a.OBJ", "b.obj", "x/c.ply", "x/loop.obj", "x/y/d.glb", "z.usda"]
+    loop = items[3]
+    assert loop.problem is not None and "cannot follow" in loop.problem
+    assert [item.problem for item in items if item is not loop] == [None] * 5
+
+
+def test_outputs_inside_the_input_folder_are_neither_inputs_nor_allowed_onto_inputs(tmp_path: Path) -> None:
+    """`batch d -o d -f glb`: a d/t.glb input would be overwritten by t's own output; d/s.glb with its sidecar is
+    facerig's output of d/s.obj, and the batch state is facerig's; neither is rigged again."""
+    folder = tmp_path / "d"
+    touch(folder / "s.obj")
+    touch(folder / "t.glb", "a user's glb")
+    touch(folder / "s.glb", "facerig's glb")
+    touch(folder / "s.glb.facerig.json", "{}")
+    touch(folder / ".facerig-batch" / "items" / "x.usda", "not an input")
+    items = discover([folder], folder, BatchOptions(formats=("glb",)))
+    assert relatives(items) == ["s.obj", "t.glb"]
+    assert items[0].problem is None
+    assert "would overwrite the input" in items[1].problem and str(folder / "t.glb") in items[1].problem

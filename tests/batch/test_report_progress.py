@@ -42,6 +42,7 @@ def test_report_counts_exit_code_phase_means_and_json(tmp_path: Path) -> None:
     assert data["counts"] == {"done": 2, "skipped": 1, "failed": 2, "cancelled": 0}
     assert data["items"][2]["error"] == {"class": "MeshLoadError", "message": "/in/bad.obj: file is empty"}
     assert "ZeroDivisionError" in data["items"][3]["error"]["traceback"]  # a bug keeps its traceback
+    assert data["items"][3]["error"]["message"] == "/in/odd.obj: division by zero"  # and names the file
     assert data["options"]["formats"] == [] and full.path == str(tmp_path / "r.json")
 
     text = full.summary()
@@ -81,7 +82,9 @@ def test_disabled_progress_prints_nothing() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", [dict(formats=("obj",)), dict(naming="maya"), dict(backend="slurm"), dict(workers=0), dict(device="tpu")]
+    "bad",
+    [dict(formats=("obj",)), dict(naming="maya"), dict(backend="slurm"), dict(workers=0), dict(device="tpu"),
+     dict(method="trnsfer"), dict(max_file_mb=float("inf")), dict(item_timeout_s=0.0)],
 )
 def test_options_are_validated(bad: dict) -> None:
     with pytest.raises(ConfigError):
@@ -98,5 +101,23 @@ def test_the_resume_key_covers_everything_that_changes_a_rig() -> None:
         BatchOptions().output_fingerprint("m" * 64, "v" * 64, {**settings, "gaze_degrees": 20.0}),
         BatchOptions(mirror_average=True).output_fingerprint("m" * 64, "v" * 64, settings),
         BatchOptions(naming="arkit").output_fingerprint("m" * 64, "v" * 64, settings),
+        BatchOptions(method="transfer").output_fingerprint("m" * 64, "v" * 64, settings),
     ]
     assert len({base, *changed}) == 1 + len(changed)
+
+
+def test_the_json_report_phases_are_the_timings_record_fields() -> None:
+    from facerig.batch.report import PHASES
+    from facerig.timings import RigTimings
+
+    assert PHASES == RigTimings.phases() and "eyes" in PHASES and PHASES[-1] == "total"
+    assert BatchOptions(method="transfer", naming="arkit").to_dict()["method"] == "transfer"
+
+
+def test_a_report_that_cannot_be_written_is_one_clear_error(tmp_path: Path) -> None:
+    from facerig.errors import OutputError
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the report's folder should be")
+    with pytest.raises(OutputError, match="cannot write the batch report"):
+        report(results()).write(blocker / "r.json")
