@@ -50,3 +50,34 @@ def test_ray_backend_matches_local_backend(
     assert (tmp_path / "ray" / "batch-report.json").is_file()
     again = run_batch(inputs, tmp_path / "ray", BatchOptions(backend="ray", **common))
     assert [item.status for item in again.items if item.status != ItemStatus.FAILED] == [ItemStatus.SKIPPED] * 3
+
+
+PRIVATE_RAY_PROBE = """
+import json, os
+from facerig.batch.ray_backend import _private_ray_environment, init_local_ray
+_private_ray_environment()
+import ray
+from ray._common.usage import usage_lib
+init_local_ray(ray, num_cpus=1)
+try:
+    nodes = ray.nodes()
+    print(json.dumps({"addresses": [node["NodeManagerAddress"] for node in nodes],
+                      "usage_stats": usage_lib.usage_stats_enabled()}))
+finally:
+    ray.shutdown()
+"""
+
+
+def test_a_local_ray_instance_is_private(tmp_path: Path) -> None:
+    """The instance run_batch starts listens on the loopback address only and sends no usage statistics."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    done = subprocess.run([sys.executable, "-c", PRIVATE_RAY_PROBE], capture_output=True, text=True, timeout=300,
+                          env=environment, cwd=Path(__file__).parents[2])
+    assert done.returncode == 0, done.stderr[-2000:]
+    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    assert probe == {"addresses": ["127.0.0.1"], "usage_stats": False}
