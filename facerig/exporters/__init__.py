@@ -104,7 +104,7 @@ def export_rig(
         existing = [p for p in files if p.exists()]
         if existing:
             raise ExportError("file exists and overwrite is off", existing[0])
-    write_export_files(files, path)
+    write_export_files(files, path, f"{(format or format_for_path(path)).lower()} export")
     return path
 
 
@@ -133,12 +133,13 @@ def export_files(
     return files
 
 
-def write_export_files(files: dict[Path, bytes], label: str | Path) -> list[Path]:
-    """Write export files all or none; an OS failure (disk full, read-only) becomes an :class:`ExportError`."""
+def write_export_files(files: dict[Path, bytes], main: str | Path, what: str = "outputs") -> list[Path]:
+    """Write export files all or none; an OS failure (disk full, read-only) becomes an :class:`ExportError`
+    naming ``main`` (the file the user asked for) and ``what`` was being written."""
     try:
         return write_files_atomic(files)
     except OSError as exc:
-        raise ExportError(f"cannot write ({exc.strerror or exc})", exc.filename or label) from None
+        raise ExportError(f"cannot write the {what} ({exc.strerror or exc})", main) from None
 
 
 def _format_list() -> str:
