@@ -21,7 +21,7 @@ from enum import StrEnum
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
-from facerig.errors import OutputError
+from facerig.errors import ConfigError, OutputError
 from facerig.exporters import EXPORTERS, Naming, export_files, write_export_files
 from facerig.exporters.common import SIDECAR_SUFFIX
 from facerig.io import LoadLimits, load_mesh
@@ -137,8 +137,8 @@ def check_outputs(paths: Sequence[Path], outdir: str | Path, inputs: Sequence[Pa
     Raises:
         OutputError: naming the output and the reason.
     """
-    root = Path(os.path.abspath(outdir))
-    root_real = _real_folder(root)
+    root = prepare_outdir(outdir)
+    root_real = root.resolve()
     originals = [Path(path) for path in inputs if os.path.isfile(path)]
     for path in planned_files(paths):
         clash = next((given for given in originals if path.exists() and os.path.samefile(path, given)), None)
@@ -172,8 +172,11 @@ def prepare_outdir(outdir: str | Path) -> Path:
     return path
 
 
-def _real_folder(path: Path) -> Path:
-    return prepare_outdir(path).resolve()
+def _choice(kind: type[StrEnum], value: str) -> StrEnum:
+    try:
+        return kind(value)
+    except ValueError:
+        raise ConfigError(f"unknown {kind.__name__} {value!r}; use {' or '.join(kind)}") from None
 
 
 def rig_and_write(
@@ -214,11 +217,14 @@ def rig_and_write(
     """
     start = time.perf_counter()
     options = options or RigOptions()
-    method, naming = RigMethod(method), Naming(naming)
+    method, naming = _choice(RigMethod, method), _choice(Naming, naming)
     unknown = [fmt for fmt in formats if fmt not in EXPORTERS]
     if unknown:
         raise OutputError(f"unknown export format(s) {', '.join(unknown)}; formats: {', '.join(sorted(EXPORTERS))}")
-    source = None if isinstance(head, Mesh) else Path(head)
+    if isinstance(head, Mesh):  # its file, when it came from one, is protected too
+        source = Path(head.source) if head.source else None
+    else:
+        source = Path(head)
     name = stem if stem is not None else (head.name if isinstance(head, Mesh) else source_name(head))
     targets = output_paths(outdir, name, formats)
     check_outputs([path for _, path in targets], outdir, inputs=[source] if source is not None else [])
