@@ -10,8 +10,7 @@ The Python API, in the order data flows::
 from facerig.errors import FacerigError
 from facerig.mesh import Mesh
 from facerig.rig import Rig
-
-__version__ = "0.1.0"
+from facerig.version import __version__
 
 __all__ = ["FacerigError", "Mesh", "Rig", "load_mesh", "rig_mesh", "__version__"]
 

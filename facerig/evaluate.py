@@ -44,11 +44,9 @@ from facerig.canonical import canonical_frame
 from facerig.errors import ConfigError, DatasetError
 from facerig.fileio import write_bytes_atomic
 from facerig.mesh import Mesh
+from facerig.geometry import SurfaceIndex, skin_mask, vertex_normals
 from facerig.rig import Rig
-from facerig.trainer.remesh import SurfaceIndex
-from facerig.transfer import skin_mask
 from facerig.vocabulary import Vocabulary, load_vocabulary
-from facerig.operators import vertex_normals as _vertex_normals
 
 METHODS = ("model", "transfer", "neutral")
 MOVING_THRESHOLD_MM = 0.1
@@ -93,7 +91,7 @@ def signed_skin_distance(vertices: np.ndarray, triangles: np.ndarray, skin: np.n
     # Exact closest points: an approximate one can pick a triangle facing elsewhere and flip the sign.
     surface = SurfaceIndex(vertices, skin_tris)
     tri, bary, dist = surface.query(points)
-    normals = _vertex_normals(vertices, skin_tris)
+    normals = vertex_normals(vertices, skin_tris)
     n = np.einsum("nk,nkd->nd", bary, normals[skin_tris[tri]])
     side = np.einsum("nd,nd->n", points - surface.points(tri, bary), n)
     return np.where(side < 0, -dist, dist)

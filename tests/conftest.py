@@ -46,3 +46,19 @@ def ict_archive() -> Path:
     """The ICT-FaceKit ``.tar.xz`` archive itself (for readers that must accept it unpacked or not)."""
     assert ICT_ARCHIVE.is_file(), f"test data missing: {ICT_ARCHIVE}"
     return ICT_ARCHIVE
+
+
+# ---------------------------------------------------------------------------------------------- test tiers
+# `make test-fast` (pytest -m "not slow") is the edit-test loop: no ICT unpack, no Blender, no Ray, no training.
+# `make test` (CI) runs everything.
+_SLOW_FIXTURES = {"ict_dir", "ict_neutral_path", "ict_archive"}
+_SLOW_MODULES = {
+    "test_blender.py", "test_ray_backend.py", "test_kill_resume.py", "test_worker_crash.py", "test_train.py",
+    "test_default_model.py", "test_batch_cli.py",
+}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if _SLOW_FIXTURES & set(item.fixturenames) or item.path.name in _SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)

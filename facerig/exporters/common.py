@@ -309,7 +309,7 @@ def describe(ir: ExportRig) -> dict[str, Any]:
     JSON-serialisable. Each corrective is ``{"drivers": [...], "rule": "product"}``: its weight is the
     product of its drivers' weights.
     """
-    from facerig import __version__
+    from facerig.version import __version__
 
     return {
         "version": METADATA_VERSION,
