@@ -544,7 +544,8 @@ def evaluate_rigs(
         try:
             head = load_rigged_head(path, mapping, select=select, vocabulary=vocabulary)
         except FacerigError as error:
-            rigs[name] = {"refused": error.reason}
+            matched = getattr(error, "report", None)
+            rigs[name] = {"refused": error.reason, **({"unmatched": matched.unmatched} if matched else {})}
             continue
         rigs[name] = head.report.to_dict()
         heads.append(name)

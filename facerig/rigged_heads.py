@@ -51,7 +51,14 @@ _SEPARATORS = re.compile(r"[_.\- ]")
 
 
 class RiggedHeadError(FacerigError):
-    """A rigged head (or its mapping file) cannot be read as FACS deltas."""
+    """A rigged head (or its mapping file) cannot be read as FACS deltas.
+
+    ``report`` is the head's :class:`MatchReport` when its shape names were matched before it was refused.
+    """
+
+    def __init__(self, message: str, path: str | Path | None = None, report: "MatchReport | None" = None) -> None:
+        super().__init__(message, path)
+        self.report = report
 
 
 # ---------------------------------------------------------------------------------------------- records
@@ -352,10 +359,13 @@ def load_rigged_head(
         raise RiggedHeadError(f"blend shapes with NaN or infinite offsets: {', '.join(map(repr, bad[:5]))}", path)
     sources, report = match_shapes(shapes.names, vocabulary, mapping, path)
     if not sources:
-        found = ", ".join(repr(n) for n in shapes.names[:10]) + (" ..." if len(shapes.names) > 10 else "")
+        unknown = [n for n, why in report.unmatched.items() if why.startswith("unknown name")]
+        known = [n for n in report.unmatched if n not in unknown]
+        found = "; ".join(f"{what}: {', '.join(map(repr, group[:10]))}{' ...' if len(group) > 10 else ''}"
+                          for what, group in (("unknown names", unknown), ("not single poses", known)) if group)
         raise RiggedHeadError(
-            f"no blend shape matches a FACS pose (shapes: {found or 'none'}); name them with FACS, ARKit or "
-            "ICT-FaceKit names, or give a mapping file {\"their name\": \"FACS name\"}", path)
+            f"no blend shape matches a FACS pose ({found or 'the file has no blend shapes'}); name them with FACS, "
+            "ARKit or ICT-FaceKit names, or give a mapping file {\"their name\": \"FACS name\"}", path, report)
     actions = vocabulary.action_names
     deltas = np.zeros((len(actions), shapes.mesh.n_vertices, 3), np.float32)
     labelled = np.zeros(len(actions), bool)
