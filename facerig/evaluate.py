@@ -472,7 +472,7 @@ def evaluate(
         model=model_info,
         heads=[e["name"] for e in entries],
         poses=poses,
-        regions=regions,
+        regions=scorer.regions,
         methods=scorer.metrics(),
         truth_penetration=_ratio(scorer.truth),
         extra_heads=extra,
