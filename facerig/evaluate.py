@@ -430,9 +430,7 @@ def evaluate(
     from facerig.trainer.dataset import load_sample, read_manifest
 
     started = time.perf_counter()
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        raise ConfigError(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+    _check_methods(methods)
     root = Path(dataset)
     manifest = read_manifest(root)
     vocabulary = vocabulary or load_vocabulary()
@@ -521,9 +519,7 @@ def evaluate_rigs(
     from facerig.rigged_heads import find_rigged_heads, load_mapping, load_rigged_head
 
     started = time.perf_counter()
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        raise ConfigError(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+    _check_methods(methods)
     root = Path(folder)
     vocabulary = vocabulary or load_vocabulary()
     if isinstance(mapping, (str, Path)):
@@ -583,6 +579,12 @@ def evaluate_rigs(
         seconds={k: round(v, 3) for k, v in seconds.items()},
         rigs=rigs,
     )
+
+
+def _check_methods(methods: Sequence[str]) -> None:
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ConfigError(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
 
 
 def _riggers(model: Any, methods: Sequence[str], vocabulary: Vocabulary, cache_dir: str | Path | None,

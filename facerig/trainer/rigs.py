@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -128,10 +129,7 @@ def build_rigs_dataset(
         raise DatasetError(f"every rigged head was refused; see {outdir / (REPORT_STEM + '.md')}", folder)
 
     action_labelled = np.any([head.labelled for _, head in heads], axis=0)
-    counts: dict[str, int] = {}
-    for entry in entries:
-        key = f"rigged_{entry['split']}"
-        counts[key] = counts.get(key, 0) + 1
+    counts = Counter(f"rigged_{entry['split']}" for entry in entries)
     manifest = {
         "format": FORMAT,
         "builder_version": BUILDER_VERSION,
