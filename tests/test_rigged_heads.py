@@ -115,41 +115,6 @@ def test_node_transforms_turn_deltas_like_positions(exports, synthetic_rig, tmp_
     np.testing.assert_allclose(head.deltas, synthetic_rig.deltas[:47] @ turn.T.astype(np.float32), atol=2e-5)
 
 
-def test_morph_targets_of_the_robot_head_get_its_node_transform(heads_dir):
-    """RobotExpressive's Head node is rotated ~-91° about X: the loader's deltas are the file's offsets turned
-    by it, primitive by primitive (three primitives share the three targets)."""
-    import pygltflib
-    from scipy.spatial.transform import Rotation
-
-    from facerig.io import load_blend_shapes
-
-    path = heads_dir / "robot_expressive.glb"
-    shapes = load_blend_shapes(path, select="Head")
-    assert shapes.names == ("Angry", "Surprised", "Sad") and shapes.deltas.shape == (3, shapes.mesh.n_vertices, 3)
-    doc = pygltflib.GLTF2().load(str(path))
-    index = next(i for i, n in enumerate(doc.nodes) if n.name == "Head" and n.mesh is not None)
-    node = doc.nodes[index]
-    parent = {child: i for i, n in enumerate(doc.nodes) for child in (n.children or [])}
-    linear = np.eye(3)
-    while index is not None:  # the linear part of the world transform, by scipy's quaternion code
-        n = doc.nodes[index]
-        local = Rotation.from_quat(n.rotation or [0, 0, 0, 1]).as_matrix() @ np.diag(n.scale or [1, 1, 1])
-        linear = local @ linear
-        index = parent.get(index)
-    blob = doc.binary_blob()
-    start = 0
-    for primitive in doc.meshes[node.mesh].primitives:
-        count = doc.accessors[primitive.attributes.POSITION].count
-        for k, target in enumerate(primitive.targets):
-            accessor = doc.accessors[target["POSITION"]]
-            view = doc.bufferViews[accessor.bufferView]
-            offset = (view.byteOffset or 0) + (accessor.byteOffset or 0)
-            raw = np.frombuffer(blob, np.float32, count * 3, offset).reshape(count, 3)
-            np.testing.assert_allclose(shapes.deltas[k, start : start + count], raw @ linear.T, atol=1e-6)
-        start += count
-    assert start == shapes.mesh.n_vertices and np.abs(shapes.deltas).max() > 0.01
-
-
 # ---------------------------------------------------------------------------------------------- matching
 def test_name_variants_are_read_as_one_name():
     for spelling in ("eyeBlinkLeft", "EyeBlink_L", "eyeblink.left", "EYEBLINK_Left", "eyeBlink-L"):
