@@ -386,6 +386,12 @@ def _labelled_poses(manifest: dict[str, Any], vocabulary: Vocabulary) -> list[st
     return [p for p in vocabulary.action_names if p in shapes and labelled[shapes.index(p)]]
 
 
+def _sample_poses(arrays: dict[str, np.ndarray], shapes: list[str], poses: list[str]) -> list[str]:
+    """The ``poses`` a sample has a ground truth for: its own labels rule (each studio rig has its own poses)."""
+    labelled = np.asarray(arrays["labelled"], bool)
+    return [p for p in poses if labelled[shapes.index(p)]]
+
+
 def _rig_deltas(rig: Rig, poses: Sequence[str]) -> np.ndarray:
     return np.stack([rig.delta(p) for p in poses]).astype(np.float64)
 
@@ -448,9 +454,7 @@ def evaluate(
         if "deltas" not in arrays:
             raise DatasetError("a rigged sample has no deltas", root / entry["file"])
         mesh = _sample_mesh(arrays, entry["name"])
-        # A sample's own labels rule: rigged heads from studios each have their own poses.
-        labelled = np.asarray(arrays["labelled"], bool)
-        head_poses = [p for p in poses if labelled[shapes.index(p)]]
+        head_poses = _sample_poses(arrays, shapes, poses)
         truth = arrays["deltas"][[shapes.index(p) for p in head_poses]].astype(np.float64)  # (P_h, V, 3)
         scorer.add_head(mesh, truth, np.asarray([poses.index(p) for p in head_poses]),
                         float(arrays["meters_per_unit"]) * 1000.0,
@@ -656,8 +660,9 @@ def choose_offset_floor(
                        mirror_average=mirror_average, offset_floor=0.0)
         per_unit = float(rig.metadata["canonical_frame"]["scale"])  # canonical length per mesh unit
         mm = float(arrays["meters_per_unit"]) * 1000.0
-        truth = arrays["deltas"][[shapes.index(p) for p in poses]].astype(np.float64)
-        predicted = _rig_deltas(rig, poses)
+        head_poses = _sample_poses(arrays, shapes, poses)
+        truth = arrays["deltas"][[shapes.index(p) for p in head_poses]].astype(np.float64)
+        predicted = _rig_deltas(rig, head_poses)
         for floor in errors:
             errors[floor].append(vertex_errors(shrink_offsets(predicted, floor / per_unit), truth, mm).ravel())
     pooled = {floor: np.concatenate(values) for floor, values in errors.items()}
