@@ -11,6 +11,9 @@ in ``Mesh.warnings``. Every expected failure is a :class:`MeshLoadError` naming 
 
 Loader options: ``select`` (glTF, USD) keeps only the mesh nodes/prims whose own name or an ancestor's
 name contains the string.
+
+Rigged files: ``load_blend_shapes("head.glb")`` returns the same mesh plus its named blend shapes
+(:class:`BlendShapes`); formats that carry them register ``SHAPE_LOADERS`` beside ``LOADERS``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Callable
 
 from facerig.errors import MeshLoadError
 from facerig.io import gltf, obj, ply, usd
-from facerig.io._common import LoadLimits
+from facerig.io._common import BlendShapes, LoadLimits
 from facerig.mesh import Mesh
 
 Loader = Callable[..., Mesh]
@@ -32,7 +35,8 @@ SUPPORTED_EXTENSIONS: tuple[str, ...] = tuple(sorted(f".{suffix}" for suffix in 
 _UP_AXES = {"y": "Y", "+y": "Y", "z": "Z", "+z": "Z"}
 _OTHER_AXES = {"x", "+x", "-x", "-y", "-z"}
 
-__all__ = ["LOADERS", "SUPPORTED_EXTENSIONS", "LoadLimits", "MeshLoadError", "load_mesh"]
+__all__ = ["LOADERS", "SHAPE_LOADERS", "SUPPORTED_EXTENSIONS", "BlendShapes", "LoadLimits", "MeshLoadError",
+           "load_blend_shapes", "load_mesh"]
 
 
 def load_mesh(path: str | Path, limits: LoadLimits | None = None, *, up: str | None = None, **options) -> Mesh:
@@ -71,3 +75,30 @@ def _parse_up(up: str | None, path: Path) -> str | None:
     if key in _OTHER_AXES:
         return None
     raise MeshLoadError(f"invalid up axis {up!r}; use one of +Y, +Z, -Y, -Z, +X, -X", path)
+
+
+# ---------------------------------------------------------------------------------------------- blend shapes
+ShapeLoader = Callable[..., BlendShapes]
+# Formats whose files carry named blend shapes. A reader module adds its own with ``SHAPE_LOADERS = {suffix:
+# loader}``: a loader takes ``(path, limits, **options)`` and returns :class:`BlendShapes`.
+SHAPE_LOADERS: dict[str, ShapeLoader] = {**gltf.SHAPE_LOADERS, **usd.SHAPE_LOADERS}
+
+
+def load_blend_shapes(path: str | Path, limits: LoadLimits | None = None, **options) -> BlendShapes:
+    """Read a rigged file's neutral mesh and its named blend shapes, choosing the reader from the suffix.
+
+    Args:
+        path: a .gltf/.glb (morph targets) or .usd/.usda/.usdc/.usdz (UsdSkel BlendShapes) file.
+        limits: bounds on file size and vertex count; shapes × vertices is bounded too.
+        **options: reader-specific keywords, e.g. ``select="Head"``.
+    Raises:
+        MeshLoadError: a format without blend shape support (the message lists those with it) or any
+            reader failure.
+    """
+    path = Path(path)
+    loader = SHAPE_LOADERS.get(path.suffix.lower().lstrip("."))
+    if loader is None:
+        supported = ", ".join(sorted(f".{suffix}" for suffix in SHAPE_LOADERS))
+        raise MeshLoadError(f"cannot read blend shapes from {path.suffix or 'a file without suffix'!r}; "
+                            f"supported: {supported}", path)
+    return loader(path, limits or LoadLimits(), **options)

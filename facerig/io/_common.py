@@ -251,3 +251,35 @@ def assemble_mesh(
         source=source.path,
         warnings=tuple(warnings),
     )
+
+
+# ---------------------------------------------------------------------------------------------- blend shapes
+# Most offsets (shapes × vertices) a file's blend shapes may expand to: 1.2 GB as float32. Morph targets can
+# share one accessor, or be all-zero accessors without data, so the file's size does not bound this.
+MAX_SHAPE_OFFSETS = 100_000_000
+
+
+@dataclass(frozen=True, eq=False)
+class BlendShapes:
+    """A neutral mesh and the named blend shapes a file stores for it (glTF morph targets, USD BlendShapes).
+
+    Attributes:
+        mesh: the neutral, exactly as :func:`facerig.io.load_mesh` reads the file (same vertices, same order).
+        names: (S,) shape names as the file spells them; a name shared by several meshes of the file is one
+            shape (each mesh contributes its own vertices' offsets).
+        deltas: (S, V, 3) float32 offsets in the mesh's frame and units: node/prim transforms applied (their
+            linear part), zero on the vertices a shape does not store.
+    """
+
+    mesh: Mesh
+    names: tuple[str, ...]
+    deltas: np.ndarray
+
+
+def check_shape_budget(n_shapes: int, n_vertices: int, label: str) -> None:
+    """Raise before allocating when ``n_shapes`` dense shapes of ``n_vertices`` exceed :data:`MAX_SHAPE_OFFSETS`."""
+    if n_shapes * n_vertices > MAX_SHAPE_OFFSETS:
+        raise MeshLoadError(
+            f"{n_shapes:,} blend shapes × {n_vertices:,} vertices is over the limit of {MAX_SHAPE_OFFSETS:,} offsets",
+            label,
+        )
