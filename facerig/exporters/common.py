@@ -22,6 +22,7 @@ from facerig.canonical import CanonicalFrame, canonical_frame
 from facerig.errors import ExportError
 from facerig.mesh import Mesh
 from facerig.rig import Rig
+from facerig.units import infer_meters_per_unit
 from facerig.vocabulary import Vocabulary, load_vocabulary
 
 NAMINGS = ("facs", "arkit")
@@ -39,11 +40,6 @@ SPARSE_MAX_FRACTION = 0.5
 # float32). Without it, network-predicted shapes (never exactly zero) would never be sparse.
 ZERO_TOLERANCE_REL = 2.0**-23
 
-# Unit policy when the mesh file does not state its unit (OBJ, PLY): a human head is about 0.3 m tall, so
-# pick the common unit that makes the mesh's largest extent closest to that (in log scale). ICT-FaceKit
-# (34 units tall, centimetres) resolves to 0.01; a 0.3-unit head resolves to metres.
-HEAD_SIZE_M = 0.3
-CANDIDATE_UNITS_M = {"m": 1.0, "cm": 0.01, "mm": 0.001}
 # Up axis when the file does not state it: +Y, the OBJ/glTF convention and facerig's canonical frame.
 DEFAULT_UP_AXIS = "Y"
 
@@ -179,14 +175,6 @@ def export_name(name: str) -> str:
     if cleaned[0].isdigit():
         cleaned = "_" + cleaned
     return cleaned[:MAX_NAME_BYTES]
-
-
-def infer_meters_per_unit(vertices: np.ndarray) -> float:
-    """The unit (metres per unit) that makes a head of these (V, 3) positions about 0.3 m tall."""
-    extent = float(np.ptp(vertices, axis=0).max())
-    if extent <= 0.0:
-        return 1.0
-    return min(CANDIDATE_UNITS_M.values(), key=lambda unit: abs(np.log(extent * unit / HEAD_SIZE_M)))
 
 
 def _moving_indices(deltas: np.ndarray, tolerance: float) -> np.ndarray:

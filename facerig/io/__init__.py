@@ -1,16 +1,17 @@
 """Mesh input: one reader module per format, dispatched on the file suffix.
 
-    mesh = load_mesh("head.obj")                               # OBJ, PLY, glTF/GLB, USD
-    mesh = load_mesh("robot.glb", select="Head")               # reader options pass through
-    mesh = load_mesh("scan.ply", LoadLimits(max_vertices=500_000), up="Z")
+    mesh = load_mesh("head.obj")                               # OBJ, PLY, glTF/GLB, USD, FBX
+    mesh = load_mesh("robot.glb", select="Head*")              # reader options pass through
+    mesh = load_mesh("scan.ply", LoadLimits(max_vertices=500_000), up="Z", units="mm")
 
-Each module (``obj.py``, ``ply.py``, ``gltf.py``, ``usd.py``) ends with ``LOADERS = {suffix: loader}``;
+Each module (``obj.py``, ``ply.py``, ``gltf.py``, ``usd.py``, ``fbx.py``) ends with ``LOADERS = {suffix: loader}``;
 a loader takes ``(path_or_bytes, limits, **options)`` and returns a :class:`facerig.mesh.Mesh` with the
 file's own polygons, face-varying UVs and groups, no vertex welding, degenerate faces dropped and listed
 in ``Mesh.warnings``. Every expected failure is a :class:`MeshLoadError` naming the file and the reason.
 
-Loader options: ``select`` (glTF, USD) keeps only the mesh nodes/prims whose own name or an ancestor's
-name contains the string.
+Loader options: ``select`` (glTF, USD, FBX) keeps only the mesh nodes/prims whose own name or an
+ancestor's name matches: contains the string, or matches it as a glob when it has ``*``, ``?`` or ``[``
+(:mod:`facerig.io._select`).
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from pathlib import Path
 from typing import Callable
 
 from facerig.errors import MeshLoadError
-from facerig.io import gltf, obj, ply, usd
+from facerig.io import fbx, gltf, obj, ply, usd
 from facerig.io._common import LoadLimits
 from facerig.mesh import Mesh
+from facerig.units import parse_units
 
 Loader = Callable[..., Mesh]
 
-LOADERS: dict[str, Loader] = {**obj.LOADERS, **ply.LOADERS, **gltf.LOADERS, **usd.LOADERS}
+LOADERS: dict[str, Loader] = {**obj.LOADERS, **ply.LOADERS, **gltf.LOADERS, **usd.LOADERS, **fbx.LOADERS}
 SUPPORTED_EXTENSIONS: tuple[str, ...] = tuple(sorted(f".{suffix}" for suffix in LOADERS))
 
 _UP_AXES = {"y": "Y", "+y": "Y", "z": "Z", "+z": "Z"}
@@ -35,18 +37,29 @@ _OTHER_AXES = {"x", "+x", "-x", "-y", "-z"}
 __all__ = ["LOADERS", "SUPPORTED_EXTENSIONS", "LoadLimits", "MeshLoadError", "load_mesh"]
 
 
-def load_mesh(path: str | Path, limits: LoadLimits | None = None, *, up: str | None = None, **options) -> Mesh:
+def load_mesh(
+    path: str | Path,
+    limits: LoadLimits | None = None,
+    *,
+    up: str | None = None,
+    units: str | None = None,
+    **options,
+) -> Mesh:
     """Read a mesh file, choosing the reader from its (case-insensitive) suffix.
 
     Args:
-        path: an .obj, .ply, .gltf, .glb, .usd, .usda, .usdc or .usdz file.
+        path: an .obj, .ply, .gltf, .glb, .usd, .usda, .usdc, .usdz or .fbx file.
         limits: bounds on file size and vertex count (``LoadLimits()`` by default).
         up: the up axis to record when the file states none (OBJ, PLY): "Y"/"+Y" or "Z"/"+Z", any case.
             Other axes ("-Y", "X", ...) are accepted but cannot be stored in ``Mesh.up_axis``; pass them
-            to the canonical frame instead. A file's own statement (glTF, USD) wins.
+            to the canonical frame instead. A file's own statement (glTF, USD, FBX) wins.
+        units: the file's length unit ("m", "dm", "cm", "mm", "in", "ft"); sets ``Mesh.meters_per_unit``,
+            replacing what the file states (None: the file's unit, or None for OBJ/PLY, which the
+            exporters then guess from the head's size: :func:`facerig.units.infer_meters_per_unit`).
         **options: reader-specific keywords, e.g. ``select="Head"`` for glTF and USD.
     Raises:
         MeshLoadError: unsupported suffix (the message lists the supported ones) or any reader failure.
+        ConfigError: an unknown unit name.
         TypeError: an option the chosen reader does not take.
     """
     path = Path(path)
@@ -56,9 +69,12 @@ def load_mesh(path: str | Path, limits: LoadLimits | None = None, *, up: str | N
         what = f"unsupported extension {path.suffix!r}" if path.suffix else "no file extension"
         raise MeshLoadError(f"{what}; supported: {', '.join(SUPPORTED_EXTENSIONS)}", path)
     up_axis = _parse_up(up, path)
+    meters_per_unit = None if units is None else parse_units(units)
     mesh = loader(path, limits or LoadLimits(), **options)
     if up_axis is not None and mesh.up_axis is None:
         mesh = replace(mesh, up_axis=up_axis)
+    if meters_per_unit is not None:
+        mesh = replace(mesh, meters_per_unit=meters_per_unit)
     return mesh
 
 

@@ -24,6 +24,7 @@ from facerig.io._common import (
     check_vertex_count,
     reversed_winding,
 )
+from facerig.io._select import name_matches
 from facerig.mesh import Mesh, source_name
 
 try:
@@ -44,8 +45,8 @@ def load_usd(source: str | Path, limits: LoadLimits | None = None, *, select: st
         source: path of a .usd/.usda/.usdc/.usdz file (USD resolves references relative to it, so
             bytes are not accepted).
         limits: file size and vertex count bounds.
-        select: keep only Mesh prims whose path contains this string (case-sensitive), i.e. whose
-            own name or an ancestor's name contains it.
+        select: keep only Mesh prims whose own name or an ancestor's name matches (a substring, or a
+            glob such as ``"Head*"``: :mod:`facerig.io._select`).
     Raises:
         MeshLoadError: not a USD file, USD cannot open it, no meshes, malformed mesh data, or over ``limits``.
     """
@@ -88,7 +89,7 @@ def _read_stage(src: Source, stage: "Usd.Stage", limits: LoadLimits, select: str
             continue
         if UsdGeom.Imageable(prim).ComputePurpose() in (UsdGeom.Tokens.guide, UsdGeom.Tokens.proxy):
             continue
-        if select is not None and select not in str(prim.GetPath()):
+        if select is not None and not name_matches(select, str(prim.GetPath()).split("/")):
             continue
         mesh = UsdGeom.Mesh(prim)
         where = str(prim.GetPath())
