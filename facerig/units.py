@@ -44,3 +44,10 @@ def infer_meters_per_unit(vertices: np.ndarray) -> float:
     if extent <= 0.0:
         return 1.0
     return min((UNITS_M[u] for u in GUESSED_UNITS), key=lambda unit: abs(np.log(extent * unit / HEAD_SIZE_M)))
+
+
+def resolve_meters_per_unit(meters_per_unit: float | None, vertices: np.ndarray) -> tuple[float, bool]:
+    """``(metres per unit, guessed?)``: the stated unit, else :func:`infer_meters_per_unit`'s guess."""
+    if meters_per_unit is not None:
+        return float(meters_per_unit), False
+    return infer_meters_per_unit(vertices), True

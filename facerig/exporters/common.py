@@ -22,7 +22,7 @@ from facerig.canonical import CanonicalFrame, canonical_frame
 from facerig.errors import ExportError
 from facerig.mesh import Mesh
 from facerig.rig import Rig
-from facerig.units import infer_meters_per_unit
+from facerig.units import resolve_meters_per_unit
 from facerig.vocabulary import Vocabulary, load_vocabulary
 
 NAMINGS = ("facs", "arkit")
@@ -84,7 +84,7 @@ class ExportRig:
         shapes: the shapes in export order; correctives are ordinary shapes.
         correctives: corrective shape name -> names of the shapes whose weights multiply to drive it.
         up_axis: "Y" or "Z", resolved (see :data:`DEFAULT_UP_AXIS`).
-        meters_per_unit: the mesh's unit in metres, resolved (see :func:`infer_meters_per_unit`).
+        meters_per_unit: the mesh's unit in metres, resolved (see :func:`facerig.units.resolve_meters_per_unit`).
         naming: the naming preset the shapes were gathered with ("facs" or "arkit").
         metadata: the facts recorded beside the shapes (see :func:`describe`).
     """
@@ -239,10 +239,8 @@ def gather(rig: Rig, naming: str = "facs", *, vocabulary: Vocabulary | None = No
     shapes = tuple(_make_shape(renames[name], deltas, tolerance) for name, deltas in sources)
     correctives = {renames[c]: tuple(renames[d] for d in drivers) for c, drivers in correctives.items()}
 
-    if mesh.meters_per_unit is not None:
-        meters_per_unit, unit_source = float(mesh.meters_per_unit), "file"
-    else:
-        meters_per_unit, unit_source = infer_meters_per_unit(mesh.vertices), "inferred from head size"
+    meters_per_unit, guessed = resolve_meters_per_unit(mesh.meters_per_unit, mesh.vertices)
+    unit_source = "inferred from head size" if guessed else "file"
     up_axis, up_source = (mesh.up_axis, "file") if mesh.up_axis else (DEFAULT_UP_AXIS, "default")
 
     metadata = {

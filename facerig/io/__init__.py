@@ -9,20 +9,21 @@ a loader takes ``(path_or_bytes, limits, **options)`` and returns a :class:`face
 file's own polygons, face-varying UVs and groups, no vertex welding, degenerate faces dropped and listed
 in ``Mesh.warnings``. Every expected failure is a :class:`MeshLoadError` naming the file and the reason.
 
-Loader options: ``select`` (glTF, USD, FBX) keeps only the mesh nodes/prims whose own name or an
-ancestor's name matches: contains the string, or matches it as a glob when it has ``*``, ``?`` or ``[``
-(:mod:`facerig.io._select`).
+``select`` keeps part of a multi-part file: the glTF/USD/FBX readers keep the mesh nodes/prims whose own
+name or an ancestor's name matches (contains the string, or matches it as a glob when it has ``*``, ``?``
+or ``[``: :mod:`facerig.io._select`); for OBJ and PLY, :func:`load_mesh` keeps the matching polygon groups.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 from facerig.errors import MeshLoadError
 from facerig.io import fbx, gltf, obj, ply, usd
-from facerig.io._common import LoadLimits
+from facerig.io._common import LoadLimits, select_groups
 from facerig.mesh import Mesh
 from facerig.units import parse_units
 
@@ -43,6 +44,7 @@ def load_mesh(
     *,
     up: str | None = None,
     units: str | None = None,
+    select: str | None = None,
     **options,
 ) -> Mesh:
     """Read a mesh file, choosing the reader from its (case-insensitive) suffix.
@@ -56,9 +58,11 @@ def load_mesh(
         units: the file's length unit ("m", "dm", "cm", "mm", "in", "ft"); sets ``Mesh.meters_per_unit``,
             replacing what the file states (None: the file's unit, or None for OBJ/PLY, which the
             exporters then guess from the head's size: :func:`facerig.units.infer_meters_per_unit`).
-        **options: reader-specific keywords, e.g. ``select="Head"`` for glTF and USD.
+        select: keep only the parts named like this (see the module docstring), e.g. ``"Head"`` or ``"Head*"``.
+        **options: reader-specific keywords.
     Raises:
-        MeshLoadError: unsupported suffix (the message lists the supported ones) or any reader failure.
+        MeshLoadError: unsupported suffix (the message lists the supported ones), nothing matching ``select``
+            or any reader failure.
         ConfigError: an unknown unit name.
         TypeError: an option the chosen reader does not take.
     """
@@ -70,7 +74,12 @@ def load_mesh(
         raise MeshLoadError(f"{what}; supported: {', '.join(SUPPORTED_EXTENSIONS)}", path)
     up_axis = _parse_up(up, path)
     meters_per_unit = None if units is None else parse_units(units)
+    if select is not None and "select" in inspect.signature(loader).parameters:
+        options["select"] = select
+        select = None
     mesh = loader(path, limits or LoadLimits(), **options)
+    if select is not None:
+        mesh = select_groups(mesh, select)
     if up_axis is not None and mesh.up_axis is None:
         mesh = replace(mesh, up_axis=up_axis)
     if meters_per_unit is not None:

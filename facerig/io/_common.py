@@ -7,13 +7,14 @@ groups), so every format reports the same problems in the same words.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence, Union
 
 import numpy as np
 
 from facerig.errors import MeshLoadError
+from facerig.io._select import name_matches
 from facerig.mesh import Mesh, source_name
 
 MeshSource = Union[str, Path, bytes]
@@ -250,4 +251,35 @@ def assemble_mesh(
         name=source.name,
         source=source.path,
         warnings=tuple(warnings),
+    )
+
+
+def select_groups(mesh: Mesh, select: str) -> Mesh:
+    """Only the polygon groups of ``mesh`` whose name matches ``select`` (:mod:`facerig.io._select`), re-indexed.
+
+    How ``select`` works for formats without a node hierarchy (OBJ ``o``/``g``/``usemtl`` groups, PLY's one group).
+
+    Raises:
+        MeshLoadError: no group matches (the message lists the group names).
+    """
+    chosen = np.array([name_matches(select, [name]) for name in mesh.group_names])
+    if not chosen.any():
+        raise MeshLoadError(
+            f"no group named like {select!r}; groups: {', '.join(mesh.group_names)}", mesh.source or mesh.name
+        )
+    polygons = chosen[mesh.polygon_groups]
+    corners = np.repeat(polygons, mesh.face_vertex_counts)
+    indices = mesh.face_vertex_indices[corners]
+    used = np.unique(indices)
+    new_index = np.full(mesh.n_vertices, -1, np.int64)
+    new_index[used] = np.arange(len(used))
+    group_map = np.cumsum(chosen) - 1
+    return replace(
+        mesh,
+        vertices=mesh.vertices[used],
+        face_vertex_counts=mesh.face_vertex_counts[polygons],
+        face_vertex_indices=new_index[indices],
+        uv_indices=None if mesh.uv_indices is None else mesh.uv_indices[corners],
+        polygon_groups=group_map[mesh.polygon_groups[polygons]],
+        group_names=tuple(name for name, keep in zip(mesh.group_names, chosen) if keep),
     )
