@@ -114,6 +114,25 @@ def check_vertex_count(count: int, limits: LoadLimits, label: str) -> None:
         )
 
 
+def concatenate_uvs(
+    uvs: Sequence[np.ndarray | None], uv_indices: Sequence[np.ndarray | None], parts: str, warnings: list[str]
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """One UV array and per-corner indices into it from several parts' own, or (None, None) when a part has none.
+
+    Args:
+        uvs, uv_indices: per part, (T_i, 2) UVs and (N_i,) corner indices into them, or None when it has none.
+        parts: what a part is called in the warning ("meshes", "mesh nodes").
+        warnings: gets "UVs dropped: ..." when only some parts have UVs.
+    """
+    if all(uv is not None for uv in uvs):
+        starts = np.cumsum([0] + [len(uv) for uv in uvs[:-1]])
+        return np.concatenate(uvs), np.concatenate([index + start for index, start in zip(uv_indices, starts)])
+    if any(uv is not None for uv in uvs):
+        missing = sum(uv is None for uv in uvs)
+        warnings.append(f"UVs dropped: {missing} of {len(uvs)} {parts} have no texture coordinates")
+    return None, None
+
+
 def reversed_winding(counts: np.ndarray) -> np.ndarray:
     """(N,) permutation of corner slots that reverses every polygon's winding (for mirroring transforms).
 

@@ -27,7 +27,15 @@ from pathlib import Path
 import numpy as np
 
 from facerig.errors import MeshLoadError
-from facerig.io._common import BYTES_LABEL, LoadLimits, MeshSource, Source, assemble_mesh, check_file
+from facerig.io._common import (
+    BYTES_LABEL,
+    LoadLimits,
+    MeshSource,
+    Source,
+    assemble_mesh,
+    check_file,
+    concatenate_uvs,
+)
 from facerig.mesh import Mesh, source_name
 
 _CHILD = Path(__file__).with_name("_ufbx_child.py")
@@ -107,14 +115,7 @@ def _read(
         warnings.extend(instance["warnings"])
         offset += len(positions)
 
-    all_uvs = all_uv_indices = None
-    if all(uv is not None for uv in uvs):
-        starts = np.cumsum([0] + [len(uv) for uv in uvs[:-1]])
-        all_uvs = np.concatenate(uvs)
-        all_uv_indices = np.concatenate([index + start for index, start in zip(uv_indices, starts)])
-    elif any(uv is not None for uv in uvs):
-        missing = sum(uv is None for uv in uvs)
-        warnings.append(f"UVs dropped: {missing} of {len(uvs)} mesh nodes have no UV set")
+    all_uvs, all_uv_indices = concatenate_uvs(uvs, uv_indices, "mesh nodes", warnings)
     mesh = assemble_mesh(
         src, np.concatenate(vertices), np.concatenate(counts), np.concatenate(corners),
         uvs=all_uvs, uv_indices=all_uv_indices, groups=np.concatenate(groups), group_names=group_names,

@@ -22,6 +22,7 @@ from facerig.io._common import (
     assemble_mesh,
     check_file,
     check_vertex_count,
+    concatenate_uvs,
     reversed_winding,
 )
 from facerig.io._select import name_matches
@@ -137,14 +138,7 @@ def _read_stage(src: Source, stage: "Usd.Stage", limits: LoadLimits, select: str
         raise MeshLoadError(f"no Mesh prims {scope}under {root.GetPath()}", src.label)
     if empty:
         warnings.append(f"skipped Mesh prims without points or faces: {', '.join(empty)}")
-    all_uvs = all_uv_indices = None
-    if all(uv is not None for uv in uvs):
-        offsets = np.cumsum([0] + [len(uv) for uv in uvs[:-1]])
-        all_uvs = np.concatenate(uvs)
-        all_uv_indices = np.concatenate([index + offset for index, offset in zip(uv_indices, offsets)])
-    elif any(uv is not None for uv in uvs):
-        missing = sum(uv is None for uv in uvs)
-        warnings.append(f"UVs dropped: {missing} of {len(uvs)} meshes have no texture coordinates")
+    all_uvs, all_uv_indices = concatenate_uvs(uvs, uv_indices, "meshes", warnings)
     return assemble_mesh(
         src, np.concatenate(vertices), np.concatenate(counts), np.concatenate(corners),
         uvs=all_uvs, uv_indices=all_uv_indices, groups=np.concatenate(groups), group_names=names,
