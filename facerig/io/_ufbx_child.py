@@ -9,7 +9,8 @@ costs the child, not the caller.
 
 Output: an uncompressed npz on stdout. ``meta`` holds a JSON document (units, axes, one entry per mesh
 instance: names, material names, blend shape channel names, warnings); per instance ``i``: ``v{i}``
-(V, 3) world positions, ``counts{i}``/``corners{i}`` polygons (winding kept right-handed), ``face_material{i}``
+(V, 3) world positions, ``counts{i}``/``corners{i}`` polygons as stored (``mirrored``: the transform
+mirrors them, so their winding must be reversed), ``face_material{i}``
 (P,) index into the instance's materials, ``uv{i}``/``uv_index{i}`` when present, and per blend shape
 channel ``k``: ``shape{i}_{k}_index`` (K,) vertex indices and ``shape{i}_{k}_offset`` (K, 3) world offsets.
 An expected failure exits 2 with the reason as the last stderr line.
@@ -114,7 +115,6 @@ def main(argv: list[str]) -> None:
         "unit_meters": float(settings.unit_meters),
         "instances": [],
         "mesh_nodes": [],
-        "warnings": [],
     }
 
     chosen = []
@@ -138,13 +138,7 @@ def main(argv: list[str]) -> None:
         label = node.name or mesh.name or f"mesh{i}"
         warnings: list[str] = []
         linear, translation = _affine(node.geometry_to_world)
-        mirrored = bool(np.linalg.det(linear) < 0)
         counts, corners, slots, kept_faces = _polygons(mesh, warnings, label)
-        if mirrored:  # a mirroring transform turns faces inside out: reverse each polygon's corners
-            starts = np.repeat(np.cumsum(counts) - counts, counts)
-            local = np.arange(len(corners)) - starts
-            order = starts + np.repeat(counts, counts) - 1 - local
-            corners, slots = corners[order], slots[order]
         positions = np.asarray(mesh.vertices, np.float64).reshape(-1, 3)
         arrays[f"v{i}"] = positions @ linear + translation
         arrays[f"counts{i}"] = counts
@@ -172,7 +166,8 @@ def main(argv: list[str]) -> None:
                 arrays[f"shape{i}_{k}_offset"] = np.asarray(shape.position_offsets, np.float64).reshape(-1, 3) @ linear
         meta["instances"].append({
             "node": node.name, "mesh": mesh.name, "materials": material_names, "shapes": channel_names,
-            "skinned": len(mesh.skin_deformers) > 0, "warnings": warnings,
+            "skinned": len(mesh.skin_deformers) > 0, "mirrored": bool(np.linalg.det(linear) < 0),
+            "warnings": warnings,
         })  # fmt: skip
 
     arrays["meta"] = np.array(json.dumps(meta))

@@ -35,6 +35,7 @@ from facerig.io._common import (
     assemble_mesh,
     check_file,
     concatenate_uvs,
+    reversed_winding,
 )
 from facerig.mesh import Mesh, source_name
 
@@ -94,7 +95,7 @@ def _read(
     vertices, counts, corners, groups, group_names = [], [], [], [], []
     uvs: list[np.ndarray | None] = []
     uv_indices: list[np.ndarray | None] = []
-    warnings: list[str] = list(meta["warnings"])
+    warnings: list[str] = []
     offset = 0
     for i, instance in enumerate(instances):
         positions = arrays[f"v{i}"]
@@ -107,11 +108,15 @@ def _read(
         names = _group_names(instance, single_node=len(instances) == 1)
         groups.append(face_material + len(group_names))
         group_names.extend(names)
+        poly_corners, uv_index = arrays[f"corners{i}"], arrays.get(f"uv_index{i}")
+        if instance["mirrored"]:  # a mirroring transform turns faces inside out
+            order = reversed_winding(poly_counts)
+            poly_corners, uv_index = poly_corners[order], None if uv_index is None else uv_index[order]
         vertices.append(positions)
         counts.append(poly_counts)
-        corners.append(arrays[f"corners{i}"] + offset)
+        corners.append(poly_corners + offset)
         uvs.append(arrays.get(f"uv{i}"))
-        uv_indices.append(arrays.get(f"uv_index{i}"))
+        uv_indices.append(uv_index)
         warnings.extend(instance["warnings"])
         offset += len(positions)
 

@@ -12,7 +12,7 @@ a game character is set up. Two files are exported with Blender's stock FBX expo
 
 * ``OUTDIR/head.fbx``: the armature and the head;
 * ``OUTDIR/character.fbx``: the same plus a "Body" box under the head and a "Hat" box above it, each
-  its own mesh object with its own material, saved with the Head bone posed (turned 30 degrees), so
+  its own mesh object with its own material (the hat mirrored by its object's scale), saved with the Head bone posed (turned 30 degrees), so
   that the skinned head shows turned in Blender while its bind pose is the head as modelled.
 
 It prints one line ``FACERIG_RESULT <json>`` with the head's world bounding box in Blender (metres, Z up).
@@ -85,7 +85,8 @@ def main(head_obj: Path, outdir: Path) -> None:
     posed.rotation_mode = "XYZ"
     posed.rotation_euler = (0.0, 0.0, 0.5236)
     box("Body", (centre[0], centre[1], low[2] - 0.6 * height), (2 * height, height, height), material("Cloth", (0.2, 0.2, 0.6, 1)))
-    box("Hat", (centre[0], centre[1], high[2] + 0.1 * height), (height, height, 0.2 * height), material("Felt", (0.1, 0.1, 0.1, 1)))
+    hat = box("Hat", (centre[0], centre[1], high[2] + 0.1 * height), (height, height, 0.2 * height), material("Felt", (0.1, 0.1, 0.1, 1)))
+    hat.scale = (-1.0, 1.0, 1.0)  # left mirrored on the object, as mirrored props often are
     bpy.ops.export_scene.fbx(filepath=str(outdir / "character.fbx"))
     print(MARKER + json.dumps({"head_bbox_min": low, "head_bbox_max": high}))
 

@@ -150,6 +150,16 @@ def test_select_picks_meshes_of_a_character_by_name_or_glob(blender_files: dict)
         load_mesh(character, select="Face")
 
 
+def test_mirrored_node_keeps_its_faces_pointing_out(blender_files: dict) -> None:
+    """The hat's object scale is (-1, 1, 1): its polygons are reversed so the closed box has positive volume."""
+    for name in ("Hat", "Body"):
+        box = load_mesh(blender_files["character"], select=name)
+        a, b, c = (box.vertices[box.triangles[:, k]] for k in range(3))
+        volume = float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0)
+        extent = np.ptp(box.vertices, axis=0)
+        assert volume == pytest.approx(float(np.prod(extent)), rel=1e-6), name
+
+
 def test_blender_head_rigs_upright_without_flags(blender_files: dict, tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
     assert run(["rig", str(blender_files["head"]), "-o", str(out)]) == 0
