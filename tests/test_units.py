@@ -39,3 +39,14 @@ def test_load_mesh_units_sets_and_overrides(heads_dir, tmp_path) -> None:
     glb = heads_dir / "robot_expressive.glb"  # glTF states metres; --units replaces it
     assert load_mesh(glb).meters_per_unit == 1.0
     assert load_mesh(glb, units="cm").meters_per_unit == 0.01
+
+
+def test_info_prints_the_guessed_unit_with_the_size(heads_dir, capsys) -> None:
+    from facerig.cli import run
+
+    assert run(["info", str(heads_dir / "suzanne.obj")]) == 0
+    assert "size: 0.273 x 0.197 x 0.17 m (guessed units: dm)" in capsys.readouterr().out
+    assert run(["info", str(heads_dir / "suzanne.obj"), "--units", "in"]) == 0
+    assert "size: 0.0695 x 0.05 x 0.0433 m (--units: in)" in capsys.readouterr().out
+    assert run(["info", str(heads_dir / "suzanne.obj"), "--units", "furlong"]) == 1
+    assert "unknown unit 'furlong'" in capsys.readouterr().err
