@@ -101,10 +101,12 @@ def _read(
         positions = arrays[f"v{i}"]
         poly_counts = arrays[f"counts{i}"]
         materials = instance["materials"]
-        face_material = arrays[f"face_material{i}"] if materials else np.zeros(len(poly_counts), np.int64)
-        if len(face_material) and (face_material.min() < 0 or face_material.max() >= len(materials)):
-            face_material = np.clip(face_material, 0, max(len(materials) - 1, 0))
-            warnings.append(f"{instance['node']}: face material index out of range, clamped")
+        face_material = np.zeros(len(poly_counts), np.int64)
+        if materials:
+            face_material = arrays[f"face_material{i}"]
+            if len(face_material) and (face_material.min() < 0 or face_material.max() >= len(materials)):
+                face_material = np.clip(face_material, 0, len(materials) - 1)
+                warnings.append(f"{instance['node']}: face material index out of range, clamped")
         names = _group_names(instance, single_node=len(instances) == 1)
         groups.append(face_material + len(group_names))
         group_names.extend(names)

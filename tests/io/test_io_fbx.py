@@ -105,6 +105,55 @@ def test_bytes_input_matches_the_path(suzanne_rig: Rig, tmp_path: Path) -> None:
     assert from_bytes.source is None and from_bytes.meters_per_unit == pytest.approx(0.1)
 
 
+ASCII_Z_UP_PLATE = """; FBX 7.4.0 project file
+FBXHeaderExtension:  {
+	FBXHeaderVersion: 1003
+	FBXVersion: 7400
+}
+GlobalSettings:  {
+	Version: 1000
+	Properties70:  {
+		P: "UpAxis", "int", "Integer", "",2
+		P: "UpAxisSign", "int", "Integer", "",1
+		P: "FrontAxis", "int", "Integer", "",1
+		P: "FrontAxisSign", "int", "Integer", "",-1
+		P: "CoordAxis", "int", "Integer", "",0
+		P: "CoordAxisSign", "int", "Integer", "",1
+		P: "UnitScaleFactor", "double", "Number", "",0.1
+	}
+}
+Objects:  {
+	Geometry: 100, "Geometry::Plate", "Mesh" {
+		Vertices: *12 {
+			a: 0,0,0,2,0,0,2,0,3,0,0,3
+		}
+		PolygonVertexIndex: *4 {
+			a: 0,1,2,-4
+		}
+		GeometryVersion: 124
+	}
+	Model: 200, "Model::Plate", "Mesh" {
+		Version: 232
+	}
+}
+Connections:  {
+	C: "OO",200,0
+	C: "OO",100,200
+}
+"""
+
+
+def test_ascii_z_up_file_in_millimetres_comes_back_y_up(tmp_path: Path) -> None:
+    """An ASCII FBX stating Z up and UnitScaleFactor 0.1 (0.1 cm = 1 mm): a standing plate, read Y up in mm."""
+    path = tmp_path / "plate.fbx"
+    path.write_text(ASCII_Z_UP_PLATE)
+    mesh = load_mesh(path)
+    assert mesh.up_axis == "Y" and mesh.meters_per_unit == pytest.approx(0.001)
+    assert mesh.group_names == ("Plate",) and mesh.warnings == ()
+    np.testing.assert_allclose(mesh.vertices, [[0, 0, 0], [2, 0, 0], [2, 3, 0], [0, 3, 0]], atol=1e-12)  # (x, z, -y)
+    assert mesh.face_vertex_indices.tolist() == [0, 1, 2, 3]
+
+
 # ---------------------------------------------------------------------------------------------- bad input
 def test_bad_fbx_is_a_load_error_naming_the_file(suzanne_rig: Rig, tmp_path: Path) -> None:
     data = export_rig(suzanne_rig, tmp_path / "suzanne.fbx").read_bytes()
