@@ -37,6 +37,7 @@ def exports(synthetic_rig, tmp_path_factory) -> dict[str, Path]:
     return {
         "glb": export_rig(synthetic_rig, folder / "facs.glb"),
         "usda": export_rig(synthetic_rig, folder / "facs.usda"),
+        "fbx": export_rig(synthetic_rig, folder / "facs.fbx"),
         "arkit_glb": export_rig(synthetic_rig, folder / "arkit.glb", naming="arkit"),
         "arkit_usd": export_rig(synthetic_rig, folder / "arkit.usd", naming="arkit"),
     }
@@ -65,7 +66,7 @@ def _write_glb(path: Path, document: dict, blob: bytes) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------- round trips
-@pytest.mark.parametrize("kind", ["glb", "usda"])
+@pytest.mark.parametrize("kind", ["glb", "usda", "fbx"])
 def test_our_facs_export_reads_back_every_action(kind, exports, synthetic_rig, vocabulary):
     head = load_rigged_head(exports[kind])
     assert head.action_names == vocabulary.action_names
@@ -237,7 +238,7 @@ def test_a_bad_mapping_is_refused_naming_its_file(tmp_path, vocabulary):
 
 
 def test_formats_without_blend_shapes_are_refused(heads_dir):
-    with pytest.raises(MeshLoadError, match=r"cannot read blend shapes from '\.obj'; supported: \.glb, \.gltf"):
+    with pytest.raises(MeshLoadError, match=r"cannot read blend shapes from '\.obj'; supported: \.fbx, \.glb, \.gltf"):
         load_rigged_head(heads_dir / "suzanne.obj")
 
 

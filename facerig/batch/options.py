@@ -12,6 +12,7 @@ from typing import Any
 
 from facerig.errors import ConfigError
 from facerig.io import LoadLimits
+from facerig.units import parse_units
 
 BACKENDS = ("local", "ray")
 NAMINGS = ("facs", "arkit")
@@ -53,8 +54,8 @@ class Shard:
 class BatchOptions:
     """How :func:`facerig.batch.run_batch` rigs a set of heads.
 
-    Output-shaping fields (model, poses, formats, naming, up, front, mirror_average) enter the resume key:
-    changing any of them redoes every item. The others (workers, device, limits, ...) only change how the work is done.
+    Output-shaping fields (model, poses, formats, naming, up, front, units, select, mirror_average) enter the
+    resume key: changing any of them redoes every item. The others (workers, device, limits, ...) only change how the work is done.
     """
 
     # -- what each item produces
@@ -64,6 +65,8 @@ class BatchOptions:
     naming: str = "facs"  # shape names in exported files: "facs" or "arkit"
     up: str | None = None  # up axis of inputs that do not state one, e.g. "+Z"
     front: str | None = None  # axis the faces look along, e.g. "+Z"
+    units: str | None = None  # length unit of the inputs (m, dm, cm, mm, in, ft), replacing the files' own
+    select: str | None = None  # read only the meshes named like this (substring or glob): glTF, USD, FBX
     mirror_average: bool = False  # average with the mirror image's prediction (twice the network time)
     # -- which inputs
     include: tuple[str, ...] = ()  # glob patterns; when given, a file must match one (see discover.py)
@@ -108,6 +111,8 @@ class BatchOptions:
             raise ConfigError("max vertices and max file size must be positive")
         if self.max_retries < 0:
             raise ConfigError(f"max retries must be 0 or more, got {self.max_retries}")
+        if self.units is not None:
+            parse_units(self.units)
         if self.device.lower() not in ("auto", "cpu", "cuda", "mps"):
             raise ConfigError(f"unknown device {self.device!r}; use auto, cpu, cuda or mps")
 
@@ -132,6 +137,8 @@ class BatchOptions:
             "up": self.up,
             "front": self.front,
         }
+        # Only when set, so that the resume records written before these options existed stay valid.
+        shaping.update({key: value for key, value in (("units", self.units), ("select", self.select)) if value})
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:

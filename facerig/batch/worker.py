@@ -93,7 +93,8 @@ class Worker:
             _remove_stale_temps([path for _, path in targets])
 
             tick = time.perf_counter()
-            mesh = load_mesh(item.path, self.options.limits, up=self.options.up)
+            mesh = load_mesh(item.path, self.options.limits, up=self.options.up, units=self.options.units,
+                             select=self.options.select)
             vertices = mesh.n_vertices
             timings["load"] = time.perf_counter() - tick
 

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from facerig.cli.app import app
-from facerig.cli.rig import FORMATS_HELP, parse_formats
+from facerig.cli.rig import FORMATS_HELP, SELECT_HELP, UNITS_HELP, parse_formats
 
 
 class Backend(str, Enum):
@@ -78,6 +78,8 @@ def batch(
     naming: Annotated[str, typer.Option(help="Shape names in exported files: 'facs' or 'arkit'.")] = "facs",
     up: Annotated[Optional[str], typer.Option(help="Up axis of inputs that do not state one, e.g. +Z.")] = None,
     front: Annotated[Optional[str], typer.Option(help="Axis the faces look along, e.g. +Z.")] = None,
+    units: Annotated[Optional[str], typer.Option(help=UNITS_HELP)] = None,
+    select: Annotated[Optional[str], typer.Option(help=SELECT_HELP)] = None,
     mirror_average: Annotated[
         bool,
         typer.Option(help="Average with the mirror image's prediction: lower error, twice the network time."),
@@ -107,6 +109,8 @@ def batch(
         naming=naming,
         up=up,
         front=front,
+        units=units,
+        select=select,
         mirror_average=mirror_average,
         include=tuple(include or ()),
         exclude=tuple(exclude or ()),

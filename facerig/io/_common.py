@@ -7,13 +7,14 @@ groups), so every format reports the same problems in the same words.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence, Union
 
 import numpy as np
 
 from facerig.errors import MeshLoadError
+from facerig.io._select import name_matches
 from facerig.mesh import Mesh, source_name
 
 MeshSource = Union[str, Path, bytes]
@@ -111,6 +112,25 @@ def check_vertex_count(count: int, limits: LoadLimits, label: str) -> None:
         raise MeshLoadError(
             f"{count:,} vertices, over the limit of {limits.max_vertices:,} (LoadLimits.max_vertices)", label
         )
+
+
+def concatenate_uvs(
+    uvs: Sequence[np.ndarray | None], uv_indices: Sequence[np.ndarray | None], parts: str, warnings: list[str]
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """One UV array and per-corner indices into it from several parts' own, or (None, None) when a part has none.
+
+    Args:
+        uvs, uv_indices: per part, (T_i, 2) UVs and (N_i,) corner indices into them, or None when it has none.
+        parts: what a part is called in the warning ("meshes", "mesh nodes").
+        warnings: gets "UVs dropped: ..." when only some parts have UVs.
+    """
+    if all(uv is not None for uv in uvs):
+        starts = np.cumsum([0] + [len(uv) for uv in uvs[:-1]])
+        return np.concatenate(uvs), np.concatenate([index + start for index, start in zip(uv_indices, starts)])
+    if any(uv is not None for uv in uvs):
+        missing = sum(uv is None for uv in uvs)
+        warnings.append(f"UVs dropped: {missing} of {len(uvs)} {parts} have no texture coordinates")
+    return None, None
 
 
 def reversed_winding(counts: np.ndarray) -> np.ndarray:
@@ -283,3 +303,34 @@ def check_shape_budget(n_shapes: int, n_vertices: int, label: str) -> None:
             f"{n_shapes:,} blend shapes × {n_vertices:,} vertices is over the limit of {MAX_SHAPE_OFFSETS:,} offsets",
             label,
         )
+
+
+def select_groups(mesh: Mesh, select: str) -> Mesh:
+    """Only the polygon groups of ``mesh`` whose name matches ``select`` (:mod:`facerig.io._select`), re-indexed.
+
+    How ``select`` works for formats without a node hierarchy (OBJ ``o``/``g``/``usemtl`` groups, PLY's one group).
+
+    Raises:
+        MeshLoadError: no group matches (the message lists the group names).
+    """
+    chosen = np.array([name_matches(select, [name]) for name in mesh.group_names])
+    if not chosen.any():
+        raise MeshLoadError(
+            f"no group named like {select!r}; groups: {', '.join(mesh.group_names)}", mesh.source or mesh.name
+        )
+    polygons = chosen[mesh.polygon_groups]
+    corners = np.repeat(polygons, mesh.face_vertex_counts)
+    indices = mesh.face_vertex_indices[corners]
+    used = np.unique(indices)
+    new_index = np.full(mesh.n_vertices, -1, np.int64)
+    new_index[used] = np.arange(len(used))
+    group_map = np.cumsum(chosen) - 1
+    return replace(
+        mesh,
+        vertices=mesh.vertices[used],
+        face_vertex_counts=mesh.face_vertex_counts[polygons],
+        face_vertex_indices=new_index[indices],
+        uv_indices=None if mesh.uv_indices is None else mesh.uv_indices[corners],
+        polygon_groups=group_map[mesh.polygon_groups[polygons]],
+        group_names=tuple(name for name, keep in zip(mesh.group_names, chosen) if keep),
+    )

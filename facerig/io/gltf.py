@@ -40,6 +40,7 @@ from facerig.io._common import (
     read_source,
     reject_binary,
 )
+from facerig.io._select import name_matches
 from facerig.mesh import Mesh
 
 _COMPONENT_TYPES = {5120: "i1", 5121: "u1", 5122: "i2", 5123: "u2", 5125: "u4", 5126: "f4"}
@@ -55,8 +56,9 @@ def load_gltf(source: MeshSource, limits: LoadLimits | None = None, *, select: s
     Args:
         source: a .gltf/.glb path, or the bytes of a .glb (a .gltf with external buffers needs its path).
         limits: file size and vertex count bounds.
-        select: keep only mesh nodes whose own name or an ancestor's name contains this string
-            (case-sensitive), e.g. ``select="Head"`` keeps a character's head and drops its body.
+        select: keep only mesh nodes whose own name or an ancestor's name matches (a substring, or a glob
+            such as ``"Head*"``: :mod:`facerig.io._select`), e.g. ``select="Head"`` keeps a character's head
+            and drops its body.
     Returns:
         A Mesh with one group per primitive instance, named ``"<mesh name>.<primitive index>"``.
     Raises:
@@ -316,7 +318,7 @@ class _Reader:
             visited.add(index)
             node = self.doc.get("nodes", index)
             world = parent @ node_matrix(node)
-            chosen = chosen or (select is not None and select in (node.name or ""))
+            chosen = chosen or (select is not None and name_matches(select, [node.name or ""]))
             yield index, world, chosen
             stack.extend((child, world, chosen) for child in reversed(node.children or []))
 

@@ -29,8 +29,10 @@ from facerig.io._common import (
     check_file,
     check_shape_budget,
     check_vertex_count,
+    concatenate_uvs,
     reversed_winding,
 )
+from facerig.io._select import name_matches
 from facerig.mesh import Mesh, source_name
 
 try:
@@ -51,8 +53,8 @@ def load_usd(source: str | Path, limits: LoadLimits | None = None, *, select: st
         source: path of a .usd/.usda/.usdc/.usdz file (USD resolves references relative to it, so
             bytes are not accepted).
         limits: file size and vertex count bounds.
-        select: keep only Mesh prims whose path contains this string (case-sensitive), i.e. whose
-            own name or an ancestor's name contains it.
+        select: keep only Mesh prims whose own name or an ancestor's name matches (a substring, or a
+            glob such as ``"Head*"``: :mod:`facerig.io._select`).
     Raises:
         MeshLoadError: not a USD file, USD cannot open it, no meshes, malformed mesh data, or over ``limits``.
     """
@@ -174,7 +176,7 @@ def _read_stage(src: Source, stage: "Usd.Stage", limits: LoadLimits, select: str
             continue
         if UsdGeom.Imageable(prim).ComputePurpose() in (UsdGeom.Tokens.guide, UsdGeom.Tokens.proxy):
             continue
-        if select is not None and select not in str(prim.GetPath()):
+        if select is not None and not name_matches(select, str(prim.GetPath()).split("/")):
             continue
         mesh = UsdGeom.Mesh(prim)
         where = str(prim.GetPath())
@@ -224,14 +226,7 @@ def _read_stage(src: Source, stage: "Usd.Stage", limits: LoadLimits, select: str
         raise MeshLoadError(f"no Mesh prims {scope}under {root.GetPath()}", src.label)
     if empty:
         warnings.append(f"skipped Mesh prims without points or faces: {', '.join(empty)}")
-    all_uvs = all_uv_indices = None
-    if all(uv is not None for uv in uvs):
-        offsets = np.cumsum([0] + [len(uv) for uv in uvs[:-1]])
-        all_uvs = np.concatenate(uvs)
-        all_uv_indices = np.concatenate([index + offset for index, offset in zip(uv_indices, offsets)])
-    elif any(uv is not None for uv in uvs):
-        missing = sum(uv is None for uv in uvs)
-        warnings.append(f"UVs dropped: {missing} of {len(uvs)} meshes have no texture coordinates")
+    all_uvs, all_uv_indices = concatenate_uvs(uvs, uv_indices, "meshes", warnings)
     return assemble_mesh(
         src, np.concatenate(vertices), np.concatenate(counts), np.concatenate(corners),
         uvs=all_uvs, uv_indices=all_uv_indices, groups=np.concatenate(groups), group_names=names,
