@@ -11,8 +11,7 @@ The Python API, in the order data flows::
 from facerig.errors import FacerigError
 from facerig.mesh import Mesh
 from facerig.rig import Rig
-
-__version__ = "0.1.0"
+from facerig.version import __version__
 
 __all__ = ["FacerigError", "Mesh", "Rig", "RigMethod", "load_mesh", "rig_and_write", "rig_mesh", "__version__"]
 

@@ -7,8 +7,8 @@ Why the cranium: heads arrive cut at any neck height, with or without eyes, teet
 slightly rotated, so neither the bounding box nor the vertex mean is stable. The skull cap is present in all of
 them and is close to a sphere. :func:`canonical_frame` fits that sphere robustly:
 
-1. Take the skin: the connected component with the largest surface area (inner parts are separate,
-   smaller components). Weight each vertex by its share of the surface area, so the triangulation
+1. Take the skin: the piece of the welded surface (:attr:`Mesh.welded`) with the largest surface area
+   (inner parts are separate, smaller pieces). Weight each vertex by its share of the surface area, so the triangulation
    density does not matter.
 2. Get into the cranium's basin: fit a sphere (algebraic least squares) to the whole skin, then refit to
    the part above the sphere's centre along up until it settles. This is the only step that uses "up",
@@ -39,6 +39,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from facerig.errors import ConfigError, FacerigError, MeshLoadError
+from facerig.geometry import SphereFitter, largest_area_component, vertex_areas
 from facerig.mesh import Mesh
 
 FRAME_VERSION = 1
@@ -177,66 +178,21 @@ def canonical_frame(mesh: Mesh, up: str | None = None, front: str | None = None)
 
 # ---------------------------------------------------------------------------------------------- fitting
 def _skin(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 3) float64 vertices of the largest-area connected component and (N,) their surface-area shares."""
-    vertices, triangles = mesh.vertices, mesh.triangles
-    a, b, c = vertices[triangles[:, 0]], vertices[triangles[:, 1]], vertices[triangles[:, 2]]
-    u, v = b - a, c - a
-    cross = np.stack(  # (3, F); np.cross is several times slower
-        [
-            u[:, 1] * v[:, 2] - u[:, 2] * v[:, 1],
-            u[:, 2] * v[:, 0] - u[:, 0] * v[:, 2],
-            u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0],
-        ]
-    )
-    corner_area = np.sqrt(np.einsum("ij,ij->j", cross, cross)) / 6.0  # a third of each triangle's area
-    vertex_area = np.bincount(triangles.ravel(), np.repeat(corner_area, 3), minlength=len(vertices))
+    """(N, 3) float64 vertices of the welded surface's largest-area piece and (N,) their surface-area shares.
+
+    The welded surface (:attr:`Mesh.welded`), not the file's vertices: a head split along UV or normal seams
+    (a flat-shaded export is one piece per face) would otherwise offer a panel of a few coplanar vertices as
+    its "largest piece", and a sphere through a plane is not defined.
+    """
+    surface = mesh.welded.surface
+    vertex_area = vertex_areas(surface.vertices, surface.triangles)
     if not vertex_area.sum() > 0:
         raise MeshLoadError("cannot find a head size: the mesh has no surface area", mesh.source or mesh.name)
-    labels = mesh.component_labels
-    skin = labels == np.argmax(np.bincount(labels, vertex_area))
-    return vertices[skin], vertex_area[skin]
+    skin = largest_area_component(surface.component_labels, vertex_area)
+    return surface.vertices[skin], vertex_area[skin]
 
 
-class _SphereFitter:
-    """Weighted algebraic (Kåsa) sphere fits to one point set: minimise Σ w (|p|² − 2 c·p − k)².
-
-    The per-point features [x, y, z, 1, |p|²] are built once, so each fit is one (5, N) @ (N, 5) product
-    and a 4x4 solve; the robust loop below runs it tens of times.
-    """
-
-    def __init__(self, points: np.ndarray, weights: np.ndarray) -> None:
-        # Centre and normalise once for conditioning (any unit, any offset).
-        self.offset = weights @ points / weights.sum()
-        q = points - self.offset
-        self.unit = float(np.sqrt(weights @ np.einsum("ij,ij->i", q, q) / weights.sum())) or 1.0
-        q = q / self.unit
-        self.features = np.concatenate([q, np.ones((len(q), 1)), np.einsum("ij,ij->i", q, q)[:, None]], axis=1)
-        self.weights = weights / weights.sum()
-
-    def fit(self, mask: np.ndarray | float = 1.0) -> tuple[np.ndarray, float]:
-        """Fit with weights ``self.weights * mask``; returns (centre, radius) in input units, NaN if degenerate."""
-        weighted = self.features * (self.weights * mask)[:, None]
-        moments = weighted.T @ self.features  # (5, 5)
-        # Normal equations of |q|² ≈ 2 c·q + k in the unknowns (c, k).
-        lhs = moments[:4, :4] * np.array([2.0, 2.0, 2.0, 1.0])
-        try:
-            c0, c1, c2, k = np.linalg.solve(lhs, moments[:4, 4])
-        except np.linalg.LinAlgError:
-            return np.full(3, np.nan), float("nan")
-        center = np.array([c0, c1, c2])
-        radius_sq = k + center @ center
-        if not (np.isfinite(radius_sq) and radius_sq > 0):
-            return np.full(3, np.nan), float("nan")
-        return center * self.unit + self.offset, float(np.sqrt(radius_sq)) * self.unit
-
-    def distances(self, center: np.ndarray) -> np.ndarray:
-        """(N,) distance of each point to ``center`` (input units)."""
-        c = (center - self.offset) / self.unit
-        squared = self.features @ np.array([-2 * c[0], -2 * c[1], -2 * c[2], c @ c, 1.0])
-        return np.sqrt(np.clip(squared, 0.0, None)) * self.unit
-
-
-def _refit_until_still(fitter: "_SphereFitter", center: np.ndarray, radius: float, weigh) -> tuple[np.ndarray, float]:
+def _refit_until_still(fitter: SphereFitter, center: np.ndarray, radius: float, weigh) -> tuple[np.ndarray, float]:
     """Refit with weights ``weigh(center, radius)`` until the centre moves less than TOLERANCE radii."""
     for _ in range(MAX_ITERATIONS):
         new_center, new_radius = fitter.fit(weigh(center, radius))
@@ -251,7 +207,7 @@ def _refit_until_still(fitter: "_SphereFitter", center: np.ndarray, radius: floa
 
 def _cranium_sphere(points: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, float]:
     """Robust sphere through the skull cap of canonically-oriented skin points; returns (centre, radius)."""
-    fitter = _SphereFitter(points, weights)
+    fitter = SphereFitter(points, weights)
     center, radius = fitter.fit()
     # Step 2: into the cranium's basin. Converges in a handful of steps from any neck length.
     center, radius = _refit_until_still(fitter, center, radius, lambda c, r: points[:, 1] >= c[1])

@@ -7,6 +7,10 @@ re-meshed) three ways and compares each rig with the ground truth:
 - ``transfer``: :func:`facerig.transfer.rig_by_transfer` (template deformation transfer);
 - ``neutral``: zero displacement for every pose (the floor any method must beat).
 
+``evaluate_rigs(model, folder)`` does the same on the rigged heads a user brings (glTF morph targets, USD
+blend shapes, read by :mod:`facerig.rigged_heads`): each head on the poses its file has, in mm from the file's
+own units; heads that cannot be read are listed with the reason.
+
 Definitions (the numbers every table shows, for each method on the same heads):
 
 - **Error** of a vertex in a pose: Euclidean distance in millimetres between the predicted and the true
@@ -21,6 +25,11 @@ Definitions (the numbers every table shows, for each method on the same heads):
   ``g = <pred, gt> / <pred, pred>`` (0 for an all-zero prediction), so an artist-style amplitude
   difference does not count as error (SPEC §4).
 - **Per pose / per region**: the MAE over one pose's, or one region's (the sample's region labels), errors.
+- **Cosine** (per pose): the cosine between a head's predicted and true displacement of the pose (all vertices'
+  offsets as one vector), averaged over heads: 1 is the right direction whatever the amplitude; NaN (shown
+  "–") when the method does not move the pose.
+- **Unlabelled** poses of a head (no ground truth in its source) are left out of its numbers, never compared
+  with zero.
 - **Penetration ratio**: see :func:`penetration_counts`: the fraction of (inner vertex, pose) pairs where a
   vertex of an inner component has crossed the skin surface relative to its side at rest. The ground
   truth's own ratio is reported as the reference.
@@ -44,11 +53,9 @@ from facerig.canonical import canonical_frame
 from facerig.errors import ConfigError, DatasetError
 from facerig.fileio import write_bytes_atomic
 from facerig.mesh import Mesh
+from facerig.geometry import SurfaceIndex, skin_mask, vertex_normals
 from facerig.rig import Rig
-from facerig.trainer.remesh import SurfaceIndex
-from facerig.transfer import skin_mask
 from facerig.vocabulary import Vocabulary, load_vocabulary
-from facerig.operators import vertex_normals as _vertex_normals
 
 METHODS = ("model", "transfer", "neutral")
 MOVING_THRESHOLD_MM = 0.1
@@ -93,7 +100,7 @@ def signed_skin_distance(vertices: np.ndarray, triangles: np.ndarray, skin: np.n
     # Exact closest points: an approximate one can pick a triangle facing elsewhere and flip the sign.
     surface = SurfaceIndex(vertices, skin_tris)
     tri, bary, dist = surface.query(points)
-    normals = _vertex_normals(vertices, skin_tris)
+    normals = vertex_normals(vertices, skin_tris)
     n = np.einsum("nk,nkd->nd", bary, normals[skin_tris[tri]])
     side = np.einsum("nd,nd->n", points - surface.points(tri, bary), n)
     return np.where(side < 0, -dist, dist)
@@ -165,6 +172,8 @@ class MethodMetrics:
     per_pose: dict[str, float]
     per_pose_gain: dict[str, float]
     per_region: dict[str, float]
+    # mean over heads of the cosine between the predicted and the true delta (flattened); NaN when either is zero
+    per_pose_cosine: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -193,6 +202,8 @@ class EvalReport:
     extra_heads: dict[str, dict[str, ExtraHeadMetrics]] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    # evaluate_rigs: per file, how its shapes became poses (MatchReport.to_dict()), or {"refused": why}
+    rigs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": REPORT_VERSION, **asdict(self)}
@@ -209,8 +220,9 @@ class EvalReport:
             model += ", mirror-averaged"
         if self.model.get("offset_floor"):
             model += f", offset floor {self.model['offset_floor']:g}"
+        title = f"rigged heads in {self.dataset}" if self.rigs else f"{self.dataset} ({self.split} split)"
         lines = [
-            f"# facerig accuracy: {self.dataset} ({self.split} split)",
+            f"# facerig accuracy: {title}",
             "",
             f"{model}. {len(self.heads)} heads, {len(self.poses)} labelled FACS poses. Errors in mm; "
             f"'moving' = vertices whose true displacement exceeds {self.settings.get('moving_threshold_mm')} mm; "
@@ -224,17 +236,27 @@ class EvalReport:
             values = (m.mae, m.q95, m.mae_moving, m.q95_moving, m.mae_gain, m.q95_gain)
             lines.append(f"| {name} | " + " | ".join(_fmt(v) for v in values) + f" | {_fmt(m.penetration, 4)} |")
         lines.append(f"| ground truth | | | | | | | {_fmt(self.truth_penetration, 4)} |")
-        lines += ["", "## MAE per region (mm)", "", "| region | " + " | ".join(methods) + " |",
-                  "|---|" + "---|" * len(methods)]
-        for region in self.regions:
-            cells = [_fmt(self.methods[n].per_region.get(region)) for n in methods]
-            lines.append(f"| {region} | " + " | ".join(cells) + " |")
-        lines += ["", "## MAE per pose (mm; raw / after gain)", "", "| pose | " + " | ".join(methods) + " |",
-                  "|---|" + "---|" * len(methods)]
+        if self.regions:
+            lines += ["", "## MAE per region (mm)", "", "| region | " + " | ".join(methods) + " |",
+                      "|---|" + "---|" * len(methods)]
+            for region in self.regions:
+                cells = [_fmt(self.methods[n].per_region.get(region)) for n in methods]
+                lines.append(f"| {region} | " + " | ".join(cells) + " |")
+        lines += ["", "## MAE per pose (mm; raw / after gain; cosine of predicted and true delta)", "",
+                  "| pose | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
         for pose in self.poses:
-            cells = [f"{_fmt(self.methods[n].per_pose[pose])} / {_fmt(self.methods[n].per_pose_gain[pose])}"
-                     for n in methods]
+            cells = [f"{_fmt(m.per_pose[pose])} / {_fmt(m.per_pose_gain[pose])} / {_fmt(m.per_pose_cosine.get(pose))}"
+                     for m in (self.methods[n] for n in methods)]
             lines.append(f"| {pose} | " + " | ".join(cells) + " |")
+        if self.rigs:
+            lines += ["", "## Rigged heads", "", "| file | labelled poses | unlabelled | shapes not used | refused |",
+                      "|---|---|---|---|---|"]
+            for file, rig in self.rigs.items():
+                if "refused" in rig:
+                    lines.append(f"| {file} | | | | {rig['refused']} |")
+                else:
+                    lines.append(f"| {file} | {len(rig['labelled'])} | {len(rig['unlabelled'])} | "
+                                 f"{len(rig['unmatched'])} | |")
         if self.extra_heads:
             lines += ["", "## Heads without a ground-truth rig", "",
                       "Side = share of one-sided poses' motion on the named side (1 is right, 0.5 symmetric); "
@@ -276,12 +298,68 @@ Rigger = Callable[[Mesh], Rig]
 
 @dataclass
 class _Pool:
-    """Per-(pose, vertex) errors of one method, collected head by head."""
+    """Per-(pose, vertex) errors of one method, collected head by head (each head has its own labelled poses)."""
 
-    errors: list[np.ndarray] = field(default_factory=list)  # (P, V) mm per head
+    errors: list[np.ndarray] = field(default_factory=list)  # (P_h, V) mm per head
     gain_errors: list[np.ndarray] = field(default_factory=list)
+    cosines: list[np.ndarray] = field(default_factory=list)  # (P_h,) per head
     crossings: int = 0
     checks: int = 0
+
+
+class _Scorer:
+    """Heads scored one by one against their ground truth, pooled per method (see the module docstring).
+
+    ``poses`` are the report's poses; each head gives the indices into them of the poses it has a truth for.
+    """
+
+    def __init__(self, methods: Sequence[str], poses: Sequence[str], regions: Sequence[str]) -> None:
+        self.poses, self.regions = list(poses), list(regions)
+        self.pools = {name: _Pool() for name in methods}
+        self.truth = _Pool()
+        self.pose_ids: list[np.ndarray] = []
+        self.moving: list[np.ndarray] = []
+        self.region_ids: list[np.ndarray] = []
+        self.seconds = {name: 0.0 for name in methods}
+
+    def add_head(self, mesh: Mesh, truth: np.ndarray, pose_ids: np.ndarray, mm: float,
+                 predict: Callable[[str], np.ndarray], regions: np.ndarray | None = None) -> None:
+        """Score one head: ``truth`` (P_h, V, 3) for ``pose_ids`` (P_h,), ``predict(method)`` the same poses."""
+        triangles = mesh.triangles
+        skin = skin_mask(mesh.vertices, triangles)
+        tolerance = PENETRATION_TOLERANCE_MM / mm
+        self.pose_ids.append(np.asarray(pose_ids, np.int64))
+        self.moving.append(np.linalg.norm(truth, axis=2) * mm > MOVING_THRESHOLD_MM)
+        self.region_ids.append(np.full(len(mesh.vertices), -1, np.int64) if regions is None
+                               else np.asarray(regions, np.int64))
+        _count_crossings(self.truth, mesh, truth, tolerance, skin)
+        for name, pool in self.pools.items():
+            tick = time.perf_counter()
+            predicted = predict(name)
+            self.seconds[name] += time.perf_counter() - tick
+            pool.errors.append(vertex_errors(predicted, truth, mm))
+            gains = best_gains(predicted, truth)
+            pool.gain_errors.append(vertex_errors(predicted * gains[:, None, None], truth, mm))
+            pool.cosines.append(pose_cosines(predicted, truth))
+            _count_crossings(pool, mesh, predicted, tolerance, skin)
+
+    def metrics(self) -> dict[str, MethodMetrics]:
+        return {name: _summarise(pool, self.pose_ids, self.poses, self.moving, self.region_ids, self.regions)
+                for name, pool in self.pools.items()}
+
+
+def _count_crossings(pool: _Pool, mesh: Mesh, deltas: np.ndarray, tolerance: float, skin: np.ndarray) -> None:
+    crossings, checks = penetration_counts(mesh.vertices, mesh.triangles, deltas, tolerance=tolerance, skin=skin)
+    pool.crossings += crossings
+    pool.checks += checks
+
+
+def pose_cosines(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(P,) cosine between each pose's predicted and true (V, 3) deltas, flattened; NaN where either is zero."""
+    predicted, truth = np.asarray(predicted, np.float64), np.asarray(truth, np.float64)
+    dot = np.einsum("pvk,pvk->p", predicted, truth)
+    norms = np.sqrt(np.einsum("pvk,pvk->p", predicted, predicted) * np.einsum("pvk,pvk->p", truth, truth))
+    return np.divide(dot, norms, out=np.full_like(dot, np.nan), where=norms > 0)
 
 
 def _sample_mesh(arrays: dict[str, np.ndarray], name: str) -> Mesh:
@@ -306,8 +384,21 @@ def _labelled_poses(manifest: dict[str, Any], vocabulary: Vocabulary) -> list[st
     return [p for p in vocabulary.action_names if p in shapes and labelled[shapes.index(p)]]
 
 
+def _sample_poses(arrays: dict[str, np.ndarray], shapes: list[str], poses: list[str]) -> list[str]:
+    """The ``poses`` a sample has a ground truth for: its own labels rule (each studio rig has its own poses)."""
+    labelled = np.asarray(arrays["labelled"], bool)
+    return [p for p in poses if labelled[shapes.index(p)]]
+
+
 def _rig_deltas(rig: Rig, poses: Sequence[str]) -> np.ndarray:
     return np.stack([rig.delta(p) for p in poses]).astype(np.float64)
+
+
+def _predict(riggers: dict[str, Rigger], method: str, mesh: Mesh, poses: Sequence[str]) -> np.ndarray:
+    """(P, V, 3) float64 deltas of ``poses`` by one method ("neutral": zeros)."""
+    if method == "neutral":
+        return np.zeros((len(poses), mesh.n_vertices, 3))
+    return _rig_deltas(riggers[method](mesh), poses)
 
 
 def evaluate(
@@ -343,9 +434,7 @@ def evaluate(
     from facerig.trainer.dataset import load_sample, read_manifest
 
     started = time.perf_counter()
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        raise ConfigError(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+    _check_methods(methods)
     root = Path(dataset)
     manifest = read_manifest(root)
     vocabulary = vocabulary or load_vocabulary()
@@ -355,14 +444,7 @@ def evaluate(
         raise DatasetError(f"the {split!r} split has no rigged heads", root)
     shapes = list(manifest["shapes"])
     poses = _labelled_poses(manifest, vocabulary)
-    rows = [shapes.index(p) for p in poses]
-    regions = list(manifest.get("regions", []))
-
-    pools = {name: _Pool() for name in methods}
-    truth_pool = _Pool()
-    moving: list[np.ndarray] = []
-    region_ids: list[np.ndarray] = []
-    seconds = {name: 0.0 for name in methods}
+    scorer = _Scorer(methods, poses, manifest.get("regions", []))
     from tqdm import tqdm
 
     for entry in tqdm(entries, desc="evaluating", unit="head", disable=not progress):
@@ -370,29 +452,12 @@ def evaluate(
         if "deltas" not in arrays:
             raise DatasetError("a rigged sample has no deltas", root / entry["file"])
         mesh = _sample_mesh(arrays, entry["name"])
-        triangles = mesh.triangles  # the fan triangulation the dataset's triangle indices use
-        mm = float(arrays["meters_per_unit"]) * 1000.0
-        truth = arrays["deltas"][rows].astype(np.float64)  # (P, V, 3)
-        skin = skin_mask(mesh.vertices, triangles)
-        tolerance = PENETRATION_TOLERANCE_MM / mm
-        moving.append(np.linalg.norm(truth, axis=2) * mm > MOVING_THRESHOLD_MM)
-        region_ids.append(np.asarray(arrays["regions"], np.int64))
-        c, n = penetration_counts(mesh.vertices, triangles, truth, tolerance=tolerance, skin=skin)
-        truth_pool.crossings += c
-        truth_pool.checks += n
-        for name in methods:
-            tick = time.perf_counter()
-            predicted = _rig_deltas(riggers[name](mesh), poses) if name != "neutral" else np.zeros_like(truth)
-            seconds[name] += time.perf_counter() - tick
-            pool = pools[name]
-            pool.errors.append(vertex_errors(predicted, truth, mm))
-            gains = best_gains(predicted, truth)
-            pool.gain_errors.append(vertex_errors(predicted * gains[:, None, None], truth, mm))
-            c, n = penetration_counts(mesh.vertices, triangles, predicted, tolerance=tolerance, skin=skin)
-            pool.crossings += c
-            pool.checks += n
-
-    metrics = {name: _summarise(pools[name], poses, moving, region_ids, regions) for name in methods}
+        head_poses = _sample_poses(arrays, shapes, poses)
+        truth = arrays["deltas"][[shapes.index(p) for p in head_poses]].astype(np.float64)  # (P_h, V, 3)
+        scorer.add_head(mesh, truth, np.asarray([poses.index(p) for p in head_poses]),
+                        float(arrays["meters_per_unit"]) * 1000.0,
+                        lambda name: _predict(riggers, name, mesh, head_poses), arrays["regions"])
+    seconds = scorer.seconds
     extra = {}
     for head in extra_heads:
         head_mesh = head if isinstance(head, Mesh) else _load_head(head)
@@ -407,9 +472,9 @@ def evaluate(
         model=model_info,
         heads=[e["name"] for e in entries],
         poses=poses,
-        regions=regions,
-        methods=metrics,
-        truth_penetration=_ratio(truth_pool),
+        regions=scorer.regions,
+        methods=scorer.metrics(),
+        truth_penetration=_ratio(scorer.truth),
         extra_heads=extra,
         settings={
             "moving_threshold_mm": MOVING_THRESHOLD_MM,
@@ -420,6 +485,108 @@ def evaluate(
         },
         seconds={k: round(v, 3) for k, v in seconds.items()},
     )
+
+
+def evaluate_rigs(
+    model: Any,
+    folder: str | Path,
+    *,
+    methods: Sequence[str] = METHODS,
+    mapping: str | Path | dict[str, str | None] | None = None,
+    select: str | None = None,
+    vocabulary: Vocabulary | None = None,
+    cache_dir: str | Path | None = None,
+    device: str = "auto",
+    progress: bool = False,
+    mirror_average: bool = False,
+) -> EvalReport:
+    """Evaluate a model and the baselines against the rigged heads a user brings (glTF morph targets, USD
+    blend shapes; :mod:`facerig.rigged_heads`), with the same numbers as :func:`evaluate`.
+
+    Each head is scored on the FACS poses its file gives (unlabelled poses are left out, not taken as zero),
+    in millimetres from the file's units (glTF: metres; USD: metersPerUnit). A head that cannot be read as
+    FACS deltas is listed in ``report.rigs`` with the reason and the others are still scored.
+
+    Args:
+        model: as for :func:`evaluate` (needed when "model" is in ``methods``).
+        folder: searched recursively for files a blend-shape reader takes (:func:`find_rigged_heads`).
+        mapping: a user mapping file or dict ``{their shape name: FACS name or None}`` for every head.
+        select: keep only meshes whose node/prim (or an ancestor) name contains this.
+
+    Raises:
+        DatasetError: the folder holds no rigged head, or every head was refused.
+        ConfigError: an unknown method.
+    """
+    from facerig.errors import FacerigError
+    from facerig.rigged_heads import find_rigged_heads, load_mapping, load_rigged_head
+
+    started = time.perf_counter()
+    _check_methods(methods)
+    root = Path(folder)
+    vocabulary = vocabulary or load_vocabulary()
+    if isinstance(mapping, (str, Path)):
+        mapping = load_mapping(mapping, vocabulary)
+    files = find_rigged_heads(root)
+    if not files:
+        raise DatasetError("no rigged head files (glTF/GLB or USD) in the folder", root)
+    riggers, model_info = _riggers(model, methods, vocabulary, cache_dir, device, mirror_average)
+    actions = list(vocabulary.action_names)
+    scorer = _Scorer(methods, actions, [])
+    rigs: dict[str, dict[str, Any]] = {}
+    heads: list[str] = []
+    units: dict[str, float] = {}
+    from tqdm import tqdm
+
+    for path in tqdm(files, desc="evaluating", unit="head", disable=not progress):
+        name = path.relative_to(root).as_posix()
+        try:
+            head = load_rigged_head(path, mapping, select=select, vocabulary=vocabulary)
+        except FacerigError as error:
+            matched = getattr(error, "report", None)
+            rigs[name] = {"refused": error.reason, **({"unmatched": matched.unmatched} if matched else {})}
+            continue
+        rigs[name] = head.report.to_dict()
+        heads.append(name)
+        units[name] = head.meters_per_unit
+        poses = list(head.report.labelled)
+        scorer.add_head(head.mesh, head.deltas[head.labelled].astype(np.float64),
+                        np.asarray([actions.index(p) for p in poses]), head.meters_per_unit * 1000.0,
+                        lambda method: _predict(riggers, method, head.mesh, poses))
+    if not heads:
+        raise DatasetError(f"every rigged head was refused ({len(files)}): " +
+                           "; ".join(f"{n}: {r['refused']}" for n, r in list(rigs.items())[:3]), root)
+    found = set(np.concatenate(scorer.pose_ids).tolist())
+    poses = [a for i, a in enumerate(actions) if i in found]
+    metrics = scorer.metrics()
+    for m in metrics.values():  # report only the poses some head has
+        m.per_pose, m.per_pose_gain, m.per_pose_cosine = (
+            {p: table[p] for p in poses} for table in (m.per_pose, m.per_pose_gain, m.per_pose_cosine))
+    seconds = dict(scorer.seconds, total=time.perf_counter() - started)
+    return EvalReport(
+        dataset=root.name,
+        split="rigs",
+        model=model_info,
+        heads=heads,
+        poses=poses,
+        regions=[],
+        methods=metrics,
+        truth_penetration=_ratio(scorer.truth),
+        settings={
+            "moving_threshold_mm": MOVING_THRESHOLD_MM,
+            "penetration_tolerance_mm": PENETRATION_TOLERANCE_MM,
+            "vocabulary_id": vocabulary.id,
+            "meters_per_unit": units,
+            "transfer": "template displacement transfer (facerig.transfer), bundled ICT template",
+        },
+        seconds={k: round(v, 3) for k, v in seconds.items()},
+        rigs=rigs,
+    )
+
+
+def _check_methods(methods: Sequence[str]) -> None:
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ConfigError(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
 
 
 def _riggers(model: Any, methods: Sequence[str], vocabulary: Vocabulary, cache_dir: str | Path | None,
@@ -491,8 +658,9 @@ def choose_offset_floor(
                        mirror_average=mirror_average, offset_floor=0.0)
         per_unit = float(rig.metadata["canonical_frame"]["scale"])  # canonical length per mesh unit
         mm = float(arrays["meters_per_unit"]) * 1000.0
-        truth = arrays["deltas"][[shapes.index(p) for p in poses]].astype(np.float64)
-        predicted = _rig_deltas(rig, poses)
+        head_poses = _sample_poses(arrays, shapes, poses)
+        truth = arrays["deltas"][[shapes.index(p) for p in head_poses]].astype(np.float64)
+        predicted = _rig_deltas(rig, head_poses)
         for floor in errors:
             errors[floor].append(vertex_errors(shrink_offsets(predicted, floor / per_unit), truth, mm).ravel())
     pooled = {floor: np.concatenate(values) for floor, values in errors.items()}
@@ -505,13 +673,19 @@ def _ratio(pool: _Pool) -> float:
     return pool.crossings / pool.checks if pool.checks else float("nan")
 
 
-def _summarise(pool: _Pool, poses: list[str], moving: list[np.ndarray], region_ids: list[np.ndarray],
-               regions: list[str]) -> MethodMetrics:
+def _summarise(pool: _Pool, pose_ids: list[np.ndarray], poses: list[str], moving: list[np.ndarray],
+               region_ids: list[np.ndarray], regions: list[str]) -> MethodMetrics:
     errors = np.concatenate([e.ravel() for e in pool.errors])
     gain = np.concatenate([e.ravel() for e in pool.gain_errors])
     is_moving = np.concatenate([m.ravel() for m in moving])
-    pose_of = np.concatenate([np.repeat(np.arange(len(poses)), e.shape[1]) for e in pool.errors])
-    region_of = np.concatenate([np.tile(r, len(poses)) for r in region_ids])
+    pose_of = np.concatenate([np.repeat(ids, e.shape[1]) for ids, e in zip(pose_ids, pool.errors)])
+    region_of = np.concatenate([np.tile(r, len(ids)) for ids, r in zip(pose_ids, region_ids)])
+    head_pose = np.concatenate(pose_ids)
+    cosines = np.concatenate(pool.cosines)
+    defined = np.isfinite(cosines)
+    cosine_count = np.bincount(head_pose[defined], minlength=len(poses))
+    cosine_sum = np.bincount(head_pose[defined], cosines[defined], len(poses))
+    per_pose_cosine = np.divide(cosine_sum, cosine_count, out=np.full(len(poses), np.nan), where=cosine_count > 0)
     mae, q95 = mae_q95(errors)
     mae_moving, q95_moving = mae_q95(errors[is_moving])
     mae_gain, q95_gain = mae_q95(gain)
@@ -529,6 +703,7 @@ def _summarise(pool: _Pool, poses: list[str], moving: list[np.ndarray], region_i
         per_pose={p: float(v) for p, v in zip(poses, per_pose)},
         per_pose_gain={p: float(v) for p, v in zip(poses, per_pose_gain)},
         per_region=per_region,
+        per_pose_cosine={p: float(v) for p, v in zip(poses, per_pose_cosine)},
     )
 
 

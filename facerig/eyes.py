@@ -21,6 +21,8 @@ from typing import Sequence
 
 import numpy as np
 
+from facerig.geometry import fit_sphere
+
 GAZE_DEGREES = 25.0
 # action -> (canonical axis, sign) of its rotation; +X is the character's left, +Y up, +Z the face's front
 GAZE_ROTATIONS = {"EyesLookLeft": (1, 1.0), "EyesLookRight": (1, -1.0), "EyesLookUp": (0, -1.0),
@@ -59,14 +61,6 @@ def axis_rotation(axis: int, radians: float) -> np.ndarray:
     matrix = np.eye(3)
     matrix[i, i], matrix[i, j], matrix[j, i], matrix[j, j] = c, -s, s, c
     return matrix
-
-
-def fit_sphere(points: np.ndarray) -> tuple[np.ndarray, float]:
-    """Least-squares sphere of (N, 3) points: |p|^2 = 2 p.c + (r^2 - |c|^2) is linear in c. Returns (centre, radius)."""
-    system = np.column_stack([2.0 * points, np.ones(len(points))])
-    solution, *_ = np.linalg.lstsq(system, (points * points).sum(axis=1), rcond=None)
-    centre = solution[:3]
-    return centre, float(np.sqrt(max(solution[3] + centre @ centre, 0.0)))
 
 
 def find_eyeballs(canonical_vertices: np.ndarray, component_labels: np.ndarray) -> tuple[Eyeball, ...]:

@@ -13,10 +13,9 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse
-import scipy.sparse.csgraph
 
 from facerig.errors import MeshLoadError
+from facerig.geometry import connected_components, weld_vertices
 
 
 def _readonly(array: np.ndarray | None, dtype: type) -> np.ndarray | None:
@@ -163,14 +162,31 @@ class Mesh:
     @cached_property
     def component_labels(self) -> np.ndarray:
         """(V,) int64 connected-component id of each vertex (vertices joined by triangle edges)."""
-        tris = self.triangles
-        rows = np.concatenate([tris[:, 0], tris[:, 1], tris[:, 2]])
-        cols = np.concatenate([tris[:, 1], tris[:, 2], tris[:, 0]])
-        graph = scipy.sparse.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(self.n_vertices,) * 2)
-        _, labels = scipy.sparse.csgraph.connected_components(graph, directed=False)
-        labels = labels.astype(np.int64)
+        labels = connected_components(self.n_vertices, self.triangles)
         labels.setflags(write=False)
         return labels
+
+    @cached_property
+    def welded(self) -> "WeldedSurface":
+        """The surface every consumer of geometry sees: seam-split copies of a point welded into one vertex
+        (:mod:`facerig.geometry.weld`). Canonical frames, operators, the network and the transfer work on it,
+        and map their results back with :attr:`WeldedSurface.to_surface`."""
+        to_surface = weld_vertices(self.vertices, self.triangles, self.component_labels)
+        to_surface.setflags(write=False)
+        n_welded = int(to_surface.max()) + 1
+        if n_welded == self.n_vertices:
+            return WeldedSurface(surface=self, to_surface=to_surface)
+        welded_vertices = np.empty((n_welded, 3), self.vertices.dtype)
+        welded_vertices[to_surface] = self.vertices
+        surface = Mesh.from_triangles(
+            welded_vertices,
+            to_surface[self.triangles],
+            up_axis=self.up_axis,
+            meters_per_unit=self.meters_per_unit,
+            name=self.name,
+            source=self.source,
+        )
+        return WeldedSurface(surface=surface, to_surface=to_surface)
 
     @property
     def n_components(self) -> int:
@@ -204,6 +220,29 @@ class Mesh:
             "bbox_max": hi.tolist(),
             "warnings": list(self.warnings),
         }
+
+
+@dataclass(frozen=True, eq=False)
+class WeldedSurface:
+    """A mesh's welded triangle surface.
+
+    Attributes:
+        surface: the welded triangle mesh (W vertices; the mesh itself when nothing welds).
+        to_surface: (V,) int64 welded vertex of each of the mesh's vertices; per-vertex results on the surface
+            come back to the mesh as ``values[to_surface]``, so every copy of a point gets the same value.
+    """
+
+    surface: Mesh
+    to_surface: np.ndarray
+
+    @property
+    def is_identity(self) -> bool:
+        return self.surface.n_vertices == len(self.to_surface)
+
+    @property
+    def component_labels(self) -> np.ndarray:
+        """(V,) welded piece of each of the mesh's vertices (a seam-split piece counts as one)."""
+        return self.surface.component_labels[self.to_surface]
 
 
 def source_name(path: str | Path) -> str:

@@ -1,15 +1,21 @@
-"""Packaged models: a TorchScript network plus a metadata file, loadable without facerig's network code.
+"""Packaged models: the network's weights in two formats plus a metadata file.
 
-A packaged model is a directory with two files (SPEC §3 "Packaging"):
+A packaged model is a directory (SPEC §3 "Packaging"):
 
 - ``model.pt``: the :class:`facerig.network.RigNetwork` compiled with ``torch.jit.script``; its exported
-  ``encode(vertices, operators)`` and ``deform(encoded, activations)`` methods are all a caller needs.
-- ``model.json``: format version, model id (SHA-256 of the ``model.pt`` bytes), network config, the ordered
-  FACS action names of the activation vector, canonical-frame constants and training provenance.
+  ``encode(vertices, operators)`` and ``deform(encoded, activations)`` methods are all a caller needs, and it
+  loads without facerig's network code (the product promise for other tools).
+- ``weights.pt``: the same network as a plain ``state_dict`` (tensors only, read with ``weights_only=True``).
+  With the config in ``model.json`` it rebuilds the network from :mod:`facerig.network` (inference code, not
+  the trainer). TorchScript is deprecated in torch 2.13; this format does not depend on it, and the loader
+  prefers it when present.
+- ``model.json``: format version, model id (SHA-256 of the ``model.pt`` bytes), the weights file's SHA-256,
+  network config, the ordered FACS action names of the activation vector, canonical-frame constants and
+  training provenance.
 
-Loading reads only these files (``facerig.network`` is never imported), checks the format version and that
-``model.pt`` hashes to the recorded id, so a truncated, swapped or newer model fails with a clear
-:class:`~facerig.errors.ModelError` instead of a confusing tensor error later.
+Loading checks the format version and that each file hashes to its recorded digest, so a truncated, swapped
+or newer model fails with a clear :class:`~facerig.errors.ModelError` instead of a confusing tensor error
+later. Both formats compute the same function (``tests/test_model.py`` checks the bundled model's).
 """
 
 from __future__ import annotations
@@ -36,7 +42,9 @@ if TYPE_CHECKING:
 FORMAT = "facerig-model"
 FORMAT_VERSION = 1
 MODEL_FILE = "model.pt"
+WEIGHTS_FILE = "weights.pt"
 METADATA_FILE = "model.json"
+MODEL_FORMATS = ("weights", "torchscript")
 
 # Chunking poses: on CPU, chunks of about this many (vertex, pose) pairs keep each activation tensor
 # cache-sized, which measured faster than one big batch; every device also keeps the activations under
@@ -70,13 +78,21 @@ class PackagedModel:
 
     # ------------------------------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "PackagedModel":
+    def load(cls, path: str | Path, device: str | torch.device = "cpu", prefer: str = "weights") -> "PackagedModel":
         """Load a packaged model from its directory (or from its ``model.pt``, with ``model.json`` beside it).
+
+        Args:
+            path: the model directory or its ``model.pt``.
+            device: where the model runs ("auto", "cpu", "cuda", "mps" or a ``torch.device``).
+            prefer: "weights" (the default: ``weights.pt`` when the model has one, else TorchScript) or
+                "torchscript" (``model.pt`` always).
 
         Raises:
             ModelError: a file is missing or unreadable, the metadata is malformed, the model was written by
-                a newer facerig, or ``model.pt`` does not match the recorded model id.
+                a newer facerig, or a file does not match its recorded digest.
         """
+        if prefer not in MODEL_FORMATS:
+            raise ConfigError(f"unknown model format {prefer!r}; use one of {', '.join(MODEL_FORMATS)}")
         path = Path(path)
         directory = path.parent if path.suffix == ".pt" else path
         pt_path = path if path.suffix == ".pt" else path / MODEL_FILE
@@ -85,10 +101,12 @@ class PackagedModel:
             missing = pt_path if not pt_path.is_file() else json_path
             raise ModelError(f"no packaged model here: {missing.name} is missing", directory)
         metadata = _read_metadata(json_path)
+        device = select_device(device) if isinstance(device, str) else device
+        if prefer == "weights" and "weights" in metadata:
+            return cls(_load_weights(directory, metadata, device), metadata, device, source=directory)
         payload = pt_path.read_bytes()
         if hashlib.sha256(payload).hexdigest() != metadata["model_id"]:
             raise ModelError(f"corrupt model: {pt_path.name} does not match the model id in {json_path.name}", pt_path)
-        device = select_device(device) if isinstance(device, str) else device
         try:
             # Loaded from the bytes that were hashed, so the file cannot change between check and load.
             with _torchscript_deprecation_ignored():
@@ -109,6 +127,11 @@ class PackagedModel:
     @property
     def name(self) -> str:
         return str(self.metadata.get("name", "unnamed"))
+
+    @property
+    def format(self) -> str:
+        """Which file the network was loaded from: "weights" or "torchscript"."""
+        return "torchscript" if isinstance(self.module, torch.jit.ScriptModule) else "weights"
 
     @property
     def config(self) -> dict[str, Any]:
@@ -269,10 +292,43 @@ def save_packaged(network: "RigNetwork", directory: str | Path, metadata: Mappin
     """
     directory = Path(directory)
     payload = _script_bytes(network)
+    weights = weights_bytes(network)
     document = _metadata_document(network, payload, metadata, directory)
+    document["weights"] = {"file": WEIGHTS_FILE, "sha256": hashlib.sha256(weights).hexdigest()}
     write_bytes_atomic(directory / MODEL_FILE, payload)
+    write_bytes_atomic(directory / WEIGHTS_FILE, weights)
     write_bytes_atomic(directory / METADATA_FILE, (json.dumps(document, indent=2, allow_nan=False) + "\n").encode())
     return directory
+
+
+def weights_bytes(network: torch.nn.Module) -> bytes:
+    """The network's ``state_dict`` as ``torch.save`` bytes (tensors only, CPU, readable with
+    ``weights_only=True``); a TorchScript module's state dict has the same keys as the eager network's."""
+    buffer = io.BytesIO()
+    torch.save({key: value.detach().cpu() for key, value in network.state_dict().items()}, buffer)
+    return buffer.getvalue()
+
+
+def _load_weights(directory: Path, metadata: Mapping[str, Any], device: torch.device) -> torch.nn.Module:
+    """The eager :class:`facerig.network.RigNetwork` from ``weights.pt`` and the config in ``metadata``."""
+    from facerig.network import NetworkConfig, RigNetwork
+
+    entry = metadata["weights"]
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("sha256"), str):
+        raise ModelError("model metadata's weights entry has no sha256", directory / METADATA_FILE)
+    weights_path = directory / WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise ModelError(f"no packaged model here: {WEIGHTS_FILE} is missing", directory)
+    payload = weights_path.read_bytes()
+    if hashlib.sha256(payload).hexdigest() != entry["sha256"]:
+        raise ModelError(f"corrupt model: {WEIGHTS_FILE} does not match its digest in {METADATA_FILE}", weights_path)
+    try:
+        state = torch.load(io.BytesIO(payload), map_location=device, weights_only=True)
+        network = RigNetwork(NetworkConfig.from_dict(metadata["network"]["config"]))
+        network.load_state_dict(state)
+    except Exception as error:  # damaged archive, wrong keys or shapes: all one answer for the user
+        raise ModelError(f"cannot load the network weights: {error}", weights_path) from None
+    return network.to(device).eval()
 
 
 def fresh_model(
@@ -362,7 +418,7 @@ def _script_bytes(network: "RigNetwork") -> bytes:
 def _metadata_document(
     network: "RigNetwork", payload: bytes, metadata: Mapping[str, Any], directory: Path | None
 ) -> dict[str, Any]:
-    from facerig import __version__
+    from facerig.version import __version__
     from facerig.network import count_parameters
 
     unknown = set(metadata) - _METADATA_KEYS

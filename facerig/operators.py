@@ -51,6 +51,7 @@ import scipy.sparse.linalg
 
 from facerig.errors import FacerigError
 from facerig.fileio import atomic_path
+from facerig.geometry import vertex_normals
 
 if TYPE_CHECKING:
     import torch
@@ -299,23 +300,6 @@ def cotan_laplacian(vertices: np.ndarray, triangles: np.ndarray) -> tuple[scipy.
     mass = np.bincount(triangles.ravel(), weights=np.repeat(area / 3.0, 3), minlength=n)
     mass += _MASS_EPS * mass.mean()
     return laplacian, mass
-
-
-def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """(V, 3) float64 unit area-weighted vertex normals; +Z where the incident area vanishes (unused vertices)."""
-    corners = vertices[triangles]
-    face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])  # length = 2 area
-    corner_vertex = triangles.ravel()
-    normals = np.stack(
-        [np.bincount(corner_vertex, np.repeat(face_normals[:, d], 3), minlength=len(vertices)) for d in range(3)],
-        axis=1,
-    )
-    length = np.linalg.norm(normals, axis=1)
-    scale = np.linalg.norm(face_normals, axis=1).max() if len(face_normals) else 0.0
-    degenerate = length <= 1e-12 * max(scale, np.finfo(float).tiny)
-    normals[degenerate] = (0.0, 0.0, 1.0)
-    length[degenerate] = 1.0
-    return normals / length[:, None]
 
 
 def tangent_frames(normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

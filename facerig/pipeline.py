@@ -21,6 +21,7 @@ from facerig.operators import Operators, get_operators, mirrored_operators
 from facerig.rig import Rig
 from facerig.shells import bind_shells, find_eye_shells
 from facerig.timings import RigTimings
+from facerig.version import __version__
 from facerig.vocabulary import Vocabulary, load_vocabulary, mirror_permutation
 
 # Above this many vertices the eigenbasis is solved on a coarser vertex set and carried to all vertices
@@ -90,8 +91,9 @@ def rig_mesh(
     timings["model_load"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    surface, to_surface = welded_surface(mesh)
-    frame = canonical_frame(surface, up=up, front=front)
+    # The network sees the welded surface (facerig.geometry.weld); every copy of a point gets its offset.
+    surface, to_surface = mesh.welded.surface, mesh.welded.to_surface
+    frame = canonical_frame(mesh, up=up, front=front)
     canonical_vertices = frame.to_canonical(surface.vertices).astype(np.float32)
     timings["canonicalize"] = time.perf_counter() - tick
 
@@ -133,7 +135,7 @@ def rig_mesh(
     timings["total"] = time.perf_counter() - start
 
     metadata: dict[str, Any] = {
-        "facerig_version": _version(),
+        "facerig_version": __version__,
         "method": "network",
         "model_id": packaged.model_id,
         "model_name": packaged.name,
@@ -207,80 +209,6 @@ def shrink_offsets(offsets: np.ndarray, floor: float) -> np.ndarray:
     return (offsets * np.maximum(0.0, 1.0 - floor / np.maximum(lengths, 1e-30))).astype(offsets.dtype, copy=False)
 
 
-def welded_surface(mesh: Mesh) -> tuple[Mesh, np.ndarray]:
-    """The surface the network sees: vertices at exactly the same position merged into one.
-
-    Exporters split vertices along UV and normal seams (a glTF head often arrives as hundreds of pieces);
-    diffusion cannot cross such a seam, so the network works on the welded surface and every original vertex
-    takes the delta of its welded vertex. Only bit-identical positions merge: nothing is welded by tolerance.
-
-    A weld never gives an edge more than two faces. Eyelashes, tear lines and occlusion shells are often
-    modelled on the eyelid's own vertex positions (ICT-FaceKit's are): welding them would fuse three sheets
-    along the lid and turn separate pieces, which the network was trained on and :mod:`facerig.shells` binds to
-    the skin, into part of the skin. Where a weld would do that, the smaller pieces that meet there stay apart
-    (:func:`_pieces_kept_apart`); a seam split, two sheets along an edge, always welds.
-
-    Returns:
-        the welded triangle mesh (W vertices; same up axis and name) and to_surface, (V,) int64 mapping each
-        original vertex to its welded vertex.
-    """
-    positions, position_ids = np.unique(mesh.vertices, axis=0, return_inverse=True)
-    if len(positions) == mesh.n_vertices:  # nothing shares a position: nothing to weld or to keep apart
-        return mesh, np.arange(mesh.n_vertices)
-    position_ids = position_ids.reshape(-1)
-    to_surface = _weld(position_ids, mesh.component_labels, _pieces_kept_apart(mesh, position_ids))
-    n_welded = int(to_surface.max()) + 1
-    if n_welded == mesh.n_vertices:
-        return mesh, np.arange(mesh.n_vertices)
-    welded_vertices = np.empty((n_welded, 3), mesh.vertices.dtype)
-    welded_vertices[to_surface] = mesh.vertices
-    surface = Mesh.from_triangles(
-        welded_vertices, to_surface[mesh.triangles], up_axis=mesh.up_axis, name=mesh.name, source=mesh.source
-    )
-    return surface, to_surface
-
-
-def _weld(position_ids: np.ndarray, pieces: np.ndarray, apart: np.ndarray) -> np.ndarray:
-    """(V,) welded vertex of each vertex: same position, and either both welding or both of one kept-apart piece."""
-    weld_group = np.where(np.isin(pieces, apart), pieces + 1, 0)
-    _, to_surface = np.unique(position_ids * (int(pieces.max()) + 2) + weld_group, return_inverse=True)
-    return to_surface.reshape(-1)
-
-
-def _pieces_kept_apart(mesh: Mesh, position_ids: np.ndarray) -> np.ndarray:
-    """Connected pieces of ``mesh`` (its own component ids) that must not weld with the others.
-
-    Only the pieces at an edge that a full weld crowds (more than two faces) are in question. They join the
-    weld one by one, largest first, and each that would crowd an edge stays apart: the skin, then a seam-split
-    piece of it, joins; a lash strip on the lid's rim does not. An edge crowded inside one piece is the file's
-    own and keeps no piece apart.
-    """
-    pieces = mesh.component_labels
-    # A weld can only crowd an edge whose two ends both share their position with another vertex, and every
-    # face on such an edge has two such corners: the rest of the mesh need not be looked at.
-    shared = np.bincount(position_ids)[position_ids] > 1
-    triangles = mesh.triangles[shared[mesh.triangles].sum(axis=1) >= 2]
-    edge_pieces = np.tile(pieces[triangles[:, 0]], 3)
-
-    def crowded_pieces(apart: np.ndarray) -> set[int]:
-        welded = _weld(position_ids, pieces, apart)[triangles]
-        edges = np.sort(np.concatenate([welded[:, [0, 1]], welded[:, [1, 2]], welded[:, [2, 0]]]), axis=1)
-        _, edge_ids, faces_per_edge = np.unique(edges[:, 0] * len(pieces) + edges[:, 1], return_inverse=True,
-                                                return_counts=True)
-        return set(np.unique(edge_pieces[faces_per_edge[edge_ids] > 2]).tolist())
-
-    in_question = np.array(sorted(crowded_pieces(np.zeros(0, np.int64))), np.int64)
-    if len(in_question) < 2:
-        return np.zeros(0, np.int64)
-    own_crowding = crowded_pieces(in_question)  # crowded with nothing welded to them: the file's own
-    apart = list(in_question)
-    for piece in in_question[np.argsort(-np.bincount(pieces)[in_question], kind="stable")]:
-        trial = np.array([p for p in apart if p != piece], np.int64)
-        if crowded_pieces(trial) <= own_crowding:
-            apart = list(trial)
-    return np.array(sorted(apart), np.int64)
-
-
 def assemble_deltas(predicted: np.ndarray, row_names: tuple[str, ...], vocabulary: Vocabulary) -> np.ndarray:
     """Turn the network's per-row predictions into the rig's shapes.
 
@@ -305,8 +233,3 @@ def assemble_deltas(predicted: np.ndarray, row_names: tuple[str, ...], vocabular
         shapes.append(offsets[rows[corrective.name]] - singles)
     return np.stack(shapes)
 
-
-def _version() -> str:
-    from facerig import __version__
-
-    return __version__

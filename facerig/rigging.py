@@ -47,6 +47,8 @@ class RigOptions:
 
     Attributes:
         up, front: axis overrides ("+Y", "-Z", ...) for files without (or with wrong) orientation metadata.
+        units: the input's length unit (m, dm, cm, mm, in, ft), replacing the file's own (None: the file's).
+        select: read only the meshes named like this (substring or glob; see :func:`facerig.io.load_mesh`).
         mirror_average: network only: average with the mirror image's prediction (twice the network time).
         cache_dir: network only: where operators are cached (None: facerig's default cache folder).
         limits: bounds on the input file's size and vertex count.
@@ -54,6 +56,8 @@ class RigOptions:
 
     up: str | None = None
     front: str | None = None
+    units: str | None = None
+    select: str | None = None
     mirror_average: bool = False
     cache_dir: Path | None = None
     limits: LoadLimits = LoadLimits()
@@ -233,7 +237,10 @@ def rig_and_write(
         raise OutputError("the output exists and overwriting is off", existing[0])
 
     tick = time.perf_counter()
-    mesh = head if isinstance(head, Mesh) else load_mesh(head, options.limits, up=options.up)
+    if isinstance(head, Mesh):
+        mesh = head
+    else:
+        mesh = load_mesh(head, options.limits, up=options.up, units=options.units, select=options.select)
     load_s = time.perf_counter() - tick
     rig = METHODS[method](mesh, model, vocabulary, options)
 

@@ -33,19 +33,18 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse
-import scipy.sparse.csgraph
 import scipy.sparse.linalg
 from scipy.spatial import cKDTree
 
 from facerig.canonical import CanonicalFrame, canonical_frame
-from facerig.eyes import find_eyeballs, turn_eyeballs
 from facerig.errors import FacerigError
+from facerig.eyes import find_eyeballs, turn_eyeballs
+from facerig.geometry import SurfaceIndex, largest_area_component, skin_mask, vertex_areas, vertex_normals
 from facerig.mesh import Mesh
 from facerig.rig import Rig
 from facerig.timings import RigTimings
-from facerig.trainer.remesh import closest_point_on_triangles
+from facerig.version import __version__
 from facerig.vocabulary import Vocabulary, load_vocabulary
-from facerig.operators import vertex_normals as _vertex_normals
 
 TEMPLATE_PATH = Path(__file__).resolve().parent / "data" / "template" / "template.npz"
 ICP_ITERATIONS = 30
@@ -58,13 +57,10 @@ INNER_NEIGHBOURS = 8  # skin vertices whose displacement an inner-component vert
 # Both meshes are in canonical units (cranium radius 1), so the similarity scale should stay near 1; a free
 # scale lets ICP shrink the template onto part of a target that covers less than the template does.
 SCALE_RANGE = (0.8, 1.25)
-SURFACE_SAMPLES = 100_000  # sample points covering a surface for closest-point queries
-CANDIDATES = 6  # nearest samples whose triangles are tested exactly
 # A target inner component lands on the template's inner parts unless their mean distance exceeds
 # factor × the distance to the whole template + slack (canonical units; 0.02 is about 2 mm on a human head).
 INNER_MATCH_FACTOR = 2.0
 INNER_MATCH_SLACK = 0.02
-WELD_TOLERANCE = 1e-6  # of the bounding-box diagonal: vertices this close are one for connectivity
 
 
 class TransferError(FacerigError):
@@ -131,93 +127,6 @@ def load_template(path: str | Path | None = None) -> Template:
         raise TransferError(f"not a readable template ({exc})", path) from None
 
 
-# ---------------------------------------------------------------------------------------------- geometry helpers
-def _vertex_areas(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """(V,) a third of the area of the triangles around each vertex."""
-    a, b, c = (vertices[triangles[:, k]] for k in range(3))
-    area = 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
-    return np.bincount(triangles.ravel(), np.repeat(area / 3.0, 3), minlength=len(vertices))
-
-
-def _face_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    a, b, c = (vertices[triangles[:, k]] for k in range(3))
-    face = np.cross(b - a, c - a)
-    return face / np.maximum(np.linalg.norm(face, axis=1), 1e-300)[:, None]
-
-
-def welded_components(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """(V,) int64 connected component of each vertex, counting coincident vertices as one.
-
-    Flat-shaded exports (the glTF robot) split every face into its own component; welding by position
-    first recovers the surfaces an artist sees.
-    """
-    extent = float(np.linalg.norm(np.ptp(vertices, axis=0))) or 1.0
-    keys = np.round(vertices / (WELD_TOLERANCE * extent)).astype(np.int64)
-    _, weld = np.unique(keys, axis=0, return_inverse=True)
-    weld = weld.ravel()
-    n = int(weld.max()) + 1
-    t = weld[triangles]
-    rows, cols = t[:, [0, 1, 2]].ravel(), t[:, [1, 2, 0]].ravel()
-    graph = scipy.sparse.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
-    return scipy.sparse.csgraph.connected_components(graph, directed=False)[1].astype(np.int64)[weld]
-
-
-def skin_mask(vertices: np.ndarray, triangles: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
-    """(V,) bool: the (welded) connected component with the largest surface area: the skin.
-
-    ``labels`` are :func:`welded_components`, computed when None.
-    """
-    labels = welded_components(vertices, triangles) if labels is None else labels
-    return labels == np.argmax(np.bincount(labels, _vertex_areas(vertices, triangles)))
-
-
-class Surface:
-    """Closest-point queries on a triangle mesh, for ICP and transfer.
-
-    Samples cover every triangle with a barycentric grid (about ``samples`` points, corners included); a
-    query tests the triangles of its :data:`CANDIDATES` nearest samples exactly. The answer is exact
-    whenever the closest triangle owns one of those samples (always for a point on a vertex) and otherwise
-    within the grid spacing of the true distance: plenty for fitting, and its cost does not grow for points
-    far from the surface, unlike a certified search.
-    """
-
-    def __init__(self, vertices: np.ndarray, triangles: np.ndarray, samples: int = SURFACE_SAMPLES) -> None:
-        self.vertices = np.asarray(vertices, np.float64)
-        self.triangles = np.asarray(triangles, np.int64)
-        tri_xyz = self.vertices[self.triangles]  # (F, 3, 3)
-        longest = np.linalg.norm(tri_xyz - np.roll(tri_xyz, 1, axis=1), axis=2).max(axis=1)
-        spacing = max(float(np.sqrt((longest**2).sum() / (2 * samples))), 1e-12)
-        levels = np.maximum(np.ceil(longest / spacing).astype(np.int64), 1)
-        owners, points = [], []
-        for n in np.unique(levels):
-            faces = np.flatnonzero(levels == n)
-            i, j = np.triu_indices(n + 1)
-            a, b = i / n, (j - i) / n
-            bary = np.stack([1.0 - a - b, a, b], axis=1)  # (G, 3)
-            owners.append(np.repeat(faces, len(bary)))
-            points.append(np.einsum("gk,fkd->fgd", bary, tri_xyz[faces]).reshape(-1, 3))
-        self._owner = np.concatenate(owners)
-        self._tree = cKDTree(np.concatenate(points))
-        self.face_normals = _face_normals(self.vertices, self.triangles)
-
-    def closest(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(N,) triangle index, (N, 3) barycentrics and (N,) distance of each (N, 3) point's closest point."""
-        points = np.asarray(points, np.float64)
-        k = min(CANDIDATES, self._tree.n)
-        _, nearest = self._tree.query(points, k=k)
-        candidates = self._owner[nearest.reshape(len(points), k)]  # (N, k)
-        t = self.vertices[self.triangles[candidates.ravel()]]
-        bary = closest_point_on_triangles(np.repeat(points, k, axis=0), t[:, 0], t[:, 1], t[:, 2])
-        dist = np.linalg.norm(np.einsum("nk,nkd->nd", bary, t) - np.repeat(points, k, axis=0), axis=1)
-        best = dist.reshape(len(points), k).argmin(axis=1)
-        rows = np.arange(len(points))
-        return candidates[rows, best], bary.reshape(len(points), k, 3)[rows, best], dist.reshape(-1, k)[rows, best]
-
-    def point(self, triangle: np.ndarray, bary: np.ndarray) -> np.ndarray:
-        """(N, 3) positions of barycentric points."""
-        return np.einsum("nk,nkd->nd", bary, self.vertices[self.triangles[triangle]])
-
-
 def similarity_fit(source: np.ndarray, target: np.ndarray, weights: np.ndarray,
                    scale_range: tuple[float, float] = (0.0, np.inf)) -> tuple[float, np.ndarray, np.ndarray]:
     """Weighted Umeyama: (scale s, (3, 3) rotation R, (3,) translation t) minimising Σ w |s R p + t − q|².
@@ -255,12 +164,14 @@ class Registration:
     skin_rms: float
 
 
-def _pairs(points: np.ndarray, normals: np.ndarray, surface: Surface) -> tuple[np.ndarray, np.ndarray]:
-    """Closest points of ``points`` on ``surface`` and a (N,) 0/1 inlier weight."""
-    tri, bary, dist = surface.closest(points)
-    closest = surface.point(tri, bary)
+def _pairs(points: np.ndarray, normals: np.ndarray, surface: SurfaceIndex,
+           face_normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Closest points of ``points`` on ``surface`` and a (N,) 0/1 inlier weight; ``face_normals`` are the
+    surface's (F, 3) unit triangle normals."""
+    tri, bary, dist = surface.query(points)
+    closest = surface.points(tri, bary)
     inlier = dist <= TRIM_FACTOR * max(float(np.median(dist)), 1e-12)
-    agree = inlier & (np.einsum("ij,ij->i", normals, surface.face_normals[tri]) > MIN_NORMAL_DOT)
+    agree = inlier & (np.einsum("ij,ij->i", normals, face_normals[tri]) > MIN_NORMAL_DOT)
     # A target with inside-out (or inconsistent) winding would fail the normal test almost everywhere: its
     # normals carry no information then, so only the distance trim applies.
     if agree.sum() >= 0.25 * inlier.sum():
@@ -292,16 +203,17 @@ def register(template: np.ndarray, template_tris: np.ndarray, template_skin: np.
     local[index] = np.arange(len(index))
     tris = local[skin_tris]  # (F_s, 3) over skin vertices
     rest = template[index]
-    area = _vertex_areas(rest, tris)
+    area = vertex_areas(rest, tris)
     area = area / area.mean()
-    surface = Surface(target, target_skin_tris)
+    surface = SurfaceIndex(target, target_skin_tris)
+    target_normals = surface.face_normals
 
     # 1. similarity ICP
     scale, rotation, shift = 1.0, np.eye(3), np.zeros(3)
-    normals0 = _vertex_normals(rest, tris)
+    normals0 = vertex_normals(rest, tris)
     for _ in range(ICP_ITERATIONS):
         moved = scale * rest @ rotation.T + shift
-        closest, inlier = _pairs(moved, normals0 @ rotation.T, surface)
+        closest, inlier = _pairs(moved, normals0 @ rotation.T, surface, target_normals)
         new = similarity_fit(rest, closest, area * inlier, SCALE_RANGE)
         change = abs(new[0] - scale) + np.abs(new[1] - rotation).max() + np.abs(new[2] - shift).max()
         scale, rotation, shift = new
@@ -314,14 +226,14 @@ def register(template: np.ndarray, template_tris: np.ndarray, template_skin: np.
     x = aligned[index].copy()
     rhs_rest = laplacian @ x
     for stiffness in STIFFNESS_SCHEDULE:
-        closest, inlier = _pairs(x, _vertex_normals(x, tris), surface)
+        closest, inlier = _pairs(x, vertex_normals(x, tris), surface, target_normals)
         w = area * inlier
         # A tiny pull to the rigid fit keeps the system definite where no vertex has a partner.
         system = (scipy.sparse.diags(w + 1e-4) + stiffness * laplacian).tocsc()
         solve = scipy.sparse.linalg.factorized(system)
         rhs = w[:, None] * closest + 1e-4 * aligned[index] + stiffness * rhs_rest
         x = np.stack([solve(rhs[:, k]) for k in range(3)], axis=1)
-    _, _, dist = surface.closest(x)
+    _, _, dist = surface.query(x)
 
     # 3. inner parts follow the skin displacement
     registered = aligned.copy()
@@ -360,7 +272,7 @@ def transfer_deltas(registered: np.ndarray, template_tris: np.ndarray, template_
     bary = np.zeros((len(target), 3))
 
     def land(rows: np.ndarray, tris: np.ndarray) -> np.ndarray:
-        tri, bary[rows], dist = Surface(registered, tris).closest(target[rows])
+        tri, bary[rows], dist = SurfaceIndex(registered, tris).query(target[rows])
         corners[rows] = tris[tri]
         return dist
 
@@ -412,12 +324,15 @@ def rig_by_transfer(
     vocabulary = vocabulary or load_vocabulary()
     template = template or load_template()
     frame = canonical_frame(mesh, up=up, front=front)
-    target = frame.to_canonical(mesh.vertices)
-    target_parts = welded_components(mesh.vertices, mesh.triangles)
-    target_skin = skin_mask(mesh.vertices, mesh.triangles, target_parts)
+    # Like the network, the transfer works on the welded surface (facerig.geometry.weld) and every copy of a
+    # point takes the same delta.
+    surface, to_surface = mesh.welded.surface, mesh.welded.to_surface
+    target = frame.to_canonical(surface.vertices)
+    target_parts = surface.component_labels
+    target_skin = largest_area_component(target_parts, vertex_areas(surface.vertices, surface.triangles))
     template_skin = template.skin
 
-    fit = register(template.canonical_vertices, template.triangles, template_skin, target, mesh.triangles,
+    fit = register(template.canonical_vertices, template.triangles, template_skin, target, surface.triangles,
                    target_skin)
     # Template deltas: template units -> template canonical -> (similarity) target canonical.
     to_target = fit.scale * template.frame.scale * (fit.rotation @ template.frame.rotation)
@@ -425,7 +340,7 @@ def rig_by_transfer(
     canonical = transfer_deltas(fit.vertices, template.triangles, template_skin, source, target, target_parts,
                                 target_skin)
 
-    deltas = np.zeros((len(vocabulary.shape_names), mesh.n_vertices, 3), np.float32)
+    deltas = np.zeros((len(vocabulary.shape_names), surface.n_vertices, 3), np.float32)
     column = {name: i for i, name in enumerate(template.action_names)}
     for i, name in enumerate(vocabulary.action_names):
         j = column.get(name)
@@ -437,9 +352,7 @@ def rig_by_transfer(
     n_actions = len(vocabulary.action_names)
     deltas[:n_actions] = turn_eyeballs(deltas[:n_actions], target, eyeballs, np.eye(n_actions, dtype=np.float32),
                                        vocabulary.action_names)
-    deltas = frame.deltas_from_canonical(deltas).astype(np.float32)
-
-    from facerig import __version__
+    deltas = frame.deltas_from_canonical(deltas[:, to_surface]).astype(np.float32)
 
     metadata: dict[str, Any] = {
         "facerig_version": __version__,

@@ -46,3 +46,41 @@ def ict_archive() -> Path:
     """The ICT-FaceKit ``.tar.xz`` archive itself (for readers that must accept it unpacked or not)."""
     assert ICT_ARCHIVE.is_file(), f"test data missing: {ICT_ARCHIVE}"
     return ICT_ARCHIVE
+
+
+@pytest.fixture(scope="session")
+def synthetic_rig(heads_dir: Path):
+    """Suzanne (507 vertices, metres) with seeded smooth random deltas for every shape of the vocabulary: a rig
+    whose shapes all differ, so a reader that swaps two of them fails."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from facerig.io import load_mesh
+    from facerig.rig import Rig
+    from facerig.vocabulary import load_vocabulary
+
+    vocabulary = load_vocabulary()
+    mesh = replace(load_mesh(heads_dir / "suzanne.obj"), meters_per_unit=1.0, up_axis="Y")
+    rng = np.random.default_rng(7)
+    # each shape: a random direction per shape, faded over the head by a random linear ramp (dense, nonzero)
+    ramp = mesh.vertices @ rng.normal(size=(3, len(vocabulary.shape_names)))
+    deltas = rng.normal(size=(len(vocabulary.shape_names), 1, 3)) * 0.01 * (1.5 + np.tanh(ramp.T))[:, :, None]
+    return Rig(neutral=mesh, shape_names=vocabulary.shape_names, deltas=deltas.astype(np.float32),
+               corrective_recipes={c.name: c.bases for c in vocabulary.correctives})
+
+
+# ---------------------------------------------------------------------------------------------- test tiers
+# `make test-fast` (pytest -m "not slow") is the edit-test loop: no ICT unpack, no Blender, no Ray, no training.
+# `make test` (CI) runs everything.
+_SLOW_FIXTURES = {"ict_dir", "ict_neutral_path", "ict_archive"}
+_SLOW_MODULES = {
+    "test_blender.py", "test_ray_backend.py", "test_kill_resume.py", "test_worker_crash.py", "test_train.py",
+    "test_default_model.py", "test_batch_cli.py",
+}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if _SLOW_FIXTURES & set(item.fixturenames) or item.path.name in _SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)

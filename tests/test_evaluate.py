@@ -168,3 +168,62 @@ def test_choose_offset_floor_measures_as_evaluate_does(tiny_dataset, tiny_model)
     assert choice.floor == min(choice.mae_mm, key=choice.mae_mm.get) and choice.floor > 0
     with pytest.raises(DatasetError, match="no rigged heads"):
         choose_offset_floor(tiny_model, tiny_dataset, "val")
+
+
+# ---------------------------------------------------------------------------------------------- rigged heads
+@pytest.fixture(scope="module")
+def transfer_rigs(heads_dir, tmp_path_factory):
+    """Two exported transfer rigs of Suzanne (FACS-named GLB, ARKit-named USD). The transfer ran on the mesh as
+    the files store it (float32 positions), so re-rigging what the files hold reproduces their deltas."""
+    from facerig.exporters import export_rig
+    from facerig.io import load_mesh
+    from facerig.rig import Rig
+    from facerig.transfer import rig_by_transfer
+    from facerig.vocabulary import load_vocabulary
+
+    folder = tmp_path_factory.mktemp("eval") / "studio"
+    neutral = load_mesh(heads_dir / "suzanne.obj")
+    vocabulary = load_vocabulary()
+    empty = Rig(neutral=neutral, shape_names=vocabulary.shape_names[:1], deltas=np.zeros((1, neutral.n_vertices, 3)))
+    stored = load_mesh(export_rig(empty, folder / "neutral.glb"))
+    (folder / "neutral.glb").unlink()
+    (folder / "neutral.glb.facerig.json").unlink()
+    rig = rig_by_transfer(stored, vocabulary=vocabulary)
+    export_rig(rig, folder / "suzanne_facs.glb")
+    export_rig(rig, folder / "suzanne_arkit.usd", naming="arkit")
+    return folder
+
+
+def test_eval_rigs_scores_transfer_rigs_against_their_own_files(transfer_rigs, tmp_path):
+    torch.set_num_threads(1)
+    out = tmp_path / "report"
+    code = run(["eval", "--rigs", str(transfer_rigs), "--methods", "transfer,neutral", "--out", str(out)])
+    assert code == 0
+    report = json.loads((out / "eval.json").read_text())
+    markdown = (out / "eval.md").read_text()
+    assert report["heads"] == ["suzanne_arkit.usd", "suzanne_facs.glb"]
+    # the ARKit head lacks six poses, the FACS head has all 47: the union is reported
+    assert len(report["poses"]) == 47
+    assert len(report["rigs"]["suzanne_arkit.usd"]["unlabelled"]) == 6
+    transfer, neutral = report["methods"]["transfer"], report["methods"]["neutral"]
+    # glTF and USD (metersPerUnit 1) are metres: errors in mm. Transfer reproduces its own rigs up to float32.
+    assert transfer["mae"] < 1e-3 and transfer["q95"] < 1e-2 and transfer["mae_gain"] < 1e-3
+    assert neutral["mae"] > 1.0 and neutral["mae_gain"] == pytest.approx(neutral["mae"])
+    assert transfer["per_pose_cosine"]["JawDrop"] == pytest.approx(1.0, abs=1e-6)
+    assert neutral["per_pose_cosine"]["JawDrop"] is None  # a zero prediction has no direction
+    assert report["settings"]["meters_per_unit"] == {"suzanne_arkit.usd": 1.0, "suzanne_facs.glb": 1.0}
+    assert "# facerig accuracy: rigged heads in studio" in markdown
+    assert f"| transfer | {transfer['mae']:.3f} | {transfer['q95']:.3f} |" in markdown
+    assert "| suzanne_arkit.usd | 41 | 6 | 6 | |" in markdown and "## MAE per region" not in markdown
+
+
+def test_eval_rigs_lists_refused_heads_and_needs_one_good_head(heads_dir, tmp_path, capsys):
+    from facerig.evaluate import evaluate_rigs
+
+    folder = tmp_path / "robots"
+    folder.mkdir()
+    (folder / "robot.glb").write_bytes((heads_dir / "robot_expressive.glb").read_bytes())
+    with pytest.raises(DatasetError, match="every rigged head was refused.*robot.glb: no blend shape matches"):
+        evaluate_rigs(None, folder, methods=["neutral"])
+    assert run(["eval", "--rigs", str(folder), "--dataset", str(folder)]) == 1
+    assert "exactly one of --dataset and --rigs" in capsys.readouterr().err

@@ -68,16 +68,50 @@ def test_save_then_load_round_trip(saved, mesh, acts):
     assert document["canonical_frame"] == {"head_size": 1.0} and document["training"]["stage"] == 2
     assert NetworkConfig.from_dict(document["network"]["config"]) == network.config
     assert model.k_eig == SMALL.k_eig and model.action_names == tuple(ACTIONS) and model.name == "unit-test"
-    assert sorted(p.name for p in directory.iterdir()) == ["model.json", "model.pt"]  # no temp files left
+    assert sorted(p.name for p in directory.iterdir()) == ["model.json", "model.pt", "weights.pt"]  # no temp files
+    assert model.format == "weights"
 
     predicted = model.predict(vertices, operators, acts)
     with torch.no_grad():
         expected = network(torch.from_numpy(vertices), operators.to_torch(), torch.from_numpy(acts)).numpy()
     assert predicted.dtype == np.float32 and predicted.shape == (len(acts), len(vertices), 3)
     np.testing.assert_allclose(predicted, expected, atol=1e-6, rtol=0)
-    # A .pt path works as well as the directory.
+    # A .pt path works as well as the directory, and TorchScript computes what the weights do.
     from_pt = PackagedModel.load(directory / "model.pt")
     np.testing.assert_array_equal(from_pt.predict(vertices, operators, acts), predicted)
+    scripted = PackagedModel.load(directory, prefer="torchscript")
+    assert scripted.format == "torchscript"
+    np.testing.assert_allclose(scripted.predict(vertices, operators, acts), predicted, atol=1e-6, rtol=0)
+
+
+def test_bundled_model_formats_agree(mesh, acts):
+    """The bundled model ships both formats; the loader prefers the plain weights, and they are the same net."""
+    from facerig.model import default_model_path
+
+    weights = PackagedModel.load(default_model_path())
+    scripted = PackagedModel.load(default_model_path(), prefer="torchscript")
+    assert weights.format == "weights" and scripted.format == "torchscript"
+    assert weights.model_id == scripted.model_id
+    vertices, triangles, _ = mesh
+    operators = compute_operators(mesh_vertices64(), triangles, weights.k_eig)
+    vocabulary_acts = np.eye(len(weights.action_names), dtype=np.float32)[:6]
+    np.testing.assert_allclose(weights.predict(vertices, operators, vocabulary_acts),
+                               scripted.predict(vertices, operators, vocabulary_acts), atol=1e-6, rtol=0)
+
+
+def test_corrupt_or_missing_weights_are_model_errors(saved):
+    directory, _ = saved
+    payload = bytearray((directory / "weights.pt").read_bytes())
+    payload[len(payload) // 2] ^= 0xFF
+    (directory / "weights.pt").write_bytes(bytes(payload))
+    with pytest.raises(ModelError, match="weights.pt does not match"):
+        PackagedModel.load(directory)
+    assert PackagedModel.load(directory, prefer="torchscript").format == "torchscript"
+    (directory / "weights.pt").unlink()
+    with pytest.raises(ModelError, match="weights.pt is missing"):
+        PackagedModel.load(directory)
+    with pytest.raises(ConfigError, match="unknown model format"):
+        PackagedModel.load(directory, prefer="onnx")
 
 
 def test_loads_and_predicts_without_the_network_module(saved, mesh, acts, tmp_path):
@@ -94,7 +128,7 @@ def test_loads_and_predicts_without_the_network_module(saved, mesh, acts, tmp_pa
         from facerig.operators import compute_operators
         data = np.load({str(tmp_path / "inputs.npz")!r})
         operators = compute_operators(data["exact"], data["triangles"], {SMALL.k_eig})
-        model = PackagedModel.load({str(directory)!r})
+        model = PackagedModel.load({str(directory)!r}, prefer="torchscript")
         np.save({str(tmp_path / "out.npy")!r}, model.predict(data["vertices"], operators, data["acts"]))
         try:
             import facerig.network
@@ -123,7 +157,7 @@ def test_corrupt_model_file_is_detected(saved):
     payload[len(payload) // 2] ^= 0xFF
     (directory / "model.pt").write_bytes(bytes(payload))
     with pytest.raises(ModelError, match="corrupt model") as error:
-        PackagedModel.load(directory)
+        PackagedModel.load(directory, prefer="torchscript")
     assert error.value.path == directory / "model.pt"
 
 
@@ -135,7 +169,7 @@ def test_hash_matching_but_unloadable_archive_is_a_model_error(saved):
     document["model_id"] = hashlib.sha256(junk).hexdigest()
     (directory / "model.json").write_text(json.dumps(document))
     with pytest.raises(ModelError, match="cannot load the TorchScript network"):
-        PackagedModel.load(directory)
+        PackagedModel.load(directory, prefer="torchscript")
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
@@ -250,18 +249,16 @@ def assert_identical(a: Operators, b: Operators) -> None:
         assert getattr(a.laplacian, name).tobytes() == getattr(b.laplacian, name).tobytes(), name
 
 
-def test_cache_hit_is_identical_to_the_fresh_computation_and_faster(tmp_path, sphere):
+def test_cache_hit_is_identical_to_the_fresh_computation(tmp_path, sphere, monkeypatch):
     vertices, triangles = sphere
-    start = time.perf_counter()
     fresh = get_operators(vertices, triangles, k_eig=32, cache_dir=tmp_path)
-    cold = time.perf_counter() - start
     assert len(list(tmp_path.glob("*.npz"))) == 1
-    start = time.perf_counter()
+    # a hit reads the file: computing again would be a miss (timings are bench/operators_speed.py's job)
+    monkeypatch.setattr("facerig.operators.compute_operators", lambda *a, **k: pytest.fail("cache miss"))
     cached = get_operators(vertices, triangles, k_eig=32, cache_dir=tmp_path)
-    warm = time.perf_counter() - start
+    monkeypatch.undo()
     assert_identical(fresh, cached)
     assert_identical(fresh, compute_operators(vertices, triangles, k_eig=32))
-    assert warm < cold / 3
     assert not cached.evecs.flags.writeable
 
 
@@ -309,9 +306,7 @@ def test_ict_neutral_operators(ict_neutral_path):
     mesh = load_mesh(ict_neutral_path)
     vertices, triangles = mesh.vertices, mesh.triangles
     vertices = (vertices - vertices.mean(axis=0)) / np.ptp(vertices, axis=0).max()  # about 1 unit, as canonical
-    start = time.perf_counter()
     ops = compute_operators(vertices, triangles, k_eig=64, eig_max_vertices=4000)
-    elapsed = time.perf_counter() - start
     assert ops.evecs.shape == (26719, 64)
     # One zero mode per edge-connected piece: 56 (the eyelashes are separate strands).
     assert mesh.n_components == 56
@@ -319,7 +314,6 @@ def test_ict_neutral_operators(ict_neutral_path):
     assert ops.evals[56] > 1.0
     np.testing.assert_allclose(m_gram(ops), np.eye(64), atol=1e-3)
     assert np.isfinite(ops.grad_x).all() and np.isfinite(ops.grad_y).all()
-    assert elapsed < 20.0  # about 2 s on one core of the development machine
 
 
 def test_mirrored_operators_drive_the_network_as_the_mirror_images_own() -> None:

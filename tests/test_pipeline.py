@@ -9,8 +9,7 @@ import torch
 from facerig.io import load_mesh
 from facerig.mesh import Mesh
 from facerig.model import fresh_model
-from facerig.pipeline import assemble_deltas, predict_mirror_averaged, rig_mesh, shrink_offsets, welded_surface
-from facerig.trainer.ict import PARTS
+from facerig.pipeline import assemble_deltas, predict_mirror_averaged, rig_mesh, shrink_offsets
 from facerig.vocabulary import load_vocabulary
 
 REPO_EXAMPLE = "examples/ict_head.obj"
@@ -74,44 +73,6 @@ def test_corrective_is_combined_minus_singles() -> None:
     # and the linear rig with product-driven correctives reproduces the combined prediction
     jaw = vocabulary.shape_names.index("JawDrop")
     np.testing.assert_allclose(deltas[jaw], predicted[rows["JawDrop"]] - neutral, atol=1e-6)
-
-
-def test_split_vertices_are_welded_for_the_network(heads_dir) -> None:
-    robot_head = load_mesh(heads_dir / "robot_expressive.glb", select="Head")
-    surface, to_surface = welded_surface(robot_head)
-    assert robot_head.n_vertices == 1742
-    assert surface.n_vertices < robot_head.n_vertices
-    np.testing.assert_array_equal(surface.vertices[to_surface], robot_head.vertices)
-    assert surface.n_components < robot_head.n_components
-
-
-def test_a_seam_welds_but_a_sheet_on_the_same_edge_stays_apart() -> None:
-    # two unit squares split along x = 1 (a UV seam), and a fin standing on that same edge (a lash on a lid rim)
-    left = [(0, 0, 0), (1, 0, 0), (1, 1, 0), (0, 1, 0)]
-    right = [(1, 0, 0), (2, 0, 0), (2, 1, 0), (1, 1, 0)]
-    fin = [(1, 0, 0), (1, 1, 0), (1, 0.5, 1)]
-    vertices = np.array(left + right + fin, float)
-    triangles = np.array([(0, 1, 2), (0, 2, 3), (4, 5, 6), (4, 6, 7), (8, 9, 10)])
-    mesh = Mesh.from_triangles(vertices, triangles)
-    surface, to_surface = welded_surface(mesh)
-    assert surface.n_vertices == 6 + 3 and surface.n_components == 2
-    assert to_surface[1] == to_surface[4] and to_surface[2] == to_surface[7]  # the seam welds
-    assert to_surface[8] != to_surface[1] and to_surface[9] != to_surface[2]  # the fin does not
-    np.testing.assert_array_equal(surface.vertices[to_surface], vertices)
-
-
-def test_ict_eye_shells_stay_their_own_pieces(ict_neutral_path) -> None:
-    """ICT's lashes, tear lines and occlusion shells sit on the lid's own vertex positions; welded, they would
-    crowd the lid's edges and join the skin, unlike every head the network was trained on."""
-    head = load_mesh(ict_neutral_path)
-    surface, to_surface = welded_surface(head)
-    assert surface.n_components == head.n_components == 56
-    welded = surface.triangles
-    edges = np.sort(np.concatenate([welded[:, [0, 1]], welded[:, [1, 2]], welded[:, [2, 0]]]), axis=1)
-    assert np.unique(edges, axis=0, return_counts=True)[1].max() == 2
-    lashes = [lo for name, lo, _, _ in PARTS if name.startswith("eyelashes")]
-    skin = surface.component_labels[to_surface[0]]
-    assert all(surface.component_labels[to_surface[lo]] != skin for lo in lashes)
 
 
 def test_rig_any_supported_format(model, heads_dir, tmp_path) -> None:

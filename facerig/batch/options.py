@@ -16,6 +16,7 @@ from facerig.errors import ConfigError
 from facerig.exporters import Naming
 from facerig.io import LoadLimits
 from facerig.rigging import RigMethod
+from facerig.units import parse_units
 
 
 
@@ -62,8 +63,9 @@ class Shard:
 class BatchOptions:
     """How :func:`facerig.batch.run_batch` rigs a set of heads.
 
-    Output-shaping fields (method, model, poses, formats, naming, up, front, mirror_average) enter the resume key:
-    changing any of them redoes every item. The others (workers, device, limits, ...) only change how the work is done.
+    Output-shaping fields (method, model, poses, formats, naming, up, front, units, select, mirror_average) enter
+    the resume key: changing any of them redoes every item. The others (workers, device, limits, ...) only change
+    how the work is done.
     """
 
     # -- what each item produces
@@ -74,6 +76,8 @@ class BatchOptions:
     naming: Naming = Naming.facs  # shape names in exported files
     up: str | None = None  # up axis of inputs that do not state one, e.g. "+Z"
     front: str | None = None  # axis the faces look along, e.g. "+Z"
+    units: str | None = None  # length unit of the inputs (m, dm, cm, mm, in, ft), replacing the files' own
+    select: str | None = None  # read only the meshes named like this (substring or glob): glTF, USD, FBX
     mirror_average: bool = False  # average with the mirror image's prediction (twice the network time)
     # -- which inputs
     include: tuple[str, ...] = ()  # glob patterns; when given, a file must match one (see discover.py)
@@ -122,6 +126,8 @@ class BatchOptions:
             raise ConfigError("max vertices and max file size must be positive and finite")
         if self.max_retries < 0:
             raise ConfigError(f"max retries must be 0 or more, got {self.max_retries}")
+        if self.units is not None:
+            parse_units(self.units)
         if self.device.lower() not in ("auto", "cpu", "cuda", "mps"):
             raise ConfigError(f"unknown device {self.device!r}; use auto, cpu, cuda or mps")
 
@@ -147,6 +153,8 @@ class BatchOptions:
             "up": self.up,
             "front": self.front,
         }
+        # Only when set, so that the resume records written before these options existed stay valid.
+        shaping.update({key: value for key, value in (("units", self.units), ("select", self.select)) if value})
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:

@@ -39,6 +39,10 @@ _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS
 # on a busy 2-core machine the network phase of a 2k-vertex head took 4-14 s with 2 spinning threads and
 # 0.7 s with passive ones. Users who set the policy themselves keep theirs.
 _DEFAULT_WAIT_POLICY = "PASSIVE"
+# Seconds a worker process may take to start (import torch, load the model) before the item it was handed
+# counts against its timeout anyway: a worker that hangs while starting must not hang the batch.
+_START_GRACE_S = 300.0
+_POLL_S = 0.25
 
 
 def run_batch(
@@ -139,6 +143,8 @@ def run_local(
     threads = options.threads_per_worker or max(1, cpu_count() // workers)
     context = multiprocessing.get_context("spawn")  # fork would copy the parent's torch threads and locks
     counter = context.Value("i", 0)  # hands each new worker process its number (for its CUDA device)
+    # When a worker starts each item (monotonic seconds; 0: not yet): the item's timeout runs from then.
+    started = context.Array("d", len(items), lock=False)
     queue = deque(range(len(items)))
     crashes: Counter[int] = Counter()
     environment = {name: str(threads) for name in _THREAD_VARIABLES}
@@ -146,10 +152,10 @@ def run_local(
     with _environment(environment):
         while queue and not stop.is_set():
             pool = ProcessPoolExecutor(
-                workers, mp_context=context, initializer=_init_process, initargs=(options, outdir, counter, threads)
+                workers, mp_context=context, initializer=_init_process, initargs=(options, outdir, counter, started, threads)
             )
             try:
-                yield from _drain(pool, workers, items, queue, crashes, options, stop)
+                yield from _drain(pool, workers, items, queue, crashes, options, stop, started)
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
 
@@ -162,45 +168,57 @@ def _drain(
     crashes: Counter[int],
     options: BatchOptions,
     stop: threading.Event,
+    started: Any,
 ) -> Iterator[tuple[int, ItemResult]]:
     """Feed ``pool`` from ``queue`` (one item per worker) until it is empty, stopped or broken.
 
     When a worker process dies the pool breaks and every item in flight fails with it; those items go back
     to the front of the queue (up to ``max_retries`` times each) for the caller's next pool, so only the item
-    that keeps killing its worker ends up failed. An item still running ``item_timeout_s`` after it was handed
-    to a worker fails as timed out: the pool's processes are killed (a hung native call cannot be interrupted
-    otherwise) and the other items in flight go back to the queue without counting as crashes. Only one item
-    per worker is in flight, so an item's clock starts when a worker takes it.
+    that keeps killing its worker ends up failed. An item still running ``item_timeout_s`` after its worker
+    started it (``started[n]``, written by the worker) fails as timed out: the pool's processes are killed (a
+    hung native call cannot be interrupted otherwise) and the other items in flight go back to the queue without
+    counting as crashes. A worker's start-up (importing torch, loading the model) is not the item's time; one
+    that has not started its item :data:`_START_GRACE_S` seconds past the timeout counts as hung all the same.
+    Only one item per worker is in flight, so an item waits for no other before it starts.
     """
-    in_flight: dict[Future, tuple[int, float]] = {}  # future -> (item, deadline on the monotonic clock)
+    in_flight: dict[Future, int] = {}
+    submitted: dict[int, float] = {}
     timed_out: set[int] = set()
     broken = False
     while True:
         while queue and not broken and not stop.is_set() and len(in_flight) < workers:
             n = queue.popleft()
+            started[n] = 0.0
             try:
-                future = pool.submit(_rig_in_process, items[n])
+                future = pool.submit(_rig_in_process, n, items[n])
             except BrokenProcessPool:
                 queue.appendleft(n)
                 broken = True
                 break
-            in_flight[future] = (n, time.monotonic() + options.item_timeout_s)
+            in_flight[future], submitted[n] = n, time.monotonic()
         if stop.is_set():
             for future in in_flight:
                 future.cancel()  # only those not started yet; running ones finish and are reported
         if not in_flight:
             return
-        next_deadline = min(deadline for _, deadline in in_flight.values())
-        done, _ = wait(in_flight, timeout=max(0.0, next_deadline - time.monotonic()), return_when=FIRST_COMPLETED)
+        def deadline(n: int) -> float:
+            begun = started[n] if started[n] > 0 else submitted[n] + _START_GRACE_S
+            return begun + options.item_timeout_s
+
+        # Wake at the next deadline, and at least every _POLL_S: a worker starting an item moves its deadline.
+        next_deadline = min(map(deadline, in_flight.values()))
+        done, _ = wait(in_flight, timeout=min(_POLL_S, max(0.0, next_deadline - time.monotonic())),
+                       return_when=FIRST_COMPLETED)
         if not done:
-            overdue = {n for n, deadline in in_flight.values() if deadline <= time.monotonic()}
+            # A worker may have started an item while we waited, moving its deadline: judge each one afresh.
+            overdue = {n for n in in_flight.values() if deadline(n) <= time.monotonic()}
             if overdue and not timed_out:
                 timed_out |= overdue
                 _kill_workers(pool)
                 broken = True
             continue
         for future in done:
-            n, _ = in_flight.pop(future)
+            n = in_flight.pop(future)
             if future.cancelled():
                 continue
             item = items[n]
@@ -233,22 +251,26 @@ def _kill_workers(pool: ProcessPoolExecutor) -> None:
         process.kill()
 
 
-# Worker processes only: the Worker loaded by the initializer, used by every item this process rigs.
+# Worker processes only: the Worker loaded by the initializer, used by every item this process rigs, and the
+# shared array where it notes when it starts each item.
 _PROCESS_WORKER: Worker | None = None
+_PROCESS_STARTED: Any = None
 
 
-def _init_process(options: BatchOptions, outdir: Path, counter: Any, threads: int) -> None:
-    global _PROCESS_WORKER
+def _init_process(options: BatchOptions, outdir: Path, counter: Any, started: Any, threads: int) -> None:
+    global _PROCESS_WORKER, _PROCESS_STARTED
     with counter.get_lock():
         index = counter.value
         counter.value += 1
     _exit_with_parent()
+    _PROCESS_STARTED = started
     _PROCESS_WORKER = Worker.start(options, outdir, worker_device(options.device, index), threads)
 
 
-def _rig_in_process(item: InputItem) -> ItemResult:
-    if _PROCESS_WORKER is None:
+def _rig_in_process(position: int, item: InputItem) -> ItemResult:
+    if _PROCESS_WORKER is None or _PROCESS_STARTED is None:
         raise RuntimeError("worker process used before its initializer ran")
+    _PROCESS_STARTED[position] = time.monotonic()  # the same system-wide clock the parent reads
     return _PROCESS_WORKER.rig(item)
 
 

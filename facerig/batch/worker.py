@@ -81,9 +81,9 @@ class Worker:
             # Under the OUTDIR lock only this run writes these outputs: what temporaries exist are a killed run's.
             remove_stale_temps(planned_files(outputs))
             with _operator_cache(self.options.cache_dir) as cache_dir:
-                rig_options = RigOptions(up=self.options.up, front=self.options.front,
-                                         mirror_average=self.options.mirror_average, cache_dir=cache_dir,
-                                         limits=self.options.limits)
+                rig_options = RigOptions(up=self.options.up, front=self.options.front, units=self.options.units,
+                                         select=self.options.select, mirror_average=self.options.mirror_average,
+                                         cache_dir=cache_dir, limits=self.options.limits)
                 result = rig_and_write(item.path, self.outdir, self.options.formats, self.options.method,
                                        self.options.naming, rig_options, stem=item.output_stem, model=self.model,
                                        vocabulary=self.vocabulary)

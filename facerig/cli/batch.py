@@ -9,7 +9,7 @@ import typer
 
 from facerig.batch.options import Backend, BatchOptions
 from facerig.cli.app import app
-from facerig.cli.rig import FORMATS_HELP, checked_formats, parse_formats
+from facerig.cli.rig import FORMATS_HELP, SELECT_HELP, UNITS_HELP, checked_formats, parse_formats
 from facerig.exporters.common import Naming
 from facerig.rigging import RigMethod
 
@@ -89,6 +89,8 @@ def batch(
     ] = _DEFAULTS.naming,
     up: Annotated[Optional[str], typer.Option(help="Up axis of inputs that do not state one, e.g. +Z.")] = None,
     front: Annotated[Optional[str], typer.Option(help="Axis the faces look along, e.g. +Z.")] = None,
+    units: Annotated[Optional[str], typer.Option(help=UNITS_HELP)] = _DEFAULTS.units,
+    select: Annotated[Optional[str], typer.Option(help=SELECT_HELP)] = _DEFAULTS.select,
     mirror_average: Annotated[
         bool,
         typer.Option(help="Average with the mirror image's prediction: lower error, twice the network time."),
@@ -119,6 +121,8 @@ def batch(
         naming=naming,
         up=up,
         front=front,
+        units=units,
+        select=select,
         mirror_average=mirror_average,
         include=tuple(include or ()),
         exclude=tuple(exclude or ()),

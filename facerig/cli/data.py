@@ -1,9 +1,10 @@
-"""`facerig data ict`: build a training set from ICT-FaceKit (see :mod:`facerig.trainer.dataset`)."""
+"""`facerig data ict` / `facerig data rigs`: build a training set from ICT-FaceKit (see
+:mod:`facerig.trainer.dataset`) or from a studio's rigged heads (see :mod:`facerig.trainer.rigs`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -57,3 +58,31 @@ def ict(
     manifest = build_ict_dataset(source, output, options, workers=workers, overwrite=force, progress=True)
     counts = ", ".join(f"{key} {value}" for key, value in manifest["counts"].items())
     typer.echo(f"wrote {output}: {counts} ({manifest['build_seconds']} s)")
+
+
+@data_app.command("rigs")
+def rigs(
+    folder: Annotated[Path, typer.Argument(help="Folder of rigged heads: glTF/GLB morph targets or USD blend shapes (searched recursively).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Dataset folder to create (must be empty or absent).")],
+    mapping: Annotated[Optional[Path], typer.Option(help="JSON {their shape name: FACS name or null} for names the vocabulary does not know.")] = None,
+    select: Annotated[Optional[str], typer.Option(help="Keep only meshes whose node/prim (or an ancestor) name contains this, e.g. Head.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split of heads.")] = 0,
+    val_fraction: Annotated[float, typer.Option(help="Fraction of heads held out for validation.")] = 0.0,
+    test_fraction: Annotated[float, typer.Option(help="Fraction of heads held out for testing.")] = 0.0,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing dataset in OUTPUT.")] = False,
+) -> None:
+    """Build a dataset from a studio's rigged heads: shape names matched to FACS poses, one sample per head."""
+    from facerig.trainer.rigs import REPORT_STEM, build_rigs_dataset
+
+    summary = build_rigs_dataset(folder, output, mapping=mapping, select=select, seed=seed,
+                                 val_fraction=val_fraction, test_fraction=test_fraction, overwrite=force,
+                                 progress=True)
+    for file, head in summary["heads"].items():
+        if head["status"] == "refused":
+            typer.secho(f"refused {file}: {head['reason']}", fg=typer.colors.YELLOW, err=True)
+        else:
+            typer.echo(f"{file}: {len(head['labelled'])} poses, {len(head['unlabelled'])} unlabelled "
+                       f"-> {head['sample']} ({head['split']})")
+    counts = summary["counts"]
+    typer.echo(f"wrote {output}: {counts['imported']} of {counts['files']} heads "
+               f"(report: {output / (REPORT_STEM + '.md')})")

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Optional
 
+import numpy as np
 import typer
 
 from facerig.cli.app import app, error_line, fail
@@ -14,6 +15,8 @@ from facerig.exporters.common import Naming
 from facerig.rigging import RigMethod, RigOptions
 
 FORMATS_HELP = "Comma-separated output formats: npz (the rig bundle), usd, usda, usdc, glb, gltf, fbx."
+UNITS_HELP = "Length unit of the input: m, dm, cm, mm, in or ft; replaces the file's own (default: the file's, else guessed from the head's size)."
+SELECT_HELP = "Read only the meshes (OBJ/PLY: groups) whose own or a parent's name contains this text, or matches it as a glob ('Head*')."
 
 
 def checked_formats(value: str) -> str:
@@ -41,7 +44,7 @@ def parse_formats(formats: str) -> list[str]:
 
 @app.command()
 def rig(
-    heads: Annotated[list[Path], typer.Argument(help="Neutral head meshes (OBJ, PLY, glTF/GLB, USD).")],
+    heads: Annotated[list[Path], typer.Argument(help="Neutral head meshes (OBJ, PLY, glTF/GLB, USD, FBX).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder; created if missing.")],
     formats: Annotated[str, FORMAT_OPTION] = "npz",
     model: Annotated[Optional[Path], typer.Option(help="Packaged model folder; default: the bundled model.")] = None,
@@ -51,6 +54,8 @@ def rig(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     up: Annotated[Optional[str], typer.Option(help="Up axis of the input, e.g. +Y or +Z, when the file does not say.")] = None,
     front: Annotated[Optional[str], typer.Option(help="Axis the face looks along, e.g. +Z or -Y.")] = None,
+    units: Annotated[Optional[str], typer.Option(help=UNITS_HELP)] = None,
+    select: Annotated[Optional[str], typer.Option(help=SELECT_HELP)] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs (never an input file).")] = True,
     mirror_average: Annotated[bool, typer.Option(help="Average with the mirror image's prediction: lower error, twice the network time.")] = RigOptions.mirror_average,
 ) -> None:
@@ -75,7 +80,7 @@ def rig(
         from facerig.pipeline import load_model
 
         packaged = load_model(model, device)
-    options = RigOptions(up=up, front=front, mirror_average=mirror_average)
+    options = RigOptions(up=up, front=front, units=units, select=select, mirror_average=mirror_average)
     failed: list[Path] = []
     for head in heads:
         try:
@@ -87,10 +92,26 @@ def rig(
             error_line(str(exc))
             failed.append(head)
             continue
+        chosen = units_summary(result.rig.neutral, given=units is not None)["units"]
+        typer.echo(f"{head}: units {chosen['name']} ({chosen['source']})", err=True)
         written = ", ".join(str(path) for path in result.outputs)
         typer.echo(f"{head}: {result.rig.n_shapes} shapes in {result.timings.total:.2f} s -> {written}")
     if failed:
         fail(f"{len(failed)} of {len(heads)} heads failed: {', '.join(str(head) for head in failed)}")
+
+
+def units_summary(mesh, given: bool) -> dict:
+    """``mesh.summary()`` plus ``units`` (name, metres per unit, source: "--units", "file" or "guessed")
+    and ``size_m`` (the bounding box's extent in metres); ``given``: the unit came from ``--units``."""
+    from facerig.units import resolve_meters_per_unit, unit_name
+
+    summary = mesh.summary()
+    meters, guessed = resolve_meters_per_unit(mesh.meters_per_unit, mesh.vertices)
+    source = "--units" if given else "guessed" if guessed else "file"
+    summary["units"] = {"name": unit_name(meters), "meters_per_unit": meters, "source": source}
+    extent = np.asarray(summary["bbox_max"]) - np.asarray(summary["bbox_min"])
+    summary["size_m"] = [float(v) for v in extent * meters]
+    return summary
 
 
 @app.command()
@@ -122,6 +143,8 @@ def export(
 def info(
     file: Annotated[Path, typer.Argument(help="A mesh file or a .facerig.npz rig bundle.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+    units: Annotated[Optional[str], typer.Option(help=UNITS_HELP)] = None,
+    select: Annotated[Optional[str], typer.Option(help=SELECT_HELP)] = None,
 ) -> None:
     """Summarise a mesh or a rig bundle."""
     from facerig.rig import BUNDLE_SUFFIX, Rig
@@ -140,7 +163,7 @@ def info(
     else:
         from facerig.io import load_mesh
 
-        summary = {"kind": "mesh", **load_mesh(file).summary()}
+        summary = {"kind": "mesh", **units_summary(load_mesh(file, units=units, select=select), given=units is not None)}
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
@@ -155,8 +178,12 @@ def info(
         typer.echo("  largest shapes: " + ", ".join(f"{n} {v:.3g}" for n, v in largest))
     else:
         typer.echo(f"mesh {file}")
-        for key in ("vertices", "polygons", "triangles", "components", "up_axis", "meters_per_unit"):
+        for key in ("vertices", "polygons", "triangles", "components", "groups", "up_axis", "meters_per_unit"):
             typer.echo(f"  {key}: {summary[key]}")
         typer.echo(f"  bbox: {summary['bbox_min']} .. {summary['bbox_max']}")
+        size = " x ".join(f"{extent:.3g}" for extent in summary["size_m"])
+        unit = summary["units"]
+        label = {"file": "file units", "guessed": "guessed units"}.get(unit["source"], unit["source"])
+        typer.echo(f"  size: {size} m ({label}: {unit['name']})")
         for warning in summary["warnings"]:
             typer.echo(f"  warning: {warning}")

@@ -23,6 +23,7 @@ from facerig.canonical import CanonicalFrame, canonical_frame
 from facerig.errors import ExportError
 from facerig.mesh import Mesh
 from facerig.rig import Rig
+from facerig.units import resolve_meters_per_unit
 from facerig.vocabulary import Vocabulary, load_vocabulary
 
 
@@ -49,11 +50,6 @@ SPARSE_MAX_FRACTION = 0.5
 # float32). Without it, network-predicted shapes (never exactly zero) would never be sparse.
 ZERO_TOLERANCE_REL = 2.0**-23
 
-# Unit policy when the mesh file does not state its unit (OBJ, PLY): a human head is about 0.3 m tall, so
-# pick the common unit that makes the mesh's largest extent closest to that (in log scale). ICT-FaceKit
-# (34 units tall, centimetres) resolves to 0.01; a 0.3-unit head resolves to metres.
-HEAD_SIZE_M = 0.3
-CANDIDATE_UNITS_M = {"m": 1.0, "cm": 0.01, "mm": 0.001}
 # Up axis when the file does not state it: +Y, the OBJ/glTF convention and facerig's canonical frame.
 DEFAULT_UP_AXIS = "Y"
 
@@ -98,7 +94,7 @@ class ExportRig:
         shapes: the shapes in export order; correctives are ordinary shapes.
         correctives: corrective shape name -> names of the shapes whose weights multiply to drive it.
         up_axis: "Y" or "Z", resolved (see :data:`DEFAULT_UP_AXIS`).
-        meters_per_unit: the mesh's unit in metres, resolved (see :func:`infer_meters_per_unit`).
+        meters_per_unit: the mesh's unit in metres, resolved (see :func:`facerig.units.resolve_meters_per_unit`).
         naming: the naming preset the shapes were gathered with ("facs" or "arkit").
         metadata: the facts recorded beside the shapes (see :func:`describe`).
     """
@@ -191,14 +187,6 @@ def export_name(name: str) -> str:
     return cleaned[:MAX_NAME_BYTES]
 
 
-def infer_meters_per_unit(vertices: np.ndarray) -> float:
-    """The unit (metres per unit) that makes a head of these (V, 3) positions about 0.3 m tall."""
-    extent = float(np.ptp(vertices, axis=0).max())
-    if extent <= 0.0:
-        return 1.0
-    return min(CANDIDATE_UNITS_M.values(), key=lambda unit: abs(np.log(extent * unit / HEAD_SIZE_M)))
-
-
 def _moving_indices(deltas: np.ndarray, tolerance: float) -> np.ndarray:
     """(K,) int64 indices of rows of (V, 3) ``deltas`` with a component above ``tolerance``."""
     return np.flatnonzero(np.abs(deltas).max(axis=1) > tolerance).astype(np.int64)
@@ -262,10 +250,8 @@ def gather(rig: Rig, naming: str = "facs", *, vocabulary: Vocabulary | None = No
     shapes = tuple(_make_shape(renames[name], deltas, tolerance) for name, deltas in sources)
     correctives = {renames[c]: tuple(renames[d] for d in drivers) for c, drivers in correctives.items()}
 
-    if mesh.meters_per_unit is not None:
-        meters_per_unit, unit_source = float(mesh.meters_per_unit), "file"
-    else:
-        meters_per_unit, unit_source = infer_meters_per_unit(mesh.vertices), "inferred from head size"
+    meters_per_unit, guessed = resolve_meters_per_unit(mesh.meters_per_unit, mesh.vertices)
+    unit_source = "inferred from head size" if guessed else "file"
     up_axis, up_source = (mesh.up_axis, "file") if mesh.up_axis else (DEFAULT_UP_AXIS, "default")
 
     metadata = {
@@ -320,7 +306,7 @@ def describe(ir: ExportRig) -> dict[str, Any]:
     JSON-serialisable. Each corrective is ``{"drivers": [...], "rule": "product"}``: its weight is the
     product of its drivers' weights.
     """
-    from facerig import __version__
+    from facerig.version import __version__
 
     return {
         "version": METADATA_VERSION,

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facerig.exporters.common import Exporter, ExportOptions, ExportRig, describe
+from facerig.geometry import vertex_normals
 
 # Spec constants (glTF 2.0 §3.6.2, §5.1).
 FLOAT, UNSIGNED_BYTE, UNSIGNED_SHORT, UNSIGNED_INT = 5126, 5121, 5123, 5125
@@ -121,19 +122,6 @@ def split_primitives(ir: ExportRig) -> list[Primitive]:
     return primitives
 
 
-def vertex_normals(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """(V, 3) float32 unit area-weighted vertex normals; +Y for a vertex on no (or only degenerate) triangles."""
-    a, b, c = (points[triangles[:, i]] for i in range(3))
-    face = np.cross(b - a, c - a)
-    normals = np.zeros_like(points)
-    for i in range(3):
-        np.add.at(normals, triangles[:, i], face)
-    length = np.linalg.norm(normals, axis=1, keepdims=True)
-    flat = length[:, 0] <= 1e-20
-    normals = np.where(flat[:, None], [0.0, 1.0, 0.0], normals / np.where(flat[:, None], 1.0, length))
-    return normals.astype(np.float32)
-
-
 # ---------------------------------------------------------------------------------------------- document
 class _Buffer:
     """The binary buffer and the bufferView/accessor lists that point into it."""
@@ -189,7 +177,7 @@ def _build_document(ir: ExportRig, options: ExportOptions, buffer: _Buffer) -> d
     moves = np.zeros((len(ir.shapes), mesh.n_vertices), bool)  # (S, V) which rig vertices each shape moves
     for k, shape in enumerate(ir.shapes):
         moves[k, shape.indices] = True
-    normals = vertex_normals(mesh.vertices @ frame.T, mesh.triangles)
+    normals = vertex_normals(mesh.vertices @ frame.T, mesh.triangles, fallback=(0.0, 1.0, 0.0)).astype(np.float32)
     # glTF's UV origin is the top-left corner, USD's and OBJ's the bottom-left.
     uvs = None if mesh.uvs is None else np.stack([mesh.uvs[:, 0], 1.0 - mesh.uvs[:, 1]], axis=1).astype(np.float32)
 

@@ -7,13 +7,14 @@ groups), so every format reports the same problems in the same words.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence, Union
 
 import numpy as np
 
 from facerig.errors import MeshLoadError
+from facerig.io._select import name_matches
 from facerig.mesh import Mesh, source_name
 
 MeshSource = Union[str, Path, bytes]
@@ -111,6 +112,25 @@ def check_vertex_count(count: int, limits: LoadLimits, label: str) -> None:
         raise MeshLoadError(
             f"{count:,} vertices, over the limit of {limits.max_vertices:,} (LoadLimits.max_vertices)", label
         )
+
+
+def concatenate_uvs(
+    uvs: Sequence[np.ndarray | None], uv_indices: Sequence[np.ndarray | None], parts: str, warnings: list[str]
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """One UV array and per-corner indices into it from several parts' own, or (None, None) when a part has none.
+
+    Args:
+        uvs, uv_indices: per part, (T_i, 2) UVs and (N_i,) corner indices into them, or None when it has none.
+        parts: what a part is called in the warning ("meshes", "mesh nodes").
+        warnings: gets "UVs dropped: ..." when only some parts have UVs.
+    """
+    if all(uv is not None for uv in uvs):
+        starts = np.cumsum([0] + [len(uv) for uv in uvs[:-1]])
+        return np.concatenate(uvs), np.concatenate([index + start for index, start in zip(uv_indices, starts)])
+    if any(uv is not None for uv in uvs):
+        missing = sum(uv is None for uv in uvs)
+        warnings.append(f"UVs dropped: {missing} of {len(uvs)} {parts} have no texture coordinates")
+    return None, None
 
 
 def reversed_winding(counts: np.ndarray) -> np.ndarray:
@@ -250,4 +270,67 @@ def assemble_mesh(
         name=source.name,
         source=source.path,
         warnings=tuple(warnings),
+    )
+
+
+# ---------------------------------------------------------------------------------------------- blend shapes
+# Most offsets (shapes × vertices) a file's blend shapes may expand to: 1.2 GB as float32. Morph targets can
+# share one accessor, or be all-zero accessors without data, so the file's size does not bound this.
+MAX_SHAPE_OFFSETS = 100_000_000
+
+
+@dataclass(frozen=True, eq=False)
+class BlendShapes:
+    """A neutral mesh and the named blend shapes a file stores for it (glTF morph targets, USD BlendShapes).
+
+    Attributes:
+        mesh: the neutral, exactly as :func:`facerig.io.load_mesh` reads the file (same vertices, same order).
+        names: (S,) shape names as the file spells them; a name shared by several meshes of the file is one
+            shape (each mesh contributes its own vertices' offsets).
+        deltas: (S, V, 3) float32 offsets in the mesh's frame and units: node/prim transforms applied (their
+            linear part), zero on the vertices a shape does not store.
+    """
+
+    mesh: Mesh
+    names: tuple[str, ...]
+    deltas: np.ndarray
+
+
+def check_shape_budget(n_shapes: int, n_vertices: int, label: str) -> None:
+    """Raise before allocating when ``n_shapes`` dense shapes of ``n_vertices`` exceed :data:`MAX_SHAPE_OFFSETS`."""
+    if n_shapes * n_vertices > MAX_SHAPE_OFFSETS:
+        raise MeshLoadError(
+            f"{n_shapes:,} blend shapes × {n_vertices:,} vertices is over the limit of {MAX_SHAPE_OFFSETS:,} offsets",
+            label,
+        )
+
+
+def select_groups(mesh: Mesh, select: str) -> Mesh:
+    """Only the polygon groups of ``mesh`` whose name matches ``select`` (:mod:`facerig.io._select`), re-indexed.
+
+    How ``select`` works for formats without a node hierarchy (OBJ ``o``/``g``/``usemtl`` groups, PLY's one group).
+
+    Raises:
+        MeshLoadError: no group matches (the message lists the group names).
+    """
+    chosen = np.array([name_matches(select, [name]) for name in mesh.group_names])
+    if not chosen.any():
+        raise MeshLoadError(
+            f"no group named like {select!r}; groups: {', '.join(mesh.group_names)}", mesh.source or mesh.name
+        )
+    polygons = chosen[mesh.polygon_groups]
+    corners = np.repeat(polygons, mesh.face_vertex_counts)
+    indices = mesh.face_vertex_indices[corners]
+    used = np.unique(indices)
+    new_index = np.full(mesh.n_vertices, -1, np.int64)
+    new_index[used] = np.arange(len(used))
+    group_map = np.cumsum(chosen) - 1
+    return replace(
+        mesh,
+        vertices=mesh.vertices[used],
+        face_vertex_counts=mesh.face_vertex_counts[polygons],
+        face_vertex_indices=new_index[indices],
+        uv_indices=None if mesh.uv_indices is None else mesh.uv_indices[corners],
+        polygon_groups=group_map[mesh.polygon_groups[polygons]],
+        group_names=tuple(name for name, keep in zip(mesh.group_names, chosen) if keep),
     )

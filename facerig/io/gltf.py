@@ -7,9 +7,11 @@ costs about a millisecond per object, and animated characters carry hundreds of 
 
 What is read, per glTF 2.0: node transforms (``matrix`` or TRS, composed down the hierarchy) are
 applied to POSITION; TEXCOORD_0 becomes the UVs; triangle lists, strips and fans, indexed or not;
-one polygon group per primitive instance. Morph targets are ignored (weights 0: the neutral). Skinned
-meshes are taken in their bind pose: positions as stored, with their node's transform. glTF is Y-up
-in metres by definition, so ``up_axis="Y"`` and ``meters_per_unit=1.0``.
+one polygon group per primitive instance. :func:`load_gltf` ignores morph targets (weights 0: the
+neutral); :func:`load_gltf_blend_shapes` reads them too (POSITION offsets, dense or sparse, named by the
+mesh's ``extras.targetNames``, turned by the node's transform like the positions). Skinned meshes are taken
+in their bind pose: positions as stored, with their node's transform. glTF is Y-up in metres by
+definition, so ``up_axis="Y"`` and ``meters_per_unit=1.0``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import json
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, NoReturn
+from typing import Any, Callable, Iterator, NoReturn, TypeVar
 from urllib.parse import unquote
 
 import numpy as np
@@ -27,21 +29,25 @@ import pygltflib
 
 from facerig.errors import MeshLoadError
 from facerig.io._common import (
+    BlendShapes,
     LoadLimits,
     MeshSource,
     Source,
     assemble_mesh,
     check_file,
+    check_shape_budget,
     check_vertex_count,
     read_source,
     reject_binary,
 )
+from facerig.io._select import name_matches
 from facerig.mesh import Mesh
 
 _COMPONENT_TYPES = {5120: "i1", 5121: "u1", 5122: "i2", 5123: "u2", 5125: "u4", 5126: "f4"}
 _COMPONENTS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
 _TRIANGLES, _TRIANGLE_STRIP, _TRIANGLE_FAN = 4, 5, 6
 _UNSUPPORTED_EXTENSIONS = {"KHR_draco_mesh_compression", "EXT_meshopt_compression"}
+_Result = TypeVar("_Result")
 
 
 def load_gltf(source: MeshSource, limits: LoadLimits | None = None, *, select: str | None = None) -> Mesh:
@@ -50,14 +56,36 @@ def load_gltf(source: MeshSource, limits: LoadLimits | None = None, *, select: s
     Args:
         source: a .gltf/.glb path, or the bytes of a .glb (a .gltf with external buffers needs its path).
         limits: file size and vertex count bounds.
-        select: keep only mesh nodes whose own name or an ancestor's name contains this string
-            (case-sensitive), e.g. ``select="Head"`` keeps a character's head and drops its body.
+        select: keep only mesh nodes whose own name or an ancestor's name matches (a substring, or a glob
+            such as ``"Head*"``: :mod:`facerig.io._select`), e.g. ``select="Head"`` keeps a character's head
+            and drops its body.
     Returns:
         A Mesh with one group per primitive instance, named ``"<mesh name>.<primitive index>"``.
     Raises:
         MeshLoadError: truncated or malformed container/JSON/buffers, compressed meshes, no triangles,
             nothing matching ``select``, or over ``limits``.
     """
+    return _read(source, limits, lambda reader: reader.read(select))
+
+
+def load_gltf_blend_shapes(source: MeshSource, limits: LoadLimits | None = None, *,
+                           select: str | None = None) -> BlendShapes:
+    """Read a glTF/GLB file's mesh (as :func:`load_gltf`) and the morph targets of every primitive it keeps.
+
+    A target is named by its mesh's ``extras.targetNames`` (``"<mesh>.target<k>"`` when the mesh has none);
+    targets of the same name in several meshes are one shape. Offsets get the linear part of the node's
+    world transform, as positions get the whole transform.
+
+    Raises:
+        MeshLoadError: as :func:`load_gltf`; also a target whose offset count differs from its primitive's
+            vertex count, a name repeated within one mesh, or more offsets than
+            :data:`facerig.io._common.MAX_SHAPE_OFFSETS`.
+    """
+    return _read(source, limits, lambda reader: reader.read_blend_shapes(select))
+
+
+def _read(source: MeshSource, limits: LoadLimits | None, action: Callable[["_Reader"], _Result]) -> _Result:
+    """Open the container and JSON of ``source`` and run ``action`` on a reader of it."""
     limits = limits or LoadLimits()
     src = read_source(source, limits)
     json_text, blob = _split_container(src)
@@ -68,7 +96,7 @@ def load_gltf(source: MeshSource, limits: LoadLimits | None = None, *, select: s
     if not isinstance(document, dict) or not str(document.get("asset", {}).get("version", "")).startswith("2"):
         raise MeshLoadError("not a glTF 2.0 document (asset.version must be 2.x)", src.label)
     try:
-        return _Reader(src, limits, _Document(document), blob).read(select)
+        return action(_Reader(src, limits, _Document(document), blob))
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
         # pygltflib does not check types or references; a broken document surfaces as one of these.
         raise MeshLoadError(f"malformed glTF ({type(exc).__name__}: {exc})", src.label) from None
@@ -184,6 +212,18 @@ class _Parts:
     n_vertices: int = 0
 
 
+@dataclass(frozen=True)
+class _Morphs:
+    """The morph targets of one primitive instance, read only when blend shapes are asked for."""
+
+    label: str  # "<mesh name>.<primitive index>"
+    mesh: int  # index of the glTF mesh (its extras name the targets)
+    start: int  # the primitive's first vertex in the assembled mesh
+    count: int  # its vertex count
+    accessors: tuple[int | None, ...]  # POSITION accessor per target (None: the target moves no point)
+    linear: np.ndarray  # (3, 3) linear part of the node's world transform
+
+
 class _Reader:
     """Walks the default scene and gathers its triangle primitives into one Mesh."""
 
@@ -191,6 +231,7 @@ class _Reader:
         self.src, self.limits, self.doc, self.blob = src, limits, document, blob
         self.buffers: dict[int, bytes] = {}
         self.warnings: list[str] = []
+        self.morphs: list[_Morphs] = []
 
     def fail(self, reason: str) -> NoReturn:
         raise MeshLoadError(reason, self.src.label)
@@ -231,6 +272,36 @@ class _Reader:
             up_axis="Y", meters_per_unit=1.0, warnings=self.warnings,
         )  # fmt: skip
 
+    def read_blend_shapes(self, select: str | None) -> BlendShapes:
+        mesh = self.read(select)
+        target_names = [self._target_names(morphs.mesh, len(morphs.accessors)) for morphs in self.morphs]
+        names = list(dict.fromkeys(name for per_primitive in target_names for name in per_primitive))
+        check_shape_budget(len(names), mesh.n_vertices, self.src.label)
+        row = {name: i for i, name in enumerate(names)}
+        deltas = np.zeros((len(names), mesh.n_vertices, 3), np.float32)
+        for morphs, morph_names in zip(self.morphs, target_names):
+            for name, accessor in zip(morph_names, morphs.accessors):
+                if accessor is None:
+                    continue
+                offsets = self._accessor(accessor, f"morph target {name!r} of {morphs.label}")
+                if offsets.shape != (morphs.count, 3):
+                    self.fail(f"morph target {name!r} of primitive {morphs.label} has {len(offsets):,} offsets "
+                              f"for its {morphs.count:,} vertices")
+                deltas[row[name], morphs.start : morphs.start + morphs.count] = offsets @ morphs.linear.T
+        return BlendShapes(mesh=mesh, names=tuple(names), deltas=deltas)
+
+    def _target_names(self, mesh_index: int, count: int) -> tuple[str, ...]:
+        """The mesh's ``extras.targetNames`` when they name its ``count`` targets, else ``<mesh>.target<k>``."""
+        mesh = self.doc.get("meshes", mesh_index)
+        mesh_name = mesh.name or f"mesh{mesh_index}"
+        given = (mesh.extras or {}).get("targetNames") if isinstance(mesh.extras, dict) else None
+        if isinstance(given, list) and len(given) == count and all(isinstance(n, str) for n in given):
+            if len(set(given)) != len(given):
+                repeated = sorted({n for n in given if given.count(n) > 1})
+                self.fail(f"mesh {mesh_name!r} names several morph targets {', '.join(map(repr, repeated))}")
+            return tuple(given)
+        return tuple(f"{mesh_name}.target{k}" for k in range(count))
+
     def _walk_scene(self, select: str | None) -> Iterator[tuple[int, np.ndarray, bool]]:
         """Yield (node index, (4, 4) world matrix, selected?) for every node of the default scene."""
         if self.doc.count("scenes"):
@@ -247,7 +318,7 @@ class _Reader:
             visited.add(index)
             node = self.doc.get("nodes", index)
             world = parent @ node_matrix(node)
-            chosen = chosen or (select is not None and select in (node.name or ""))
+            chosen = chosen or (select is not None and name_matches(select, [node.name or ""]))
             yield index, world, chosen
             stack.extend((child, world, chosen) for child in reversed(node.children or []))
 
@@ -284,6 +355,12 @@ class _Reader:
             name = f"{mesh_name}.{p}"
             if name in parts.names:  # the same mesh instanced by several nodes
                 name = f"{name}@{node.name or node_index}"
+            if primitive.targets:
+                self.morphs.append(_Morphs(
+                    label=name, mesh=node.mesh, start=parts.n_vertices, count=len(positions),
+                    accessors=tuple(t.get("POSITION") if isinstance(t, dict) else None for t in primitive.targets),
+                    linear=world[:3, :3],
+                ))  # fmt: skip
             world_positions = positions.astype(np.float64) @ world[:3, :3].T + world[:3, 3]
             parts.vertices.append(world_positions)
             parts.triangles.append(triangles + parts.n_vertices)
@@ -402,3 +479,4 @@ class _Reader:
 
 
 LOADERS = {"gltf": load_gltf, "glb": load_gltf}
+SHAPE_LOADERS = {"gltf": load_gltf_blend_shapes, "glb": load_gltf_blend_shapes}

@@ -6,28 +6,37 @@ purpose is ``guide`` or ``proxy`` are skipped: guides are not geometry and proxi
 meshes. World transforms come from ``UsdGeom.XformCache``; ``primvars:st`` (or the first texture
 coordinate primvar) with faceVarying or vertex interpolation becomes the UVs. The stage's
 ``upAxis`` and ``metersPerUnit`` (USD's fallbacks when unauthored: Y and 0.01) are recorded.
+
+:func:`load_usd_blend_shapes` also reads each kept Mesh's UsdSkel blend shapes (``skel:blendShapes`` names,
+``skel:blendShapeTargets`` BlendShape prims: ``offsets`` plus optional ``pointIndices``; inbetweens and
+normal offsets are not read), turned by the prim's world transform like its points.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from facerig.errors import MeshLoadError
 from facerig.io._common import (
+    BlendShapes,
     LoadLimits,
     Source,
     assemble_mesh,
     check_file,
+    check_shape_budget,
     check_vertex_count,
+    concatenate_uvs,
     reversed_winding,
 )
+from facerig.io._select import name_matches
 from facerig.mesh import Mesh, source_name
 
 try:
-    from pxr import Sdf, Tf, Usd, UsdGeom
+    from pxr import Sdf, Tf, Usd, UsdGeom, UsdSkel
 except ImportError as _exc:  # usd-core is optional for the other formats; say so on first USD use
     _PXR_IMPORT_ERROR: ImportError | None = _exc
 else:
@@ -44,14 +53,92 @@ def load_usd(source: str | Path, limits: LoadLimits | None = None, *, select: st
         source: path of a .usd/.usda/.usdc/.usdz file (USD resolves references relative to it, so
             bytes are not accepted).
         limits: file size and vertex count bounds.
-        select: keep only Mesh prims whose path contains this string (case-sensitive), i.e. whose
-            own name or an ancestor's name contains it.
+        select: keep only Mesh prims whose own name or an ancestor's name matches (a substring, or a
+            glob such as ``"Head*"``: :mod:`facerig.io._select`).
     Raises:
         MeshLoadError: not a USD file, USD cannot open it, no meshes, malformed mesh data, or over ``limits``.
     """
+    limits = limits or LoadLimits()
+    src, stage = _open_stage(source, limits)
+    return _read_stage(src, stage, limits, select)
+
+
+def load_usd_blend_shapes(source: str | Path, limits: LoadLimits | None = None, *,
+                          select: str | None = None) -> BlendShapes:
+    """Read a USD stage's meshes (as :func:`load_usd`) and the UsdSkel blend shapes bound to them.
+
+    A blend shape is named by the mesh's ``skel:blendShapes`` token; the same name on several meshes is one
+    shape. Offsets get the linear part of the prim's world transform, as points get the whole transform.
+
+    Raises:
+        MeshLoadError: as :func:`load_usd`; also names and targets of different lengths, a target that is
+            not a BlendShape, offsets that do not match the points (or ``pointIndices``), indices out of
+            range, or more offsets than :data:`facerig.io._common.MAX_SHAPE_OFFSETS`.
+    """
+    limits = limits or LoadLimits()
+    src, stage = _open_stage(source, limits)
+    kept: list[_KeptPrim] = []
+    mesh = _read_stage(src, stage, limits, select, kept)
+    bound = [(prim, *_bound_shapes(src, stage, prim)) for prim in kept]
+    names = list(dict.fromkeys(name for _, shape_names, _ in bound for name in shape_names))
+    check_shape_budget(len(names), mesh.n_vertices, src.label)
+    row = {name: i for i, name in enumerate(names)}
+    deltas = np.zeros((len(names), mesh.n_vertices, 3), np.float32)
+    time = Usd.TimeCode.EarliestTime()
+    for prim, shape_names, shapes in bound:
+        for name, shape in zip(shape_names, shapes):
+            where = f"{prim.path} blend shape {name!r} ({shape.GetPath()})"
+            offsets = _array(shape.GetOffsetsAttr().Get(time), np.float64).reshape(-1, 3)
+            indices = _array(shape.GetPointIndicesAttr().Get(time), np.int64)
+            if not shape.GetPointIndicesAttr().HasAuthoredValue():
+                indices = np.arange(len(offsets))
+                if len(offsets) != prim.count:
+                    raise MeshLoadError(f"{where}: {len(offsets):,} offsets for {prim.count:,} points", src.label)
+            elif len(indices) != len(offsets):
+                raise MeshLoadError(f"{where}: {len(offsets):,} offsets for {len(indices):,} pointIndices", src.label)
+            if len(indices) and (indices.min() < 0 or indices.max() >= prim.count):
+                raise MeshLoadError(f"{where}: point index out of range ({prim.count:,} points)", src.label)
+            deltas[row[name], prim.start + indices] = offsets @ prim.linear  # row vectors, as points
+    return BlendShapes(mesh=mesh, names=tuple(names), deltas=deltas)
+
+
+@dataclass(frozen=True)
+class _KeptPrim:
+    """Where one Mesh prim's points landed in the assembled mesh."""
+
+    path: str
+    prim: "Usd.Prim"
+    start: int
+    count: int
+    linear: np.ndarray  # (3, 3) linear part of its world transform, for row vectors
+
+
+def _bound_shapes(src: Source, stage: "Usd.Stage", kept: _KeptPrim) -> tuple[list[str], list["UsdSkel.BlendShape"]]:
+    """The names and BlendShape prims bound to a mesh by ``skel:blendShapes`` and ``skel:blendShapeTargets``."""
+    binding = UsdSkel.BindingAPI(kept.prim)
+    names = [str(n) for n in (binding.GetBlendShapesAttr().Get() or [])]
+    targets = binding.GetBlendShapeTargetsRel().GetTargets() if binding.GetBlendShapeTargetsRel() else []
+    if len(names) != len(targets):
+        raise MeshLoadError(
+            f"{kept.path}: {len(names)} skel:blendShapes names but {len(targets)} skel:blendShapeTargets", src.label
+        )
+    if len(set(names)) != len(names):
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        raise MeshLoadError(f"{kept.path}: skel:blendShapes names {', '.join(map(repr, repeated))} twice", src.label)
+    shapes = []
+    for name, target in zip(names, targets):
+        shape = UsdSkel.BlendShape(stage.GetPrimAtPath(target))
+        if not shape:
+            raise MeshLoadError(f"{kept.path}: blend shape {name!r} targets {target}, which is not a BlendShape",
+                                src.label)
+        shapes.append(shape)
+    return names, shapes
+
+
+def _open_stage(source: str | Path, limits: LoadLimits) -> tuple[Source, "Usd.Stage"]:
+    """The checked file as a Source (no bytes: USD reads the path) and its stage, every payload loaded."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         raise MeshLoadError("USD is read from a file path, not from bytes", "<bytes>")
-    limits = limits or LoadLimits()
     path = check_file(source, limits)
     if _PXR_IMPORT_ERROR is not None:
         raise MeshLoadError(f"reading USD needs usd-core (pip install usd-core): {_PXR_IMPORT_ERROR}", path)
@@ -63,8 +150,7 @@ def load_usd(source: str | Path, limits: LoadLimits | None = None, *, select: st
         stage = Usd.Stage.Open(str(path), Usd.Stage.LoadAll)
     except Tf.ErrorException as exc:
         raise MeshLoadError(f"USD cannot open it: {_usd_reason(exc)}", path) from None
-    src = Source(b"", str(path), source_name(path), str(path))
-    return _read_stage(src, stage, limits, select)
+    return Source(b"", str(path), source_name(path), str(path)), stage
 
 
 def _usd_reason(exc: Exception) -> str:
@@ -73,7 +159,9 @@ def _usd_reason(exc: Exception) -> str:
     return "; ".join(dict.fromkeys(reasons)) or str(exc).strip().splitlines()[-1]
 
 
-def _read_stage(src: Source, stage: "Usd.Stage", limits: LoadLimits, select: str | None) -> Mesh:
+def _read_stage(src: Source, stage: "Usd.Stage", limits: LoadLimits, select: str | None,
+                kept: list[_KeptPrim] | None = None) -> Mesh:
+    """Every kept Mesh prim as one Mesh; ``kept``, when given, gets where each prim's points went."""
     time = Usd.TimeCode.EarliestTime()
     root = stage.GetDefaultPrim() or stage.GetPseudoRoot()
     xforms = UsdGeom.XformCache(time)
@@ -88,7 +176,7 @@ def _read_stage(src: Source, stage: "Usd.Stage", limits: LoadLimits, select: str
             continue
         if UsdGeom.Imageable(prim).ComputePurpose() in (UsdGeom.Tokens.guide, UsdGeom.Tokens.proxy):
             continue
-        if select is not None and select not in str(prim.GetPath()):
+        if select is not None and not name_matches(select, str(prim.GetPath()).split("/")):
             continue
         mesh = UsdGeom.Mesh(prim)
         where = str(prim.GetPath())
@@ -119,6 +207,8 @@ def _read_stage(src: Source, stage: "Usd.Stage", limits: LoadLimits, select: str
             poly_corners = poly_corners[order]
             uv_index = None if uv_index is None else uv_index[order]
 
+        if kept is not None:
+            kept.append(_KeptPrim(where, prim, n_vertices, len(points), matrix[:3, :3]))
         name = prim.GetName() if prim.GetName() not in names else where
         vertices.append(points)
         counts.append(poly_counts)
@@ -136,14 +226,7 @@ def _read_stage(src: Source, stage: "Usd.Stage", limits: LoadLimits, select: str
         raise MeshLoadError(f"no Mesh prims {scope}under {root.GetPath()}", src.label)
     if empty:
         warnings.append(f"skipped Mesh prims without points or faces: {', '.join(empty)}")
-    all_uvs = all_uv_indices = None
-    if all(uv is not None for uv in uvs):
-        offsets = np.cumsum([0] + [len(uv) for uv in uvs[:-1]])
-        all_uvs = np.concatenate(uvs)
-        all_uv_indices = np.concatenate([index + offset for index, offset in zip(uv_indices, offsets)])
-    elif any(uv is not None for uv in uvs):
-        missing = sum(uv is None for uv in uvs)
-        warnings.append(f"UVs dropped: {missing} of {len(uvs)} meshes have no texture coordinates")
+    all_uvs, all_uv_indices = concatenate_uvs(uvs, uv_indices, "meshes", warnings)
     return assemble_mesh(
         src, np.concatenate(vertices), np.concatenate(counts), np.concatenate(corners),
         uvs=all_uvs, uv_indices=all_uv_indices, groups=np.concatenate(groups), group_names=names,
@@ -193,3 +276,4 @@ def _texture_coordinates(
 
 
 LOADERS = {"usd": load_usd, "usda": load_usd, "usdc": load_usd, "usdz": load_usd}
+SHAPE_LOADERS = {suffix: load_usd_blend_shapes for suffix in LOADERS}

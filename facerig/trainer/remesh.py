@@ -16,8 +16,8 @@ does that with plain numpy/scipy in three steps:
    weights, so any per-vertex source quantity (positions, pose deltas) carries over as a sparse
    (N, V_source) matrix product.
 
-Closest points are exact: :func:`closest_points` searches candidate triangles with a ``cKDTree`` over
-sample points covering the triangles and grows the candidate set until the result is certified.
+Closest points are exact (:class:`facerig.geometry.SurfaceIndex`, re-exported here with the other geometry
+this module's callers use).
 """
 
 from __future__ import annotations
@@ -26,8 +26,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse
-import scipy.sparse.csgraph
-from scipy.spatial import cKDTree
+
+from facerig.geometry import (
+    SurfaceIndex,
+    closest_point_on_triangles,
+    closest_points,
+    connected_components,
+    cross_rows,
+    dot_rows,
+    face_normals,
+    norm_rows,
+    triangle_quality,
+    vertex_normals,
+)
 
 __all__ = [
     "RemeshOptions",
@@ -46,198 +57,15 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------------------------- geometry
-# Row-wise 3-vector helpers: numpy's generic reductions over a length-3 axis are several times slower.
-def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return a[:, 0] * b[:, 0] + a[:, 1] * b[:, 1] + a[:, 2] * b[:, 2]
-
-
-def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    x = a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1]
-    y = a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2]
-    z = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
-    return np.stack([x, y, z], axis=1)
-
-
-def _norm(a: np.ndarray) -> np.ndarray:
-    return np.sqrt(_dot(a, a))
+# Short local names for the row-wise helpers of the hot loops below.
+_dot, _cross, _norm = dot_rows, cross_rows, norm_rows
+# The one definition of a connected piece, under the name this module's interface has always used.
+connected_pieces = connected_components
 
 
 def _face_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """(F, 3) unnormalised face normals (length = twice the area)."""
-    a = vertices[triangles[:, 0]]
-    return _cross(vertices[triangles[:, 1]] - a, vertices[triangles[:, 2]] - a)
-
-
-def triangle_quality(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """(F,) shape quality 4·√3·area / Σ edge², 1 for equilateral, 0 for degenerate triangles."""
-    a, b, c = (vertices[triangles[:, k]] for k in range(3))
-    area2 = _norm(_cross(b - a, c - a))
-    ab, bc, ca = b - a, c - b, a - c
-    edges2 = _dot(ab, ab) + _dot(bc, bc) + _dot(ca, ca)
-    return 2.0 * np.sqrt(3.0) * area2 / np.maximum(edges2, 1e-300)
-
-
-def connected_pieces(n_vertices: int, triangles: np.ndarray) -> np.ndarray:
-    """(V,) int64 connected-piece id of each vertex; vertices in no triangle get their own piece."""
-    rows = triangles[:, [0, 1, 2]].ravel()
-    cols = triangles[:, [1, 2, 0]].ravel()
-    graph = scipy.sparse.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_vertices, n_vertices))
-    return scipy.sparse.csgraph.connected_components(graph, directed=False)[1].astype(np.int64)
-
-
-def closest_point_on_triangles(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """(N, 3) barycentric weights of the point of triangle (a[i], b[i], c[i]) closest to p[i].
-
-    Ericson, *Real-Time Collision Detection* §5.1.5, vectorised: the Voronoi region of p decides between a
-    corner, an edge and the interior. All inputs are (N, 3).
-    """
-    ab, ac, ap = b - a, c - a, p - a
-    d1, d2 = _dot(ab, ap), _dot(ac, ap)
-    bp = p - b
-    d3, d4 = _dot(ab, bp), _dot(ac, bp)
-    cp = p - c
-    d5, d6 = _dot(ab, cp), _dot(ac, cp)
-    va, vb, vc = d3 * d6 - d5 * d4, d5 * d2 - d1 * d6, d1 * d4 - d3 * d2
-    tiny = 1e-300
-    with np.errstate(divide="ignore", invalid="ignore"):
-        denom = va + vb + vc
-        v = np.where(np.abs(denom) > tiny, vb / denom, 1.0 / 3.0)
-        w = np.where(np.abs(denom) > tiny, vc / denom, 1.0 / 3.0)
-        bary = np.stack([1.0 - v - w, v, w], axis=1)
-        # Regions in reverse priority: each later assignment wins, so the corner tests (checked first in
-        # Ericson's scalar code) are applied last.
-        t_bc = (d4 - d3) / np.maximum((d4 - d3) + (d5 - d6), tiny)
-        m = (va <= 0) & (d4 - d3 >= 0) & (d5 - d6 >= 0)
-        bary[m] = np.stack([np.zeros(m.sum()), 1.0 - t_bc[m], t_bc[m]], axis=1)
-        t_ac = d2 / np.maximum(d2 - d6, tiny)
-        m = (vb <= 0) & (d2 >= 0) & (d6 <= 0)
-        bary[m] = np.stack([1.0 - t_ac[m], np.zeros(m.sum()), t_ac[m]], axis=1)
-        m = (d6 >= 0) & (d5 <= d6)
-        bary[m] = (0.0, 0.0, 1.0)
-        t_ab = d1 / np.maximum(d1 - d3, tiny)
-        m = (vc <= 0) & (d1 >= 0) & (d3 <= 0)
-        bary[m] = np.stack([1.0 - t_ab[m], t_ab[m], np.zeros(m.sum())], axis=1)
-        m = (d3 >= 0) & (d4 <= d3)
-        bary[m] = (0.0, 1.0, 0.0)
-        m = (d1 <= 0) & (d2 <= 0)
-        bary[m] = (1.0, 0.0, 0.0)
-    return np.clip(bary, 0.0, 1.0)
-
-
-def _triangle_samples(tri_xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Points covering every triangle: (S,) owner triangle, (S, 3) positions, covering radius h.
-
-    A triangle is split into n² similar sub-triangles, n = ⌈longest edge / median longest edge⌉, and each
-    sub-triangle contributes its centroid. A point of a sub-triangle is within 2/3 of a median, hence
-    within 2/3 of the sub-triangle's longest edge, of that centroid. Corners are never samples, so the
-    k nearest samples come from about k different triangles.
-    """
-    edges = np.linalg.norm(tri_xyz - np.roll(tri_xyz, 1, axis=1), axis=2)  # (F, 3)
-    longest = edges.max(axis=1)
-    step = max(float(np.quantile(longest, 0.25)), 1e-12)
-    levels = np.maximum(np.ceil(longest / step).astype(np.int64), 1)
-    spacing = float((longest / levels).max()) * 2.0 / 3.0
-    owners, points = [], []
-    for n in np.unique(levels):
-        faces = np.flatnonzero(levels == n)
-        i, j = np.triu_indices(n)  # j >= i: cell (i, j - i) with a + b <= n - 1
-        up = np.stack([i + 1 / 3, j - i + 1 / 3], axis=1)
-        i, j = np.triu_indices(n - 1) if n > 1 else (np.zeros(0, np.int64), np.zeros(0, np.int64))
-        down = np.stack([i + 2 / 3, j - i + 2 / 3], axis=1)
-        ab = np.concatenate([up, down]) / n
-        bary = np.stack([1.0 - ab[:, 0] - ab[:, 1], ab[:, 0], ab[:, 1]], axis=1)  # (G, 3)
-        owners.append(np.repeat(faces, len(bary)))
-        points.append(np.einsum("gk,fkd->fgd", bary, tri_xyz[faces]).reshape(-1, 3))
-    return np.concatenate(owners), np.concatenate(points), spacing
-
-
-class SurfaceIndex:
-    """Exact closest-point queries on a fixed triangle mesh, optionally restricted to matching groups.
-
-    Candidates are the triangles owning the k nearest of a set of sample points that covers every
-    triangle with spacing h (each surface point lies within h of a sample of its own triangle). A
-    triangle with no sample among the k nearest is at least d_k − h away, so the answer is certified
-    once the best distance found is ≤ d_k − h; uncertified points retry with a larger k.
-
-    Args:
-        vertices: (V, 3) mesh vertices; triangles: (F, 3) indices.
-        triangle_groups: (F,) int group of each triangle, or None. With groups, a query point only matches
-            triangles of its own group (an eyelash vertex never lands on a lid).
-    """
-
-    def __init__(self, vertices: np.ndarray, triangles: np.ndarray, triangle_groups: np.ndarray | None = None):
-        self.vertices = np.asarray(vertices, np.float64)
-        self.triangles = np.asarray(triangles, np.int64)
-        self._tri_xyz = self.vertices[self.triangles]  # (F, 3, 3)
-        self._owner, samples, self._spacing = _triangle_samples(self._tri_xyz)
-        self._grouped = triangle_groups is not None
-        if self._grouped:
-            # Groups become a 4th coordinate far apart, so one tree answers every group and the
-            # certification bound (d_k − h) also rules out other groups.
-            self._group_gap = 4.0 * (float(np.ptp(self.vertices, axis=0).max()) + 1.0)
-            self._triangle_groups = np.asarray(triangle_groups, np.int64)
-            groups = self._triangle_groups[self._owner, None].astype(np.float64)
-            samples = np.concatenate([samples, groups * self._group_gap], axis=1)
-        self._tree = cKDTree(samples)
-
-    def query(
-        self, points: np.ndarray, point_groups: np.ndarray | None = None, k_start: int = 16
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(N,) int64 triangle, (N, 3) float64 barycentrics and (N,) distance of the closest surface points.
-
-        ``points`` is (N, 3); ``point_groups`` (N,) is required exactly when the index has groups. Points
-        farther than the group gap from the mesh are not supported with groups.
-        """
-        points = np.asarray(points, np.float64)
-        if (point_groups is not None) != self._grouped:
-            raise ValueError("point_groups must be given exactly when the index has triangle groups")
-        query = points
-        if self._grouped:
-            query = np.concatenate([points, np.asarray(point_groups, np.float64)[:, None] * self._group_gap], 1)
-        n, n_samples = len(points), len(self._owner)
-        best_tri = np.zeros(n, np.int64)
-        best_bary = np.zeros((n, 3))
-        best_dist = np.full(n, np.inf)
-        todo = np.arange(n)
-        k = min(k_start, n_samples)
-        while len(todo):
-            dk, nearest = self._tree.query(query[todo], k=k)
-            dk, nearest = dk.reshape(len(todo), k), nearest.reshape(len(todo), k)
-            valid = np.isfinite(dk)
-            cand = self._owner[np.where(valid, nearest, 0)]
-            p = np.repeat(points[todo], k, axis=0)
-            t = self._tri_xyz[cand.ravel()]
-            bary = closest_point_on_triangles(p, t[:, 0], t[:, 1], t[:, 2])
-            dist = _norm(np.einsum("nk,nkd->nd", bary, t) - p).reshape(len(todo), k)
-            dist[~valid] = np.inf
-            if self._grouped:  # a candidate of another group shows up only when its own group is exhausted
-                dist[self._triangle_groups[cand] != np.asarray(point_groups)[todo, None]] = np.inf
-            j = dist.argmin(axis=1)
-            rows = np.arange(len(todo))
-            best_tri[todo] = cand[rows, j]
-            best_bary[todo] = bary.reshape(len(todo), k, 3)[rows, j]
-            best_dist[todo] = dist[rows, j]
-            if k >= n_samples:
-                break
-            certified = dist[rows, j] <= dk[:, -1] - self._spacing
-            todo = todo[~certified]
-            k = min(4 * k, n_samples)
-        return best_tri, best_bary, best_dist
-
-    def points(self, triangle: np.ndarray, barycentrics: np.ndarray) -> np.ndarray:
-        """(N, 3) positions of barycentric points on this mesh."""
-        return np.einsum("nk,nkd->nd", barycentrics, self._tri_xyz[triangle])
-
-
-def closest_points(
-    points: np.ndarray,
-    vertices: np.ndarray,
-    triangles: np.ndarray,
-    point_groups: np.ndarray | None = None,
-    triangle_groups: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One-off :meth:`SurfaceIndex.query`: (N,) triangle, (N, 3) barycentrics, (N,) distance."""
-    return SurfaceIndex(vertices, triangles, triangle_groups).query(points, point_groups)
+    return face_normals(vertices, triangles)
 
 
 # ---------------------------------------------------------------------------------------------- decimation
@@ -634,14 +462,6 @@ def _smooth_field(points: np.ndarray, rng: np.random.Generator, n_bumps: int = 6
     return np.clip(field, -1.0, 1.0)
 
 
-def _vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    fn = _face_normals(vertices, triangles)
-    vn = np.zeros_like(vertices)
-    for k in range(3):
-        np.add.at(vn, triangles[:, k], fn)
-    return vn / np.maximum(_norm(vn), 1e-300)[:, None]
-
-
 def _relax(
     new_v: np.ndarray,
     tris: np.ndarray,
@@ -663,7 +483,7 @@ def _relax(
     x = new_v.copy()
     for _ in range(iterations):
         lap = adj @ x / np.maximum(degree, 1)[:, None] - x
-        normal = _vertex_normals(x, tris)
+        normal = vertex_normals(x, tris)
         lap -= _dot(lap, normal)[:, None] * normal
         x = np.where(fixed[:, None], x, x + step * lap)
         x = project(x)

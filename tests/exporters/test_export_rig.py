@@ -12,7 +12,7 @@ from pxr import Usd, UsdSkel
 
 from facerig.errors import ExportError
 from facerig.exporters import EXPORTERS, export_rig, format_for_path
-from facerig.exporters.common import gather, infer_meters_per_unit
+from facerig.exporters.common import gather
 from facerig.rig import Rig
 from facerig.vocabulary import load_vocabulary
 
@@ -74,13 +74,6 @@ def test_npz_bundle_round_trip(tmp_path: Path, small_rig: Rig) -> None:
     assert loaded.corrective_recipes == small_rig.corrective_recipes
     np.testing.assert_array_equal(loaded.deltas, small_rig.deltas)
     np.testing.assert_array_equal(loaded.neutral.face_vertex_indices, small_rig.neutral.face_vertex_indices)
-
-
-def test_unit_inference() -> None:
-    head = np.array([[0.0, 0.0, 0.0], [25.0, 34.0, 22.0]])  # the ICT head, centimetres
-    assert infer_meters_per_unit(head) == 0.01
-    assert infer_meters_per_unit(head / 100) == 1.0
-    assert infer_meters_per_unit(head * 10) == 0.001
 
 
 def test_arkit_naming(tmp_path: Path, full_rig: Rig) -> None:

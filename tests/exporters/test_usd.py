@@ -122,7 +122,8 @@ def test_corrective_recipe_in_custom_data_and_sidecar(tmp_path: Path, small_rig:
     assert sidecar["format"] == "usda" and sidecar["file"] == "eye.usda"
     assert sidecar["correctives"] == {"JawDrop_LeftLipCornerPuller": recipe}
     assert sidecar["shapes"] == list(small_rig.shape_names)
-    assert sidecar["units"] == {"meters_per_unit": 0.01, "source": "inferred from head size"}
+    # The left-eye crop is 4.3 units across: by the head-size rule (facerig.units) a decimetre head.
+    assert sidecar["units"] == {"meters_per_unit": 0.1, "source": "inferred from head size"}
     # The file carries the same record as its sidecar.
     assert json.loads(data["json"]) == {k: v for k, v in sidecar.items() if k not in ("file", "format")}
 

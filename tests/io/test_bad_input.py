@@ -80,7 +80,7 @@ CASES: dict[str, tuple[str, bytes | str | Writer | None, str]] = {
     # ------------------------------------------------------------------ any format
     "missing file": ("nothing.obj", None, "file not found"),
     "directory": ("folder.obj", lambda p: p.mkdir(), "is a directory"),
-    "unsupported extension": ("head.stl", "solid x\n", "unsupported extension '.stl'; supported: .glb, .gltf, .obj"),
+    "unsupported extension": ("head.stl", "solid x\n", "unsupported extension '.stl'; supported: .fbx, .glb, .gltf, .obj"),
     "no extension": ("head", TRIANGLE_OBJ, "no file extension"),
     "empty obj": ("empty.obj", b"", "file is empty"),
     "empty ply": ("empty.ply", b"", "file is empty"),
@@ -251,4 +251,4 @@ def test_invalid_up_axis(tmp_path: Path) -> None:
 
 
 def test_supported_extensions_are_listed() -> None:
-    assert SUPPORTED_EXTENSIONS == (".glb", ".gltf", ".obj", ".ply", ".usd", ".usda", ".usdc", ".usdz")
+    assert SUPPORTED_EXTENSIONS == (".fbx", ".glb", ".gltf", ".obj", ".ply", ".usd", ".usda", ".usdc", ".usdz")

@@ -3,7 +3,6 @@ parser, plus small files that exercise each corner of the format."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -111,15 +110,6 @@ def test_ict_neutral_groups_come_from_usemtl(ict_neutral, ict_neutral_path: Path
     lash_polys = ict_neutral.polygon_groups == ict_neutral.group_names.index("M_EyeLashes")
     lash_vertices = np.unique(ict_neutral.face_vertex_indices[np.repeat(lash_polys, ict_neutral.face_vertex_counts)])
     assert lash_vertices.min() == 25_351 and lash_vertices.max() == 26_718
-
-
-def test_ict_neutral_loads_fast(ict_neutral_path: Path) -> None:
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        load_obj(ict_neutral_path)
-        best = min(best, time.perf_counter() - start)
-    assert best < 0.5, f"ICT neutral took {best:.3f} s"
 
 
 @pytest.mark.parametrize(
