@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -21,7 +20,6 @@ from facerig.operators import Operators, get_operators, mirrored_operators
 from facerig.rig import Rig
 from facerig.shells import bind_shells, find_eye_shells
 from facerig.timings import RigTimings
-from facerig.version import __version__
 from facerig.vocabulary import Vocabulary, load_vocabulary, mirror_permutation
 
 # Above this many vertices the eigenbasis is solved on a coarser vertex set and carried to all vertices
@@ -134,26 +132,20 @@ def rig_mesh(
     timings["assemble"] = time.perf_counter() - tick
     timings["total"] = time.perf_counter() - start
 
-    metadata: dict[str, Any] = {
-        "facerig_version": __version__,
-        "method": "network",
-        "model_id": packaged.model_id,
-        "model_name": packaged.name,
-        "vocabulary_id": vocabulary.id,
-        "canonical_frame": frame.to_dict(),
-        "eyeballs_turned": len(eyeballs) if turn_eyes else 0,
-        "eye_shell_vertices": 0 if shells is None else int(np.count_nonzero(np.isin(to_surface, shells.vertices))),
-        "mirror_averaged": mirror_average,
-        "offset_floor": floor,
-        "device": str(packaged.device),
-    }
-    return Rig(
-        neutral=mesh,
-        shape_names=vocabulary.shape_names,
-        deltas=blendshape_deltas,
-        corrective_recipes={c.name: c.bases for c in vocabulary.correctives},
-        metadata=metadata,
+    return Rig.from_vocabulary(
+        mesh,
+        vocabulary,
+        blendshape_deltas,
+        method="network",
+        frame=frame,
+        eyeballs_turned=len(eyeballs) if turn_eyes else 0,
         timings=RigTimings(**timings),
+        model_id=packaged.model_id,
+        model_name=packaged.name,
+        eye_shell_vertices=0 if shells is None else int(np.count_nonzero(np.isin(to_surface, shells.vertices))),
+        mirror_averaged=mirror_average,
+        offset_floor=floor,
+        device=str(packaged.device),
     )
 
 

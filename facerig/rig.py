@@ -28,7 +28,7 @@ import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,11 @@ from facerig.errors import BundleError, MeshLoadError
 from facerig.fileio import npz_bytes, write_bytes_atomic
 from facerig.mesh import Mesh
 from facerig.timings import RigTimings
+from facerig.version import __version__
+
+if TYPE_CHECKING:
+    from facerig.canonical import CanonicalFrame
+    from facerig.vocabulary import Vocabulary
 
 BUNDLE_VERSION = 1
 BUNDLE_SUFFIX = ".facerig.npz"
@@ -79,6 +84,36 @@ class Rig:
         unknown = [n for n in recipes if n not in self.shape_names]
         if unknown:
             raise BundleError(f"corrective recipes name shapes the rig lacks: {unknown[:3]}")
+
+    @classmethod
+    def from_vocabulary(
+        cls,
+        neutral: Mesh,
+        vocabulary: "Vocabulary",
+        deltas: np.ndarray,
+        *,
+        method: str,
+        frame: "CanonicalFrame",
+        eyeballs_turned: int,
+        timings: RigTimings | None = None,
+        **facts: Any,
+    ) -> "Rig":
+        """A rig of ``vocabulary``'s shapes and correctives, with the metadata every rigging method records
+        (facerig version, method, vocabulary id, canonical frame, eyeballs turned) followed by its own ``facts``.
+
+        Args:
+            deltas: (S, V, 3) in ``vocabulary.shape_names`` order, in the neutral's units and axes.
+        """
+        metadata = {
+            "facerig_version": __version__,
+            "method": method,
+            "vocabulary_id": vocabulary.id,
+            "canonical_frame": frame.to_dict(),
+            "eyeballs_turned": eyeballs_turned,
+            **facts,
+        }
+        recipes = {corrective.name: corrective.bases for corrective in vocabulary.correctives}
+        return cls(neutral, vocabulary.shape_names, deltas, recipes, metadata, timings)
 
     # ------------------------------------------------------------------ access
     @property

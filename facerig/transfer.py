@@ -29,7 +29,6 @@ import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import scipy.sparse
@@ -43,7 +42,6 @@ from facerig.geometry import SurfaceIndex, largest_area_component, skin_mask, ve
 from facerig.mesh import Mesh
 from facerig.rig import Rig
 from facerig.timings import RigTimings
-from facerig.version import __version__
 from facerig.vocabulary import Vocabulary, load_vocabulary
 
 TEMPLATE_PATH = Path(__file__).resolve().parent / "data" / "template" / "template.npz"
@@ -354,19 +352,13 @@ def rig_by_transfer(
                                        vocabulary.action_names)
     deltas = frame.deltas_from_canonical(deltas[:, to_surface]).astype(np.float32)
 
-    metadata: dict[str, Any] = {
-        "facerig_version": __version__,
-        "method": "transfer",
-        "vocabulary_id": vocabulary.id,
-        "canonical_frame": frame.to_dict(),
-        "eyeballs_turned": len(eyeballs),
-        "transfer": {"skin_rms_canonical": round(fit.skin_rms, 6), "similarity_scale": round(fit.scale, 6)},
-    }
-    return Rig(
-        neutral=mesh,
-        shape_names=vocabulary.shape_names,
-        deltas=deltas,
-        corrective_recipes={c.name: c.bases for c in vocabulary.correctives},
-        metadata=metadata,
+    return Rig.from_vocabulary(
+        mesh,
+        vocabulary,
+        deltas,
+        method="transfer",
+        frame=frame,
+        eyeballs_turned=len(eyeballs),
         timings=RigTimings(total=time.perf_counter() - start),
+        transfer={"skin_rms_canonical": round(fit.skin_rms, 6), "similarity_scale": round(fit.scale, 6)},
     )
