@@ -193,3 +193,10 @@ def test_an_output_folder_that_is_a_file_is_one_red_line(heads_dir, tmp_path, ca
     assert run(["rig", str(heads_dir / "suzanne.obj"), "-o", str(not_a_folder)]) == 1
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines == [f"error: {not_a_folder}: the output folder is a file"]
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_red_line(heads_dir, capsys) -> None:
+    unwritable = "/proc/facerig-out"  # procfs refuses new folders, even to root
+    assert run(["rig", str(heads_dir / "suzanne.obj"), "-o", unwritable]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {unwritable}: cannot create the output folder")
