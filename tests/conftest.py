@@ -76,7 +76,7 @@ def synthetic_rig(heads_dir: Path):
 _SLOW_FIXTURES = {"ict_dir", "ict_neutral_path", "ict_archive"}
 _SLOW_MODULES = {
     "test_blender.py", "test_ray_backend.py", "test_kill_resume.py", "test_worker_crash.py", "test_train.py",
-    "test_default_model.py", "test_batch_cli.py",
+    "test_default_model.py", "test_batch_cli.py", "test_batch_safety.py",
 }
 
 

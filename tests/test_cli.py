@@ -86,6 +86,7 @@ def glb_target_names(path) -> list[str]:
     return json.loads(data[20 : 20 + length])["meshes"][0]["extras"]["targetNames"]
 
 
+@pytest.mark.slow  # the transfer rig takes several seconds
 def test_method_and_naming_flags_reach_the_rig_and_its_files(model_dir, heads_dir, tmp_path) -> None:
     head = str(heads_dir / "suzanne.obj")
     network, transfer = tmp_path / "network", tmp_path / "transfer"
@@ -102,6 +103,7 @@ def test_method_and_naming_flags_reach_the_rig_and_its_files(model_dir, heads_di
     assert sidecar["naming"] == "arkit" and sidecar["rig"]["method"] == "transfer"
 
 
+@pytest.mark.slow  # two rigs, seven formats each
 def test_two_runs_write_byte_identical_files_in_every_format(model_dir, heads_dir, tmp_path) -> None:
     formats = "npz,usd,usda,usdc,glb,gltf,fbx"
     for folder in ("one", "two"):
