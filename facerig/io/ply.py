@@ -13,7 +13,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from facerig.errors import MeshLoadError
-from facerig.io._common import LoadLimits, MeshSource, Source, assemble_mesh, check_vertex_count, read_source
+from facerig.io._common import (
+    TEXT_PARSE_BYTES_PER_BYTE,
+    LoadLimits,
+    MeshSource,
+    Source,
+    assemble_mesh,
+    check_cost,
+    read_source,
+)
 from facerig.mesh import Mesh
 
 _TYPES = {
@@ -56,13 +64,15 @@ def load_ply(source: MeshSource, limits: LoadLimits | None = None) -> Mesh:
     vertex = next((e for e in elements if e.name == "vertex"), None)
     if vertex is None or vertex.count == 0:
         raise MeshLoadError("no 'vertex' element in the header", src.label)
-    check_vertex_count(vertex.count, limits, src.label)
-    names = {p.name for p in vertex.properties}
+    names = {p.name for p in vertex.properties if p.count_dtype is None}
     if not {"x", "y", "z"} <= names:
         raise MeshLoadError("the vertex element has no x, y, z properties", src.label)
     face = next((e for e in elements if e.name == "face"), None)
     if face is None or face.count == 0:
         raise MeshLoadError(f"{vertex.count:,} vertices but no faces: a point cloud is not a mesh", src.label)
+    # Counts come from the header: bound the cost (every face has at least 3 corners) before the body.
+    parse_bytes = len(src.data) * (TEXT_PARSE_BYTES_PER_BYTE if fmt == "ascii" else 1)
+    check_cost(limits, src.label, n_vertices=vertex.count, n_corners=3 * face.count, parse_bytes=parse_bytes)
     face_list = next((p for p in face.properties if p.name in _FACE_LISTS and p.count_dtype), None)
     if face_list is None:
         raise MeshLoadError("the face element has no vertex_indices list", src.label)
@@ -155,6 +165,16 @@ class _BinaryBody:
         return array
 
     def read(self, element: _Element) -> dict[str, object]:
+        # Every row holds at least its scalars and its list lengths: a count the body cannot hold is a
+        # truncated (or lying) file, found before walking millions of rows.
+        row_bytes = sum(np.dtype(p.count_dtype or p.dtype).itemsize for p in element.properties)
+        have = len(self.src.data) - self.offset
+        if row_bytes * element.count > have:
+            raise MeshLoadError(
+                f"truncated: element {element.name!r} declares {element.count:,} rows of at least {row_bytes} "
+                f"bytes, the file has {have:,} bytes left",
+                self.src.label,
+            )
         if all(p.count_dtype is None for p in element.properties):
             dtype = np.dtype([(f"p{i}", self.order + p.dtype) for i, p in enumerate(element.properties)])
             table = self._take(dtype, element.count, f"element {element.name!r}")
@@ -171,6 +191,8 @@ class _BinaryBody:
         if len(self.src.data) - self.offset < count_type.itemsize:
             return None
         first = int(np.frombuffer(self.src.data, count_type, 1, self.offset)[0])
+        if first < 0:
+            return None  # the row-by-row path reports it
         dtype = np.dtype([("n", count_type), ("items", self.order + prop.dtype, (first,))])
         if len(self.src.data) - self.offset < dtype.itemsize * element.count:
             return None
@@ -192,6 +214,8 @@ class _BinaryBody:
                     chunks[prop.name].append(self._take(value_type, 1, what))
                     continue
                 n = int(self._take(np.dtype(self.order + prop.count_dtype), 1, what)[0])
+                if n < 0:
+                    raise MeshLoadError(f"{what} row {len(counts[prop.name])}: negative list length {n}", self.src.label)
                 counts[prop.name].append(n)
                 chunks[prop.name].append(self._take(value_type, n, what))
         return _columns(element, counts, chunks)
@@ -224,7 +248,7 @@ class _AsciiBody:
                 return {p.name: table[:, i] for i, p in enumerate(element.properties)}
             # One list of constant length per row (all triangles, all quads): "n i0 ... i(n-1)".
             prop = element.properties[0]
-            n = int(table[0, 0]) if table.shape[1] else -1
+            n = int(table[0, 0]) if table.shape[1] and np.isfinite(table[0, 0]) else -1
             one_list = len(element.properties) == 1 and prop.count_dtype is not None
             if one_list and table.shape[1] == n + 1 and (table[:, 0] == n).all():
                 return {prop.name: (np.full(element.count, n, np.int64), table[:, 1:].reshape(-1))}

@@ -10,6 +10,8 @@ coordinate primvar) with faceVarying or vertex interpolation becomes the UVs. Th
 
 from __future__ import annotations
 
+import math
+import os
 import re
 from pathlib import Path
 
@@ -20,14 +22,14 @@ from facerig.io._common import (
     LoadLimits,
     Source,
     assemble_mesh,
-    check_file,
-    check_vertex_count,
+    check_cost,
     reversed_winding,
 )
+from facerig.io.sandbox import Sandbox
 from facerig.mesh import Mesh, source_name
 
 try:
-    from pxr import Sdf, Tf, Usd, UsdGeom
+    from pxr import Ar, Sdf, Tf, Usd, UsdGeom, UsdUtils
 except ImportError as _exc:  # usd-core is optional for the other formats; say so on first USD use
     _PXR_IMPORT_ERROR: ImportError | None = _exc
 else:
@@ -35,6 +37,7 @@ else:
 
 # What a USD file starts with: text layer, binary crate, or a usdz (zip) package.
 _SIGNATURES = (b"#usda", b"PXR-USDC", b"PK\x03\x04")
+_MAX_LAYERS = 256  # layers one input may compose; real assets have a handful
 
 
 def load_usd(source: str | Path, limits: LoadLimits | None = None, *, select: str | None = None) -> Mesh:
@@ -52,7 +55,8 @@ def load_usd(source: str | Path, limits: LoadLimits | None = None, *, select: st
     if isinstance(source, (bytes, bytearray, memoryview)):
         raise MeshLoadError("USD is read from a file path, not from bytes", "<bytes>")
     limits = limits or LoadLimits()
-    path = check_file(source, limits)
+    sandbox = Sandbox(source, limits)
+    path = sandbox.entry
     if _PXR_IMPORT_ERROR is not None:
         raise MeshLoadError(f"reading USD needs usd-core (pip install usd-core): {_PXR_IMPORT_ERROR}", path)
     with open(path, "rb") as handle:
@@ -60,11 +64,68 @@ def load_usd(source: str | Path, limits: LoadLimits | None = None, *, select: st
     if not head.startswith(_SIGNATURES):
         raise MeshLoadError("not a USD file (it starts with neither '#usda', 'PXR-USDC' nor a usdz header)", path)
     try:
-        stage = Usd.Stage.Open(str(path), Usd.Stage.LoadAll)
+        layers = _confined_layers(sandbox)
+        stage = Usd.Stage.Open(layers[0], Usd.Stage.LoadAll)
     except Tf.ErrorException as exc:
         raise MeshLoadError(f"USD cannot open it: {_usd_reason(exc)}", path) from None
+    checked = {layer.identifier for layer in layers}
+    stray = [layer.identifier for layer in stage.GetUsedLayers() if not layer.anonymous and layer.identifier not in checked]
+    if stray:  # composition reached a layer the dependency walk did not see: refuse rather than trust it
+        raise MeshLoadError(f"USD composed layers outside its checked dependencies: {', '.join(stray)}", path)
     src = Source(b"", str(path), source_name(path), str(path))
     return _read_stage(src, stage, limits, select)
+
+
+def _confined_layers(sandbox: Sandbox) -> list["Sdf.Layer"]:
+    """The input's root layer and every layer it composes (sublayers, references, payloads, value clips),
+    each admitted by the sandbox before it is opened; the root first.
+
+    Holding the opened layers makes the stage compose from exactly these: USD finds them in its layer
+    registry instead of resolving the asset paths again.
+    """
+    root = Sdf.Layer.FindOrOpen(str(sandbox.entry))
+    if root is None:
+        raise sandbox.fail("USD cannot open it")
+    layers = {root.identifier: root}
+    pending = [root]
+    while pending:
+        layer = pending.pop()
+        sublayers, references, payloads = UsdUtils.ExtractExternalReferences(layer.identifier)
+        # References also list asset-valued attributes (textures); only layers are composed.
+        composed = [*sublayers, *payloads, *(asset for asset in references if _is_layer(asset))]
+        for asset in composed:
+            where = f"layer {asset!r} (named in {layer.GetDisplayName()})"
+            identifier = Sdf.ComputeAssetPathRelativeToLayer(layer, asset)
+            if identifier in layers:
+                continue
+            _admit_layer(sandbox, identifier, where)
+            if len(layers) >= _MAX_LAYERS:
+                raise sandbox.fail(f"composes more than {_MAX_LAYERS} layers")
+            dependency = Sdf.Layer.FindOrOpen(identifier)
+            if dependency is None:
+                raise sandbox.fail(f"{where} cannot be opened")
+            layers[identifier] = layers[dependency.identifier] = dependency
+            pending.append(dependency)
+    return list(dict.fromkeys(layers.values()))
+
+
+def _is_layer(asset: str) -> bool:
+    extension = Sdf.FileFormat.GetFileExtension(asset)
+    return bool(extension) and Sdf.FileFormat.FindByExtension(extension) is not None
+
+
+def _admit_layer(sandbox: Sandbox, identifier: str, where: str) -> None:
+    """Apply the sandbox to a layer's anchored path; a layer inside a usdz must stay inside its package."""
+    if Ar.IsPackageRelativePath(identifier):
+        package, inner = Ar.SplitPackageRelativePathOuter(identifier)
+        if Path(package).resolve() != sandbox.entry.resolve():
+            sandbox.admit(package, where)
+        if ".." in Path(inner).parts or os.path.isabs(inner):
+            raise sandbox.fail(f"{where} leaves its package")
+    elif not os.path.isabs(identifier):  # left to USD's search paths: anywhere on the machine
+        raise sandbox.fail(f"{where} cannot be resolved inside the input's folder")
+    else:
+        sandbox.admit(identifier, where)
 
 
 def _usd_reason(exc: Exception) -> str:
@@ -82,7 +143,7 @@ def _read_stage(src: Source, stage: "Usd.Stage", limits: LoadLimits, select: str
     uv_indices: list[np.ndarray | None] = []
     warnings: list[str] = []
     empty: list[str] = []  # Mesh prims without points or faces
-    n_vertices = 0
+    n_vertices = n_corners = 0
     for prim in Usd.PrimRange(root, Usd.TraverseInstanceProxies(Usd.PrimDefaultPredicate)):
         if not prim.IsA(UsdGeom.Mesh):
             continue
@@ -92,20 +153,28 @@ def _read_stage(src: Source, stage: "Usd.Stage", limits: LoadLimits, select: str
             continue
         mesh = UsdGeom.Mesh(prim)
         where = str(prim.GetPath())
-        points = _array(mesh.GetPointsAttr().Get(time), np.float64)
-        poly_counts = _array(mesh.GetFaceVertexCountsAttr().Get(time), np.int64)
-        poly_corners = _array(mesh.GetFaceVertexIndicesAttr().Get(time), np.int64)
-        if len(points) == 0 or len(poly_counts) == 0:
+        # One array at a time, each counted before numpy copies it and before the next is read.
+        counts_value = mesh.GetFaceVertexCountsAttr().Get(time)
+        n_faces = 0 if counts_value is None else len(counts_value)
+        check_cost(limits, src.label, n_vertices=n_vertices, n_corners=n_corners + 3 * n_faces)
+        points_value = mesh.GetPointsAttr().Get(time)
+        n_points = 0 if points_value is None else len(points_value)
+        check_cost(limits, src.label, n_vertices=n_vertices + n_points, n_corners=n_corners + 3 * n_faces)
+        if n_points == 0 or n_faces == 0:
             empty.append(where)
             continue
-        points = points.reshape(-1, 3)
-        check_vertex_count(n_vertices + len(points), limits, src.label)
-        if int(poly_counts.sum()) != len(poly_corners):
+        points = _array(points_value, np.float64).reshape(-1, 3)
+        poly_counts = _array(counts_value, np.int64)
+        n_listed = int(poly_counts.sum())
+        check_cost(limits, src.label, n_vertices=n_vertices + n_points, n_corners=n_corners + n_listed)
+        corners_value = mesh.GetFaceVertexIndicesAttr().Get(time)
+        n_indices = 0 if corners_value is None else len(corners_value)
+        if n_listed != n_indices:
             raise MeshLoadError(
-                f"{where}: faceVertexCounts sum to {int(poly_counts.sum())} but faceVertexIndices has "
-                f"{len(poly_corners)} entries",
+                f"{where}: faceVertexCounts sum to {n_listed} but faceVertexIndices has {n_indices} entries",
                 src.label,
             )
+        poly_corners = _array(corners_value, np.int64)
         if len(poly_corners) and (poly_corners.min() < 0 or poly_corners.max() >= len(points)):
             raise MeshLoadError(f"{where}: face vertex index out of range ({len(points)} points)", src.label)
         uv, uv_index = _texture_coordinates(src, mesh, time, len(points), poly_corners, warnings)
@@ -128,6 +197,7 @@ def _read_stage(src: Source, stage: "Usd.Stage", limits: LoadLimits, select: str
         uvs.append(uv)
         uv_indices.append(uv_index)
         n_vertices += len(points)
+        n_corners += len(poly_corners)
 
     if not names:
         if empty:
@@ -144,11 +214,16 @@ def _read_stage(src: Source, stage: "Usd.Stage", limits: LoadLimits, select: str
     elif any(uv is not None for uv in uvs):
         missing = sum(uv is None for uv in uvs)
         warnings.append(f"UVs dropped: {missing} of {len(uvs)} meshes have no texture coordinates")
+    meters_per_unit = float(UsdGeom.GetStageMetersPerUnit(stage))
+    if not (math.isfinite(meters_per_unit) and meters_per_unit > 0):
+        raise MeshLoadError(f"invalid metersPerUnit {meters_per_unit!r}: it must be a positive finite number", src.label)
+    up_axis = str(UsdGeom.GetStageUpAxis(stage))
+    if up_axis not in ("Y", "Z"):
+        raise MeshLoadError(f"invalid upAxis {up_axis!r}: USD allows Y or Z", src.label)
     return assemble_mesh(
         src, np.concatenate(vertices), np.concatenate(counts), np.concatenate(corners),
         uvs=all_uvs, uv_indices=all_uv_indices, groups=np.concatenate(groups), group_names=names,
-        up_axis=str(UsdGeom.GetStageUpAxis(stage)), meters_per_unit=float(UsdGeom.GetStageMetersPerUnit(stage)),
-        warnings=warnings,
+        up_axis=up_axis, meters_per_unit=meters_per_unit, warnings=warnings,
     )  # fmt: skip
 
 
@@ -170,7 +245,10 @@ def _texture_coordinates(
     if primvar is None:
         return None, None
     where = f"{mesh.GetPath()} {primvar.GetPrimvarName()}"
-    values = _array(primvar.Get(time), np.float64)
+    value = primvar.Get(time)
+    if value is not None and len(value) > max(n_points, len(corners)):
+        raise MeshLoadError(f"{where}: {len(value):,} texture coordinates for {len(corners):,} face corners", src.label)
+    values = _array(value, np.float64)
     if values.size == 0 or values.size % 2:
         raise MeshLoadError(f"{where}: texture coordinates are not 2D", src.label)
     values = values.reshape(-1, 2)
