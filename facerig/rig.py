@@ -25,19 +25,27 @@ key                    dtype / shape        meaning
 from __future__ import annotations
 
 import json
+import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
 from facerig.errors import BundleError
 from facerig.fileio import atomic_path
 from facerig.mesh import Mesh
+from facerig.safe_json import loads_bounded
+
+if TYPE_CHECKING:
+    from facerig.io._common import LoadLimits
 
 BUNDLE_VERSION = 1
 BUNDLE_SUFFIX = ".facerig.npz"
+_BUNDLE_KEYS = ("format_version", "vertices", "face_vertex_counts", "face_vertex_indices", "uvs", "uv_indices",
+                "polygon_groups", "deltas", "header")  # fmt: skip
+_MAX_HEADER_BYTES = 64 * 1024**2  # the JSON header (shape names, recipes, metadata) is kilobytes
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,6 +83,9 @@ class Rig:
         unknown = [n for n in recipes if n not in self.shape_names]
         if unknown:
             raise BundleError(f"corrective recipes name shapes the rig lacks: {unknown[:3]}")
+        unknown_bases = sorted({b for bases in recipes.values() for b in bases if b not in self.shape_names})
+        if unknown_bases:
+            raise BundleError(f"corrective recipes are driven by shapes the rig lacks: {unknown_bases[:3]}")
 
     # ------------------------------------------------------------------ access
     @property
@@ -147,30 +158,30 @@ class Rig:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "Rig":
-        """Read a `.facerig.npz` bundle; raise :class:`BundleError` naming the problem."""
+    def load(cls, path: str | Path, limits: "LoadLimits | None" = None) -> "Rig":
+        """Read a `.facerig.npz` bundle; raise :class:`BundleError` naming the problem.
+
+        A bundle is untrusted input: every array's npy header is read and the total unpacked size checked
+        against ``limits`` (:class:`facerig.io.LoadLimits`: file size, vertex count, memory budget) before
+        any array is unpacked, so a small archive cannot inflate to gigabytes.
+        """
+        from facerig.io._common import LoadLimits
+
         path = Path(path)
-        if not path.is_file():
-            raise BundleError("no such rig bundle", path)
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                data = {key: archive[key] for key in archive.files}
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-            raise BundleError(f"not a readable rig bundle ({exc})", path) from None
+        data = _read_bundle_arrays(path, limits or LoadLimits())
         required = ("format_version", "vertices", "face_vertex_counts", "face_vertex_indices", "deltas", "header")
         missing = [key for key in required if key not in data]
         if missing:
             raise BundleError(f"rig bundle is missing {', '.join(missing)}", path)
+        if data["format_version"].shape != () or data["format_version"].dtype.kind not in "iu":
+            raise BundleError("rig bundle format_version is not an integer", path)
         version = int(data["format_version"])
         if version > BUNDLE_VERSION:
             raise BundleError(
                 f"rig bundle version {version} is newer than this facerig reads ({BUNDLE_VERSION}); upgrade facerig",
                 path,
             )
-        try:
-            header = json.loads(str(data["header"]))
-        except json.JSONDecodeError as exc:
-            raise BundleError(f"rig bundle header is not valid JSON ({exc})", path) from None
+        header = _bundle_header(data["header"], path)
         try:
             mesh = Mesh(
                 data["vertices"],
@@ -179,21 +190,21 @@ class Rig:
                 uvs=data.get("uvs"),
                 uv_indices=data.get("uv_indices"),
                 polygon_groups=data.get("polygon_groups"),
-                group_names=tuple(header.get("group_names", ())),
-                up_axis=header.get("up_axis"),
-                meters_per_unit=header.get("meters_per_unit"),
-                name=header.get("mesh_name", "mesh"),
-                source=header.get("source"),
+                group_names=tuple(header["group_names"]),
+                up_axis=header["up_axis"],
+                meters_per_unit=header["meters_per_unit"],
+                name=header["mesh_name"],
+                source=header["source"],
             )
             return cls(
                 neutral=mesh,
                 shape_names=tuple(header["shape_names"]),
                 deltas=data["deltas"],
-                corrective_recipes={k: tuple(v) for k, v in header.get("corrective_recipes", {}).items()},
-                metadata=header.get("metadata", {}),
+                corrective_recipes={k: tuple(v) for k, v in header["corrective_recipes"].items()},
+                metadata=header["metadata"],
             )
-        except (KeyError, TypeError) as exc:
-            raise BundleError(f"rig bundle header lacks {exc}", path) from None
+        except (TypeError, ValueError) as exc:  # arrays of the wrong kind or shape
+            raise BundleError(f"corrupt rig bundle: {exc}", path) from None
         except Exception as exc:  # a Mesh/Rig validation error: re-raise naming the bundle
             if isinstance(exc, BundleError) or exc.__class__.__name__ == "MeshLoadError":
                 raise BundleError(f"corrupt rig bundle: {getattr(exc, 'reason', exc)}", path) from None
@@ -204,3 +215,112 @@ class Rig:
         from facerig.exporters import export_rig
 
         return export_rig(self, path, format=format, **options)
+
+
+# ---------------------------------------------------------------------------------------------- bundle reading
+def _read_bundle_arrays(path: Path, limits: "LoadLimits") -> dict[str, np.ndarray]:
+    """Every array of a bundle, after checking each npy header (dtype, shape) against ``limits``."""
+    try:
+        info = path.stat()
+    except OSError:
+        raise BundleError("no such rig bundle", path) from None
+    if not stat.S_ISREG(info.st_mode):  # a FIFO would block the reader
+        raise BundleError("not a regular file", path)
+    if info.st_size > limits.max_file_bytes:
+        raise BundleError(
+            f"rig bundle is {info.st_size:,} bytes, over the limit of {limits.max_file_bytes:,} "
+            "(LoadLimits.max_file_bytes)",
+            path,
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [m for m in archive.infolist() if m.filename.endswith(".npy")]
+            headers = {}
+            for member in members:
+                with archive.open(member) as stream:
+                    headers[member.filename] = _npy_header(stream, member.filename, path)
+            _check_bundle_size(headers, limits, path)
+            data = {}
+            for member in members:
+                with archive.open(member) as stream:
+                    data[member.filename[: -len(".npy")]] = np.lib.format.read_array(stream, allow_pickle=False)
+    except BundleError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+        raise BundleError(f"not a readable rig bundle ({exc})", path) from None
+    return data
+
+
+def _npy_header(stream: IO[bytes], name: str, path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) from an npy member's header, without reading its data."""
+    version = np.lib.format.read_magic(stream)
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    if version not in readers:
+        raise BundleError(f"rig bundle member {name} is npy format {version}, not 1.0 or 2.0", path)
+    shape, _, dtype = readers[version](stream)
+    if dtype.hasobject:
+        raise BundleError(f"rig bundle member {name} holds Python objects; bundles hold plain arrays", path)
+    return shape, dtype
+
+
+def _check_bundle_size(headers: dict[str, tuple[tuple[int, ...], np.dtype]], limits: "LoadLimits", path: Path) -> None:
+    from facerig.io._common import check_vertex_count
+
+    unknown = sorted(name for name in headers if name[: -len(".npy")] not in _BUNDLE_KEYS)
+    if unknown:
+        raise BundleError(f"rig bundle has unknown members {unknown[:3]}", path)
+    sizes = {name: int(np.prod(shape, dtype=object)) * dtype.itemsize for name, (shape, dtype) in headers.items()}
+    total = sum(sizes.values())
+    if total > limits.max_memory_bytes:
+        raise BundleError(
+            f"rig bundle unpacks to {total:,} bytes, over the memory budget of {limits.max_memory_bytes:,} "
+            "(LoadLimits.max_memory_bytes)",
+            path,
+        )
+    if sizes.get("header.npy", 0) > _MAX_HEADER_BYTES:
+        raise BundleError(f"rig bundle header is {sizes['header.npy']:,} bytes, over {_MAX_HEADER_BYTES:,}", path)
+    vertices = headers.get("vertices.npy")
+    if vertices is not None and vertices[0]:
+        try:
+            check_vertex_count(vertices[0][0], limits, path)
+        except Exception as exc:
+            raise BundleError(getattr(exc, "reason", str(exc)), path) from None
+
+
+# What a bundle header holds: key -> (accepted types, default when absent).
+_HEADER_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
+    "shape_names": ((list,), None),
+    "corrective_recipes": ((dict,), {}),
+    "group_names": ((list,), []),
+    "mesh_name": ((str,), "mesh"),
+    "up_axis": ((str, type(None)), None),
+    "meters_per_unit": ((int, float, type(None)), None),
+    "source": ((str, type(None)), None),
+    "metadata": ((dict,), {}),
+}
+
+
+def _bundle_header(value: np.ndarray, path: Path) -> dict[str, Any]:
+    """The bundle's JSON header, type-checked field by field."""
+    if value.shape != () or value.dtype.kind != "U":
+        raise BundleError("rig bundle header is not a JSON string", path)
+    try:
+        header = loads_bounded(str(value))
+    except ValueError as exc:
+        raise BundleError(f"rig bundle header is not valid JSON ({exc})", path) from None
+    if not isinstance(header, dict):
+        raise BundleError(f"rig bundle header is a JSON {type(header).__name__}, not an object", path)
+    checked = {}
+    for key, (types, default) in _HEADER_FIELDS.items():
+        item = header.get(key, default)
+        if item is None and type(None) not in types:
+            raise BundleError(f"rig bundle header lacks {key!r}", path)
+        if not isinstance(item, types) or isinstance(item, bool):
+            raise BundleError(f"rig bundle header {key!r} is a {type(item).__name__}", path)
+        checked[key] = item
+    lists = [("shape_names", checked["shape_names"]), ("group_names", checked["group_names"])]
+    lists += [(f"corrective_recipes[{k!r}]", v) for k, v in checked["corrective_recipes"].items()]
+    for what, items in lists:
+        if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+            raise BundleError(f"rig bundle header {what} must be a list of names", path)
+    return checked

@@ -196,6 +196,7 @@ class _Reader:
     ) -> None:
         self.src, self.limits, self.doc, self.blob, self.sandbox = src, limits, document, blob, sandbox
         self.buffers: dict[int, bytes] = {}
+        self.external: dict[int, Path] = {}  # buffer index -> its file, admitted by the sandbox
         self.warnings: list[str] = []
 
     def fail(self, reason: str) -> NoReturn:
@@ -209,6 +210,7 @@ class _Reader:
         scene = list(self._walk_scene(select))
         mesh_nodes = [(index, world) for index, world, chosen in scene if chosen and self._mesh_of(index)]
         seen_mesh_node = any(self._mesh_of(index) for index, _, _ in scene)
+        self._admit_buffers()
         self._check_size(mesh_nodes)
         for node_index, world in mesh_nodes:
             self._add_mesh(parts, node_index, world)
@@ -364,11 +366,21 @@ class _Reader:
         self.buffers[index] = data
         return data
 
+    def _admit_buffers(self) -> None:
+        """Put every external buffer file through the sandbox (each reference counts) before reading any."""
+        for index in range(self.doc.count("buffers")):
+            uri = self.doc.get("buffers", index).uri
+            if uri is not None and not isinstance(uri, str):
+                self.fail(f"buffer {index}: uri is not a string")
+            if uri is None or uri.startswith("data:"):
+                continue
+            if self.sandbox is None:
+                self.fail(f"buffer {index} refers to file {uri!r}; read .gltf files from a path, not bytes")
+            self.external[index] = self.sandbox.admit(unquote(uri), f"buffer {index} ({uri})")
+
     def _external(self, uri: str, index: int) -> bytes:
-        """Bytes of an external buffer file, admitted by the input's sandbox (each reference counts)."""
-        if self.sandbox is None:
-            self.fail(f"buffer {index} refers to file {uri!r}; read .gltf files from a path, not bytes")
-        return self.sandbox.read_bytes(unquote(uri), f"buffer {index} ({uri})")
+        """Bytes of an external buffer file admitted by :meth:`_admit_buffers`."""
+        return self.sandbox.read_bytes(self.external[index], f"buffer {index} ({uri})")
 
     def _accessor(self, index: int, what: str, integer: bool = False) -> np.ndarray:
         """(count, components) array of an accessor: float64, or int64 when ``integer``."""
