@@ -100,7 +100,8 @@ def check_cost(
     check_vertex_count(n_vertices, limits, label)
     peak = estimate_peak_bytes(n_vertices, n_corners, parse_bytes)
     if peak > limits.max_memory_bytes:
-        size = f"{n_vertices:,} vertices and {n_corners:,} face corners" if n_vertices or n_corners else "it"
+        counted = [f"{n:,} {what}" for n, what in ((n_vertices, "vertices"), (n_corners, "face corners")) if n]
+        size = " and ".join(counted) or "it"
         raise MeshLoadError(
             f"loading and rigging {size} would need about {peak / 2**20:,.0f} MiB, over the memory budget of "
             f"{limits.max_memory_bytes / 2**20:,.0f} MiB (LoadLimits.max_memory_bytes)",

@@ -285,10 +285,12 @@ def _face_groups(lines: _Lines, f_lines: np.ndarray) -> tuple[np.ndarray | None,
     if not is_group.any():
         return None, []
     group_lines = np.flatnonzero(is_group)
-    ids = {"default": 0}  # faces above the first group line; a dict keeps 100k group lines linear
+    # All group lines in one buffer, split once; a dict keeps files with 100k group lines linear.
+    rows = lines.buf[is_group[lines.line_of_byte]].tobytes().split(b"\n")[: len(group_lines)]
+    ids = {"default": 0}  # faces above the first group line
     group_of_line = []
-    for index in group_lines:
-        parts = lines.line_text(index).encode("latin-1").split(b"#", 1)[0].split(None, 1)
+    for row in rows:
+        parts = row.split(b"#", 1)[0].split(None, 1)
         name = parts[1].strip().decode("utf-8", "replace") if len(parts) > 1 else "default"
         group_of_line.append(ids.setdefault(name, len(ids)))
     names = list(ids)

@@ -191,7 +191,7 @@ class _BinaryBody:
         if len(self.src.data) - self.offset < count_type.itemsize:
             return None
         first = int(np.frombuffer(self.src.data, count_type, 1, self.offset)[0])
-        if first < 0:
+        if first < 0 or first * np.dtype(prop.dtype).itemsize > len(self.src.data) - self.offset:
             return None  # the row-by-row path reports it
         dtype = np.dtype([("n", count_type), ("items", self.order + prop.dtype, (first,))])
         if len(self.src.data) - self.offset < dtype.itemsize * element.count:
