@@ -82,7 +82,7 @@ def batch(
         bool,
         typer.Option(help="Average with the mirror image's prediction: lower error, twice the network time."),
     ] = False,
-    max_vertices: Annotated[int, typer.Option(min=1, help="Reject inputs with more vertices than this.")] = 2_000_000,
+    max_vertices: Annotated[int, typer.Option(min=1, help="Reject inputs with more vertices than this.")] = 750_000,  # LoadLimits.max_vertices
     max_file_mb: Annotated[float, typer.Option(min=0.001, help="Reject input files larger than this (MiB).")] = 512.0,
     follow_symlinks: Annotated[bool, typer.Option(help="Follow symlinks that lead outside the input folders.")] = False,
     cache_dir: Annotated[

@@ -263,7 +263,8 @@ class _Reader:
 
     def _triangle_primitives(self, mesh: pygltflib.Mesh) -> Iterator[tuple[int, pygltflib.Primitive]]:
         for p, primitive in enumerate(mesh.primitives):
-            if (_TRIANGLES if primitive.mode is None else primitive.mode) in (_TRIANGLES, _TRIANGLE_STRIP, _TRIANGLE_FAN):
+            mode = _TRIANGLES if primitive.mode is None else primitive.mode
+            if mode in (_TRIANGLES, _TRIANGLE_STRIP, _TRIANGLE_FAN):
                 yield p, primitive
 
     def _check_size(self, mesh_nodes: list[tuple[int, np.ndarray]]) -> None:

@@ -215,7 +215,8 @@ class _BinaryBody:
                     continue
                 n = int(self._take(np.dtype(self.order + prop.count_dtype), 1, what)[0])
                 if n < 0:
-                    raise MeshLoadError(f"{what} row {len(counts[prop.name])}: negative list length {n}", self.src.label)
+                    row = len(counts[prop.name])
+                    raise MeshLoadError(f"{what} row {row}: negative list length {n}", self.src.label)
                 counts[prop.name].append(n)
                 chunks[prop.name].append(self._take(value_type, n, what))
         return _columns(element, counts, chunks)

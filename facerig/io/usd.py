@@ -69,7 +69,8 @@ def load_usd(source: str | Path, limits: LoadLimits | None = None, *, select: st
     except Tf.ErrorException as exc:
         raise MeshLoadError(f"USD cannot open it: {_usd_reason(exc)}", path) from None
     checked = {layer.identifier for layer in layers}
-    stray = [layer.identifier for layer in stage.GetUsedLayers() if not layer.anonymous and layer.identifier not in checked]
+    used = stage.GetUsedLayers()
+    stray = [layer.identifier for layer in used if not (layer.anonymous or layer.identifier in checked)]
     if stray:  # composition reached a layer the dependency walk did not see: refuse rather than trust it
         raise MeshLoadError(f"USD composed layers outside its checked dependencies: {', '.join(stray)}", path)
     src = Source(b"", str(path), source_name(path), str(path))
@@ -216,7 +217,7 @@ def _read_stage(src: Source, stage: "Usd.Stage", limits: LoadLimits, select: str
         warnings.append(f"UVs dropped: {missing} of {len(uvs)} meshes have no texture coordinates")
     meters_per_unit = float(UsdGeom.GetStageMetersPerUnit(stage))
     if not (math.isfinite(meters_per_unit) and meters_per_unit > 0):
-        raise MeshLoadError(f"invalid metersPerUnit {meters_per_unit!r}: it must be a positive finite number", src.label)
+        raise MeshLoadError(f"invalid metersPerUnit {meters_per_unit!r}: it must be positive and finite", src.label)
     up_axis = str(UsdGeom.GetStageUpAxis(stage))
     if up_axis not in ("Y", "Z"):
         raise MeshLoadError(f"invalid upAxis {up_axis!r}: USD allows Y or Z", src.label)

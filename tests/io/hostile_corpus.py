@@ -116,8 +116,11 @@ def _symlink(relative: str, target: str) -> Callable[[Path], None]:
     return write
 
 
+_XYZ = "property float x\nproperty float y\nproperty float z\n"
+
+
 def _ply(body: bytes, *, fmt: str = "binary_little_endian", n_vertices: int = 3, n_faces: int = 1,
-         count_type: str = "uchar", vertex_props: str = "property float x\nproperty float y\nproperty float z\n") -> bytes:
+         count_type: str = "uchar", vertex_props: str = _XYZ) -> bytes:
     header = (
         f"ply\nformat {fmt} 1.0\nelement vertex {n_vertices}\n{vertex_props}"
         f"element face {n_faces}\nproperty list {count_type} int vertex_indices\nend_header\n"
@@ -128,11 +131,13 @@ def _ply(body: bytes, *, fmt: str = "binary_little_endian", n_vertices: int = 3,
 _PLY_VERTICES = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], "<f4").tobytes()
 
 
-def _gltf(**overrides) -> dict:
+def gltf_document(**overrides) -> dict:
+    """One triangle in a data-URI buffer; ``overrides`` replace top-level keys."""
     blob = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], np.float32).tobytes()
+    uri = "data:application/octet-stream;base64," + base64.b64encode(blob).decode()
     document = {
         "asset": {"version": "2.0"},
-        "buffers": [{"uri": "data:application/octet-stream;base64," + base64.b64encode(blob).decode(), "byteLength": 36}],
+        "buffers": [{"uri": uri, "byteLength": 36}],
         "bufferViews": [{"buffer": 0, "byteLength": 36}],
         "accessors": [{"bufferView": 0, "componentType": 5126, "count": 3, "type": "VEC3"}],
         "meshes": [{"name": "tri", "primitives": [{"attributes": {"POSITION": 0}}]}],
@@ -155,19 +160,19 @@ def _glb(document: dict, blob: bytes = b"") -> bytes:
 
 def _zero_filled_glb(count: int) -> bytes:
     """A GLB whose POSITION accessor has no bufferView: ``count`` zero vertices, 600-odd bytes of file."""
-    return _glb(_gltf(
+    return _glb(gltf_document(
         buffers=[], bufferViews=[],
         accessors=[{"componentType": 5126, "count": count, "type": "VEC3"}],
     ))  # fmt: skip
 
 
 def _external_gltf(uri: str, byte_length: int = 36) -> str:
-    return json.dumps(_gltf(buffers=[{"uri": uri, "byteLength": byte_length}]))
+    return json.dumps(gltf_document(buffers=[{"uri": uri, "byteLength": byte_length}]))
 
 
 def _shared_buffer_gltf(n_buffers: int, size: int) -> str:
     """``n_buffers`` buffers all naming one file of ``size`` bytes, one accessor reading each."""
-    return json.dumps(_gltf(
+    return json.dumps(gltf_document(
         buffers=[{"uri": "big.bin", "byteLength": size}] * n_buffers,
         bufferViews=[{"buffer": i, "byteLength": 36} for i in range(n_buffers)],
         accessors=[{"bufferView": i, "componentType": 5126, "count": 3, "type": "VEC3"} for i in range(n_buffers)],
@@ -296,8 +301,8 @@ def cases() -> list[Case]:
         Case("obj fifo", "mesh", "head.obj", _fifo("head.obj"), "not a regular file"),
         Case("obj symlink loop", "mesh", "head.obj", _symlink("head.obj", "head.obj"), "symbolic links"),
         Case("obj directory", "mesh", "head.obj", lambda f: (f / "head.obj").mkdir(), "is a directory"),
-        Case("obj vertex count over limit", "mesh", "dense.obj", _text("dense.obj", "v 0 0 0\n" * 750_001 + "f 1 2 3\n"),
-             "over the limit of 750,000"),
+        Case("obj vertex count over limit", "mesh", "dense.obj",
+             _text("dense.obj", "v 0 0 0\n" * 750_001 + "f 1 2 3\n"), "over the limit of 750,000"),
         Case("obj face index out of range", "mesh", "head.obj", _text("head.obj", TRIANGLE_OBJ + "f 1 2 99\n"),
              "out of range"),
         Case("obj nan vertex", "mesh", "head.obj", _text("head.obj", TRIANGLE_OBJ.replace("v 1 0 0", "v nan 0 0")),
@@ -323,26 +328,26 @@ def cases() -> list[Case]:
         Case("ply vertex count over limit", "mesh", "head.ply", _text("head.ply", _ply(b"", n_vertices=10_000_000)),
              "over the limit of 750,000"),
         Case("ply x as a list", "mesh", "head.ply",
-             _text("head.ply", _ply(b"", vertex_props="property list uchar float x\nproperty float y\nproperty float z\n")),
+             _text("head.ply", _ply(b"", vertex_props=_XYZ.replace("property float x", "property list uchar float x"))),
              "no x, y, z"),
         # ------------------------------------------------------------------ glTF / GLB
-        Case("gltf asset is a list", "mesh", "head.gltf", _text("head.gltf", json.dumps(_gltf(asset=[]))),
+        Case("gltf asset is a list", "mesh", "head.gltf", _text("head.gltf", json.dumps(gltf_document(asset=[]))),
              "asset must be an object"),
-        Case("gltf asset is a string", "mesh", "head.gltf", _text("head.gltf", json.dumps(_gltf(asset="2.0"))),
+        Case("gltf asset is a string", "mesh", "head.gltf", _text("head.gltf", json.dumps(gltf_document(asset="2.0"))),
              "asset must be an object"),
         Case("gltf nested 100k deep", "mesh", "head.gltf",
-             _text("head.gltf", json.dumps(_gltf())[:-1] + ', "extras": ' + _nested(100_000) + "}"), "nested"),
+             _text("head.gltf", json.dumps(gltf_document())[:-1] + ', "extras": ' + _nested(100_000) + "}"), "nested"),
         Case("glb zero-filled accessor 2e8", "mesh", "head.glb", _text("head.glb", _zero_filled_glb(200_000_000)),
              "over the limit of 750,000"),
         Case("glb zero-filled accessor 2e9", "mesh", "head.glb", _text("head.glb", _zero_filled_glb(2_000_000_000)),
              "over the limit of 750,000"),
-        Case("glb zero-filled indices", "mesh", "head.glb", _text("head.glb", _glb(_gltf(
+        Case("glb zero-filled indices", "mesh", "head.glb", _text("head.glb", _glb(gltf_document(
             accessors=[{"bufferView": 0, "componentType": 5126, "count": 3, "type": "VEC3"},
                        {"componentType": 5125, "count": 600_000_000, "type": "SCALAR"}],
             meshes=[{"name": "tri", "primitives": [{"attributes": {"POSITION": 0}, "indices": 1}]}],
         ))), "over the memory budget"),  # fmt: skip
         Case("gltf 20 buffers naming one file", "mesh", "head.gltf",
-             _all(_text("head.gltf", _shared_buffer_gltf(20, 200 * 1024**2)), _sparse("big.bin", 200 * 1024**2)),
+             _all(_text("head.gltf", _shared_buffer_gltf(20, 200 * 2**20)), _sparse("big.bin", 200 * 2**20)),
              "over the limit of 536,870,912"),
         Case("gltf buffer outside", "mesh", "in/head.gltf",
              _all(_text("in/head.gltf", _external_gltf("../outside.bin")), _text("outside.bin", bytes(36))),
@@ -353,17 +358,17 @@ def cases() -> list[Case]:
              _all(_text("in/head.gltf", _external_gltf("link.bin")), _text("outside.bin", bytes(36)),
                   _symlink("in/link.bin", "../outside.bin")),
              "outside the file's folder"),
-        Case("gltf buffer fifo", "mesh", "head.gltf", _fifo("pipe.bin", _text("head.gltf", _external_gltf("pipe.bin"))),
-             "not a regular file"),
-        Case("gltf accessor count negative", "mesh", "head.gltf", _text("head.gltf", json.dumps(_gltf(
+        Case("gltf buffer fifo", "mesh", "head.gltf",
+             _fifo("pipe.bin", _text("head.gltf", _external_gltf("pipe.bin"))), "not a regular file"),
+        Case("gltf accessor count negative", "mesh", "head.gltf", _text("head.gltf", json.dumps(gltf_document(
             accessors=[{"bufferView": 0, "componentType": 5126, "count": -3, "type": "VEC3"}]))), "bad count"),
-        Case("gltf node cycle", "mesh", "head.gltf", _text("head.gltf", json.dumps(_gltf(
+        Case("gltf node cycle", "mesh", "head.gltf", _text("head.gltf", json.dumps(gltf_document(
             nodes=[{"name": "a", "mesh": 0, "children": [1]}, {"name": "b", "children": [0]}]))), "appears twice"),
-        Case("gltf sparse count over accessor", "mesh", "head.gltf", _text("head.gltf", json.dumps(_gltf(
+        Case("gltf sparse count over accessor", "mesh", "head.gltf", _text("head.gltf", json.dumps(gltf_document(
             accessors=[{"bufferView": 0, "componentType": 5126, "count": 3, "type": "VEC3", "sparse": {
                 "count": 1_000_000_000, "indices": {"bufferView": 0, "componentType": 5125},
                 "values": {"bufferView": 0}}}]))), "sparse count"),
-        Case("glb truncated", "mesh", "head.glb", _text("head.glb", _glb(_gltf())[:40]), "truncated"),
+        Case("glb truncated", "mesh", "head.glb", _text("head.glb", _glb(gltf_document())[:40]), "truncated"),
         # ------------------------------------------------------------------ USD
         Case("usda sublayer absolute outside", "mesh", "in/head.usda",
              _all(_text("outside.usda", USD_TRIANGLE),
@@ -433,7 +438,8 @@ def cases() -> list[Case]:
         Case("vocabulary nested deep", "vocabulary", "poses.json", _text("poses.json", _nested(100_000)), "nested"),
         Case("vocabulary fifo", "vocabulary", "poses.json", _fifo("poses.json"), "not a regular file"),
         Case("vocabulary is a list", "vocabulary", "poses.json", _text("poses.json", "[1, 2]"), "JSON object"),
-        Case("vocabulary not utf-8", "vocabulary", "poses.json", _text("poses.json", b'{"poses": "\xff\xfe"}'), "UTF-8"),
+        Case("vocabulary not utf-8", "vocabulary", "poses.json", _text("poses.json", b'{"poses": "\xff\xfe"}'),
+             "UTF-8"),
         Case("vocabulary too big", "vocabulary", "poses.json", _sparse("poses.json", 64 * 1024**2), "over"),
         Case("vocabulary pose of wrong type", "vocabulary", "poses.json",
              _text("poses.json", json.dumps({"poses": [[], 1]})), "must be a JSON object"),
