@@ -102,7 +102,7 @@ def _tokens_per_line(text: bytes, n_lines: int) -> tuple[np.ndarray, np.ndarray]
     buf = np.frombuffer(text, np.uint8)
     blank = (buf == _SPACE) | (buf == _TAB) | (buf == _NL)
     start = ~blank & np.concatenate([[True], blank[:-1]])
-    line_of_token = np.cumsum(buf == _NL)[start]
+    line_of_token = np.cumsum(buf == _NL, dtype=np.int32)[start]
     return np.bincount(line_of_token, minlength=n_lines), line_of_token
 
 
@@ -231,7 +231,7 @@ def _corner_layout(
     """
     buf = np.frombuffer(text, np.uint8)
     blank = (buf == _SPACE) | (buf == _TAB) | (buf == _NL)
-    corner_of_byte = np.cumsum(~blank & np.concatenate([[True], blank[:-1]])) - 1
+    corner_of_byte = np.cumsum(~blank & np.concatenate([[True], blank[:-1]]), dtype=np.int32) - 1
     slash = buf == _SLASH
     before = np.concatenate([[True], blank[:-1]])
     after = np.concatenate([blank[1:], [True]])

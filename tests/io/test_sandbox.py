@@ -5,6 +5,7 @@ in test_hostile_corpus.py; here, that legitimate inputs still load and that the 
 from __future__ import annotations
 
 import json
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from pxr import Sdf, UsdUtils
 
 from facerig.errors import BundleError, ConfigError, MeshLoadError
 from facerig.io import LoadLimits, load_mesh
-from facerig.io._common import estimate_peak_bytes
+from facerig.io._common import TEXT_PARSE_BYTES_PER_BYTE, estimate_load_bytes, estimate_peak_bytes
 from facerig.mesh import Mesh
 from facerig.rig import Rig
 from facerig.safe_json import MAX_JSON_DEPTH, JsonDepthError, json_depth, loads_bounded
@@ -156,3 +157,21 @@ def test_json_depth_ignores_brackets_inside_strings() -> None:
     assert json_depth(loads_bounded(at_limit) and at_limit) == MAX_JSON_DEPTH
     with pytest.raises(JsonDepthError, match=f"{MAX_JSON_DEPTH + 1} levels deep"):
         loads_bounded("[" + at_limit + "]")
+
+
+@pytest.mark.parametrize("name, parse_bytes_per_byte", [
+    ("spot.obj", TEXT_PARSE_BYTES_PER_BYTE), ("suzanne.obj", TEXT_PARSE_BYTES_PER_BYTE), ("robot_expressive.glb", 1),
+])  # fmt: skip
+def test_memory_estimate_bounds_what_loading_takes(heads_dir: Path, name: str, parse_bytes_per_byte: int) -> None:
+    path = heads_dir / name
+    load_mesh(path)  # first-use imports and caches are not the file's cost
+    tracemalloc.start()
+    try:
+        mesh = load_mesh(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    parse_bytes = path.stat().st_size * parse_bytes_per_byte
+    estimate = estimate_load_bytes(mesh.n_vertices, len(mesh.face_vertex_indices), parse_bytes)
+    assert peak <= estimate, f"{name}: loading took {peak:,} bytes, estimated {estimate:,}"
+    assert estimate < 3 * peak  # and stays an estimate, not a blanket refusal
