@@ -9,6 +9,10 @@ a loader takes ``(path_or_bytes, limits, **options)`` and returns a :class:`face
 file's own polygons, face-varying UVs and groups, no vertex welding, degenerate faces dropped and listed
 in ``Mesh.warnings``. Every expected failure is a :class:`MeshLoadError` naming the file and the reason.
 
+Inputs are untrusted: files an input references go through :class:`facerig.io.sandbox.Sandbox` (inside
+the input's folder, regular files, counted against ``LoadLimits.max_file_bytes``), and every reader checks
+vertex counts and :func:`facerig.io._common.estimate_peak_bytes` against ``LoadLimits`` before allocating.
+
 Loader options: ``select`` (glTF, USD) keeps only the mesh nodes/prims whose own name or an ancestor's
 name contains the string.
 """
