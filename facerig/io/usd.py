@@ -69,12 +69,19 @@ def load_usd(source: str | Path, limits: LoadLimits | None = None, *, select: st
     except Tf.ErrorException as exc:
         raise MeshLoadError(f"USD cannot open it: {_usd_reason(exc)}", path) from None
     checked = {layer.identifier for layer in layers}
+    _refuse_unchecked_layers(stage, checked, path)
+    src = Source(b"", str(path), source_name(path), str(path))
+    mesh = _read_stage(src, stage, limits, select)
+    _refuse_unchecked_layers(stage, checked, path)  # value clips open while values are read
+    return mesh
+
+
+def _refuse_unchecked_layers(stage: "Usd.Stage", checked: set[str], path: Path) -> None:
+    """Refuse a stage that composed a layer the dependency walk did not admit, rather than trust it."""
     used = stage.GetUsedLayers()
     stray = [layer.identifier for layer in used if not (layer.anonymous or layer.identifier in checked)]
-    if stray:  # composition reached a layer the dependency walk did not see: refuse rather than trust it
+    if stray:
         raise MeshLoadError(f"USD composed layers outside its checked dependencies: {', '.join(stray)}", path)
-    src = Source(b"", str(path), source_name(path), str(path))
-    return _read_stage(src, stage, limits, select)
 
 
 def _confined_layers(sandbox: Sandbox) -> list["Sdf.Layer"]:
