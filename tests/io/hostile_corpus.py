@@ -543,7 +543,7 @@ def run_case(case: Case, path: Path, *, cli_scratch: Path | None = None) -> Outc
     tracemalloc.start()
     start = time.perf_counter()
     try:
-        with contextlib.redirect_stderr(stderr):
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
             result = call()
     except CaseTimeout:
         raise
