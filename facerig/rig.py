@@ -33,7 +33,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from facerig.errors import BundleError
+from facerig.errors import BundleError, MeshLoadError
 from facerig.fileio import atomic_path
 from facerig.mesh import Mesh
 from facerig.safe_json import loads_bounded
@@ -206,7 +206,7 @@ class Rig:
         except (TypeError, ValueError) as exc:  # arrays of the wrong kind or shape
             raise BundleError(f"corrupt rig bundle: {exc}", path) from None
         except Exception as exc:  # a Mesh/Rig validation error: re-raise naming the bundle
-            if isinstance(exc, BundleError) or exc.__class__.__name__ == "MeshLoadError":
+            if isinstance(exc, (BundleError, MeshLoadError)):
                 raise BundleError(f"corrupt rig bundle: {getattr(exc, 'reason', exc)}", path) from None
             raise
 
@@ -264,6 +264,7 @@ def _npy_header(stream: IO[bytes], name: str, path: Path) -> tuple[tuple[int, ..
 
 
 def _check_bundle_size(headers: dict[str, tuple[tuple[int, ...], np.dtype]], limits: "LoadLimits", path: Path) -> None:
+    """Refuse unknown members, and arrays whose headers add up to more than ``limits`` allow."""
     from facerig.io._common import check_vertex_count
 
     unknown = sorted(name for name in headers if name[: -len(".npy")] not in _BUNDLE_KEYS)
@@ -279,12 +280,12 @@ def _check_bundle_size(headers: dict[str, tuple[tuple[int, ...], np.dtype]], lim
         )
     if sizes.get("header.npy", 0) > _MAX_HEADER_BYTES:
         raise BundleError(f"rig bundle header is {sizes['header.npy']:,} bytes, over {_MAX_HEADER_BYTES:,}", path)
-    vertices = headers.get("vertices.npy")
-    if vertices is not None and vertices[0]:
+    vertex_shape = headers.get("vertices.npy", ((),))[0]
+    if vertex_shape:
         try:
-            check_vertex_count(vertices[0][0], limits, path)
-        except Exception as exc:
-            raise BundleError(getattr(exc, "reason", str(exc)), path) from None
+            check_vertex_count(vertex_shape[0], limits, path)
+        except MeshLoadError as exc:
+            raise BundleError(exc.reason, path) from None
 
 
 # What a bundle header holds: key -> (accepted types, default when absent).

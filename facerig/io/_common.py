@@ -36,15 +36,15 @@ _MAGIC = {
     b"\x7fELF": "an executable",
 }
 
-
 RIG_SHAPES = 96
 """Shapes a rig carries per vertex (the default vocabulary's 47 poses and 48 correctives, rounded up)."""
 
 # Peak-memory model of loading and then rigging a mesh, in bytes per element. Loading holds the parsed
 # positions and their float64 world copy, and per corner the raw and resolved indices plus the fan
-# triangles' corner positions of the degenerate-face check (measured: ~200-300 B per vertex + corner on
-# spot.obj, robot_expressive.glb and a 200k-vertex quad grid). Rigging holds the neutral and, per vertex,
-# every shape's float32 delta twice (the rig's own array and the exporter's copy).
+# triangles' corner positions of the degenerate-face check: the load estimate is 1.2-1.5x tracemalloc's
+# peak on the ICT neutral, spot, suzanne, robot_expressive.glb and 200k-vertex OBJ/PLY grids (checked in
+# tests/io/test_sandbox.py). Rigging holds the neutral and, per vertex, every shape's float32 delta twice
+# (the rig's own array and the exporter's copy).
 _LOAD_BYTES_PER_VERTEX = 250
 _LOAD_BYTES_PER_CORNER = 150
 _RIG_BYTES_PER_VERTEX = 2 * RIG_SHAPES * 3 * 4 + 200
