@@ -71,7 +71,10 @@ def load_usd(source: str | Path, limits: LoadLimits | None = None, *, select: st
     checked = {layer.identifier for layer in layers}
     _refuse_unchecked_layers(stage, checked, path)
     src = Source(b"", str(path), source_name(path), str(path))
-    mesh = _read_stage(src, stage, limits, select)
+    try:
+        mesh = _read_stage(src, stage, limits, select)
+    except Tf.ErrorException as exc:  # a corrupt crate value, found when it is read
+        raise MeshLoadError(f"USD cannot read it: {_usd_reason(exc)}", path) from None
     _refuse_unchecked_layers(stage, checked, path)  # value clips open while values are read
     return mesh
 

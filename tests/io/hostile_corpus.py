@@ -232,6 +232,24 @@ def _expanding_usdc(n_faces: int) -> Callable[[Path], None]:
     return write
 
 
+def _corrupt_usdc(folder: Path) -> None:
+    """A crate file with most of its bytes zeroed: its tables claim impossible sizes."""
+    from pxr import Usd, UsdGeom, Vt
+
+    path = folder / "corrupt.usdc"
+    rng = np.random.default_rng(0)
+    stage = Usd.Stage.CreateNew(str(path))
+    mesh = UsdGeom.Mesh.Define(stage, "/Root/M")
+    stage.SetDefaultPrim(stage.GetPrimAtPath("/Root"))
+    mesh.CreatePointsAttr(Vt.Vec3fArray.FromNumpy(rng.random((5000, 3)).astype(np.float32)))
+    mesh.CreateFaceVertexCountsAttr(Vt.IntArray.FromNumpy(np.full(3000, 3, np.int32)))
+    mesh.CreateFaceVertexIndicesAttr(Vt.IntArray.FromNumpy(rng.integers(0, 5000, 9000).astype(np.int32)))
+    stage.Save()
+    data = bytearray(path.read_bytes())
+    data[16:60000] = bytes(60000 - 16)
+    path.write_bytes(bytes(data))
+
+
 # ---------------------------------------------------------------------------------------------- bundles
 def _bundle_arrays(**header_overrides) -> dict[str, np.ndarray]:
     header = {
@@ -407,6 +425,7 @@ def cases() -> list[Case]:
              "invalid metersPerUnit"),
         Case("usdc faces expanding past the budget", "mesh", "expand.usdc", _expanding_usdc(8_000_000),
              "over the memory budget"),
+        Case("usdc zeroed tables", "mesh", "corrupt.usdc", _corrupt_usdc, "USD cannot open it"),
         # ------------------------------------------------------------------ rig bundles
         Case("bundle npy header claims 538 GiB", "bundle", "r.facerig.npz",
              _npz("r.facerig.npz", _bundle_without("deltas"), {"deltas": _npy_header_only((96, 500_000_000, 3))}),
