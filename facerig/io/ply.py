@@ -8,6 +8,8 @@ Faces come from the ``face`` element's ``vertex_indices`` (or ``vertex_index``) 
 
 from __future__ import annotations
 
+import struct
+from array import array
 from dataclasses import dataclass
 
 import numpy as np
@@ -180,10 +182,41 @@ class _BinaryBody:
             table = self._take(dtype, element.count, f"element {element.name!r}")
             return {p.name: table[f"p{i}"] for i, p in enumerate(element.properties)}
         if len(element.properties) == 1:
-            uniform = self._uniform_list(element, element.properties[0])
-            if uniform is not None:
-                return {element.properties[0].name: uniform}
+            prop = element.properties[0]
+            lists = self._uniform_list(element, prop)
+            if lists is None and np.dtype(prop.count_dtype).kind in "iu":
+                lists = self._varying_list(element, prop)
+            return {prop.name: lists}
         return self._list_rows(element)
+
+    def _varying_list(self, element: _Element, prop: _Property) -> tuple[np.ndarray, np.ndarray]:
+        """An element that is one list of varying length (mixed triangles and quads): one pass over the
+        length prefixes in Python (each row's start depends on the previous length), then one gather."""
+        what = f"element {element.name!r}"
+        count_type = np.dtype(self.order + prop.count_dtype)
+        item = np.dtype(self.order + prop.dtype)
+        read_count = struct.Struct(self.order + count_type.char).unpack_from
+        data, offset, end = self.src.data, self.offset, len(self.src.data)
+        step, size = count_type.itemsize, item.itemsize
+        counts, starts = array("q"), array("q")
+        for row in range(element.count):
+            if offset + step > end:
+                raise MeshLoadError(f"truncated: {what} ends at row {row:,} of {element.count:,}", self.src.label)
+            n = read_count(data, offset)[0]
+            if n < 0:
+                raise MeshLoadError(f"{what} row {row}: negative list length {n}", self.src.label)
+            counts.append(n)
+            starts.append(offset + step)
+            offset += step + n * size
+        if offset > end:
+            raise MeshLoadError(f"truncated: {what} runs {offset - end:,} bytes past the end", self.src.label)
+        self.offset = offset
+        lengths = np.frombuffer(counts, np.int64)
+        first = np.repeat(np.frombuffer(starts, np.int64), lengths)
+        within = np.arange(len(first)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        byte_index = (first + within * size)[:, None] + np.arange(size)
+        values = np.frombuffer(data, np.uint8)[byte_index].reshape(-1).view(item)
+        return lengths.copy(), values
 
     def _uniform_list(self, element: _Element, prop: _Property) -> tuple[np.ndarray, np.ndarray] | None:
         """Fast path for an element that is one list of constant length (all triangles, all quads)."""
