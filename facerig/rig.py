@@ -5,45 +5,30 @@ mesh's own units and axes. Shapes are the vocabulary's FACS poses (``neutral`` e
 followed by its correctives. A corrective's delta is ``combined − Σ single deltas`` and its driver recipe
 (the base shapes whose weights multiply to drive it) is kept in :attr:`Rig.corrective_recipes`.
 
-Bundle layout (``.facerig.npz``, a plain numpy archive, loaded with ``allow_pickle=False``):
-
-=====================  ===================  ==============================================
-key                    dtype / shape        meaning
-=====================  ===================  ==============================================
-``format_version``     int64 ()             bundle version (:data:`BUNDLE_VERSION`)
-``vertices``           float64 (V, 3)       neutral positions
-``face_vertex_counts`` int32 (P,)           corners per polygon
-``face_vertex_indices`` int64 (N,)          polygon corners
-``uvs``/``uv_indices`` float32 (T, 2)/(N,)  face-varying UVs (absent when the mesh has none)
-``polygon_groups``     int32 (P,)           polygon group ids
-``deltas``             float32 (S, V, 3)    one delta per shape, in ``shape_names`` order
-``header``             str ()               JSON: shape_names, corrective_recipes, group_names,
-                                            mesh name/up_axis/meters_per_unit, metadata
-=====================  ===================  ==============================================
+The ``.facerig.npz`` bundle format is :mod:`facerig.exporters.bundle`'s (bytes in, bytes out, like every format);
+a rig saves and loads itself through it.
 """
 
 from __future__ import annotations
 
-import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from facerig.errors import BundleError, MeshLoadError
-from facerig.fileio import npz_bytes, write_bytes_atomic
+from facerig.errors import BundleError
+from facerig.fileio import write_bytes_atomic
 from facerig.mesh import Mesh
 from facerig.timings import RigTimings
 from facerig.version import __version__
 
 if TYPE_CHECKING:
     from facerig.canonical import CanonicalFrame
+    from facerig.io._common import LoadLimits
     from facerig.vocabulary import Vocabulary
 
-BUNDLE_VERSION = 1
-BUNDLE_SUFFIX = ".facerig.npz"
+# The exporters (the bundle format among them) are imported on first use: they bring pxr, which takes seconds.
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,6 +69,9 @@ class Rig:
         unknown = [n for n in recipes if n not in self.shape_names]
         if unknown:
             raise BundleError(f"corrective recipes name shapes the rig lacks: {unknown[:3]}")
+        unknown_bases = sorted({b for bases in recipes.values() for b in bases if b not in self.shape_names})
+        if unknown_bases:
+            raise BundleError(f"corrective recipes are driven by shapes the rig lacks: {unknown_bases[:3]}")
 
     @classmethod
     def from_vocabulary(
@@ -160,83 +148,27 @@ class Rig:
 
     def bundle_bytes(self) -> bytes:
         """The `.facerig.npz` bundle's bytes: a pure function of the rig (equal rigs give equal bytes)."""
-        mesh = self.neutral
-        header = {
-            "shape_names": list(self.shape_names),
-            "corrective_recipes": {k: list(v) for k, v in self.corrective_recipes.items()},
-            "group_names": list(mesh.group_names),
-            "mesh_name": mesh.name,
-            "up_axis": mesh.up_axis,
-            "meters_per_unit": mesh.meters_per_unit,
-            "source": mesh.source,
-            "metadata": self.metadata,
-        }
-        arrays = {
-            "format_version": np.array(BUNDLE_VERSION, np.int64),
-            "vertices": mesh.vertices,
-            "face_vertex_counts": mesh.face_vertex_counts,
-            "face_vertex_indices": mesh.face_vertex_indices,
-            "polygon_groups": mesh.polygon_groups,
-            "deltas": self.deltas,
-            "header": np.array(json.dumps(header, allow_nan=False)),
-        }
-        if mesh.uvs is not None:
-            arrays["uvs"] = mesh.uvs
-            arrays["uv_indices"] = mesh.uv_indices
-        return npz_bytes(arrays)
+        from facerig.exporters.bundle import encode_bundle
+
+        return encode_bundle(self.neutral, self.shape_names, self.deltas, self.corrective_recipes, self.metadata)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Rig":
-        """Read a `.facerig.npz` bundle; raise :class:`BundleError` naming the problem."""
-        path = Path(path)
-        if not path.is_file():
-            raise BundleError("no such rig bundle", path)
+    def load(cls, path: str | Path, limits: "LoadLimits | None" = None) -> "Rig":
+        """Read a `.facerig.npz` bundle (:func:`facerig.exporters.bundle.decode_bundle`: untrusted input, limits
+        checked before anything is unpacked); raise :class:`BundleError` naming the problem."""
+        from facerig.exporters.bundle import decode_bundle
+
+        contents = decode_bundle(path, limits)
         try:
-            with np.load(path, allow_pickle=False) as archive:
-                data = {key: archive[key] for key in archive.files}
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-            raise BundleError(f"not a readable rig bundle ({exc})", path) from None
-        required = ("format_version", "vertices", "face_vertex_counts", "face_vertex_indices", "deltas", "header")
-        missing = [key for key in required if key not in data]
-        if missing:
-            raise BundleError(f"rig bundle is missing {', '.join(missing)}", path)
-        version = int(data["format_version"])
-        if version > BUNDLE_VERSION:
-            raise BundleError(
-                f"rig bundle version {version} is newer than this facerig reads ({BUNDLE_VERSION}); upgrade facerig",
-                path,
-            )
-        try:
-            header = json.loads(str(data["header"]))
-        except json.JSONDecodeError as exc:
-            raise BundleError(f"rig bundle header is not valid JSON ({exc})", path) from None
-        try:
-            mesh = Mesh(
-                data["vertices"],
-                data["face_vertex_counts"],
-                data["face_vertex_indices"],
-                uvs=data.get("uvs"),
-                uv_indices=data.get("uv_indices"),
-                polygon_groups=data.get("polygon_groups"),
-                group_names=tuple(header.get("group_names", ())),
-                up_axis=header.get("up_axis"),
-                meters_per_unit=header.get("meters_per_unit"),
-                name=header.get("mesh_name", "mesh"),
-                source=header.get("source"),
-            )
             return cls(
-                neutral=mesh,
-                shape_names=tuple(header["shape_names"]),
-                deltas=data["deltas"],
-                corrective_recipes={k: tuple(v) for k, v in header.get("corrective_recipes", {}).items()},
-                metadata=header.get("metadata", {}),
+                neutral=contents.neutral,
+                shape_names=contents.shape_names,
+                deltas=contents.deltas,
+                corrective_recipes=contents.corrective_recipes,
+                metadata=contents.metadata,
             )
-        except (KeyError, TypeError) as exc:
-            raise BundleError(f"rig bundle header lacks {exc}", path) from None
-        except Exception as exc:  # a Mesh/Rig validation error: re-raise naming the bundle
-            if isinstance(exc, (BundleError, MeshLoadError)):
-                raise BundleError(f"corrupt rig bundle: {getattr(exc, 'reason', exc)}", path) from None
-            raise
+        except BundleError as exc:  # shapes and recipes that do not make a rig
+            raise BundleError(f"corrupt rig bundle: {exc.reason}", path) from None
 
     def export(self, path: str | Path, format: str | None = None, **options: Any) -> Path:
         """Write the rig in an interchange format (usd, usda, glb, gltf, fbx, npz); see facerig.exporters."""

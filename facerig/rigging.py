@@ -26,7 +26,8 @@ from facerig.exporters import EXPORTERS, Naming, export_files, write_export_file
 from facerig.exporters.common import SIDECAR_SUFFIX
 from facerig.io import LoadLimits, load_mesh
 from facerig.mesh import Mesh, source_name
-from facerig.rig import BUNDLE_SUFFIX, Rig
+from facerig.exporters.bundle import BUNDLE_SUFFIX
+from facerig.rig import Rig
 from facerig.timings import RigTimings
 
 if TYPE_CHECKING:  # torch loads on first rig, so the CLI's parsing stays fast

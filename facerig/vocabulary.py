@@ -25,6 +25,7 @@ import hashlib
 import json
 import math
 import re
+import stat
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -34,9 +35,11 @@ from typing import Any, Mapping
 import numpy as np
 
 from facerig.errors import VocabularyError
+from facerig.safe_json import loads_bounded
 
 SCHEMA_VERSION = 1
 SECTIONS = ("poses", "correctives", "arkit", "ict")
+MAX_VOCABULARY_BYTES = 16 * 1024**2  # the default vocabulary is ~40 KB
 # Default section -> package data file holding it.
 DEFAULT_FILES = {
     "poses": "facs_poses.json",
@@ -329,10 +332,7 @@ def load_vocabulary(poses_file: str | Path | None = None) -> Vocabulary:
         origin[section] = f"facerig/data/{filename}"
     if poses_file is not None:
         path = Path(poses_file)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise VocabularyError(f"cannot read the pose vocabulary: {exc.strerror or exc}", path) from None
+        text = _read_user_file(path)
         user = _parse_json(text, path)
         if not isinstance(user, dict):
             raise VocabularyError("a pose vocabulary file must hold a JSON object", path)
@@ -350,11 +350,28 @@ def load_vocabulary(poses_file: str | Path | None = None) -> Vocabulary:
     return _build(data, origin, poses_file)
 
 
+def _read_user_file(path: Path) -> str:
+    """A user's vocabulary file as text: a regular file (a FIFO would block) of bounded size."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise VocabularyError("the pose vocabulary is not a regular file", path)
+        if info.st_size > MAX_VOCABULARY_BYTES:
+            raise VocabularyError(f"the pose vocabulary is {info.st_size:,} bytes, over {MAX_VOCABULARY_BYTES:,}", path)
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise VocabularyError(f"cannot read the pose vocabulary: {exc.strerror or exc}", path) from None
+    except UnicodeDecodeError:
+        raise VocabularyError("the pose vocabulary is not UTF-8 text", path) from None
+
+
 def _parse_json(text: str, source: str | Path) -> Any:
     try:
-        return json.loads(text)
+        return loads_bounded(text)
     except json.JSONDecodeError as exc:
         raise VocabularyError(f"not valid JSON: {exc.msg} at line {exc.lineno}", source) from None
+    except ValueError as exc:  # nested too deep
+        raise VocabularyError(f"not accepted: {exc}", source) from None
 
 
 # ---------------------------------------------------------------------------------------------- validation

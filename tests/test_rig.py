@@ -10,7 +10,8 @@ import pytest
 
 from facerig.errors import BundleError
 from facerig.mesh import Mesh
-from facerig.rig import BUNDLE_VERSION, Rig
+from facerig.exporters.bundle import BUNDLE_VERSION
+from facerig.rig import Rig
 
 
 @pytest.fixture()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -122,8 +121,8 @@ class BatchOptions:
             raise ConfigError(f"workers must be at least 1, got {self.workers}")
         if self.threads_per_worker is not None and self.threads_per_worker < 1:
             raise ConfigError(f"threads per worker must be at least 1, got {self.threads_per_worker}")
-        if self.max_vertices < 1 or not 0 < self.max_file_mb < math.inf:
-            raise ConfigError("max vertices and max file size must be positive and finite")
+        if self.max_vertices < 1 or not 0 < self.max_file_mb < float("inf"):  # NaN fails too
+            raise ConfigError(f"max vertices and max file size must be positive and finite, got {self.max_file_mb}")
         if self.max_retries < 0:
             raise ConfigError(f"max retries must be 0 or more, got {self.max_retries}")
         if self.units is not None:

@@ -147,7 +147,8 @@ def info(
     select: Annotated[Optional[str], typer.Option(help=SELECT_HELP)] = None,
 ) -> None:
     """Summarise a mesh or a rig bundle."""
-    from facerig.rig import BUNDLE_SUFFIX, Rig
+    from facerig.exporters.bundle import BUNDLE_SUFFIX
+    from facerig.rig import Rig
 
     if file.name.endswith(BUNDLE_SUFFIX):
         loaded = Rig.load(file)

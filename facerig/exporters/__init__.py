@@ -31,23 +31,17 @@ from facerig.exporters.common import (
     Exporter,
     ExportRig,
     Naming,
+    RigLike,
     gather,
     sidecar_bytes,
 )
 from facerig.fileio import write_files_atomic
-from facerig.rig import Rig
+from facerig.exporters.bundle import encode_bundle
 
 
 def _export_npz(ir: ExportRig, options: ExportOptions) -> bytes:
-    """The IR as a rig bundle (with the naming preset's shapes), through :meth:`Rig.save`."""
-    rig = Rig(
-        neutral=ir.mesh,
-        shape_names=ir.shape_names,
-        deltas=ir.dense_deltas(),
-        corrective_recipes=ir.correctives,
-        metadata=ir.metadata.get("rig", {}),
-    )
-    return rig.bundle_bytes()
+    """The IR as a rig bundle (with the naming preset's shapes): :func:`facerig.exporters.bundle.encode_bundle`."""
+    return encode_bundle(ir.mesh, ir.shape_names, ir.dense_deltas(), ir.correctives, ir.metadata.get("rig", {}))
 
 
 EXPORTERS: dict[str, Exporter] = {
@@ -71,7 +65,7 @@ def format_for_path(path: str | Path) -> str:
 
 
 def export_rig(
-    rig: Rig,
+    rig: RigLike,
     path: str | Path,
     format: str | None = None,
     naming: str = "facs",
@@ -109,7 +103,7 @@ def export_rig(
 
 
 def export_files(
-    rig: Rig, path: str | Path, format: str | None = None, naming: str = "facs", preview_animation: bool = False
+    rig: RigLike, path: str | Path, format: str | None = None, naming: str = "facs", preview_animation: bool = False
 ) -> dict[Path, bytes]:
     """The files :func:`export_rig` would write for ``path``, as {path: bytes}, the main file first.
 

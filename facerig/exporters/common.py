@@ -15,16 +15,26 @@ import json
 import re
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Protocol
 
 import numpy as np
 
 from facerig.canonical import CanonicalFrame, canonical_frame
 from facerig.errors import ExportError
 from facerig.mesh import Mesh
-from facerig.rig import Rig
 from facerig.units import resolve_meters_per_unit
 from facerig.vocabulary import Vocabulary, load_vocabulary
+
+
+class RigLike(Protocol):
+    """What an exporter reads from a rig (:class:`facerig.rig.Rig` is one): the exporters never import the rig
+    module, so the rig can offer ``rig.export(...)`` and save itself through the exporters without a cycle."""
+
+    neutral: Mesh
+    shape_names: tuple[str, ...]
+    deltas: np.ndarray
+    corrective_recipes: Mapping[str, tuple[str, ...]]
+    metadata: Mapping[str, Any]
 
 
 
@@ -202,7 +212,7 @@ def _make_shape(name: str, deltas: np.ndarray, tolerance: float) -> ExportShape:
 
 
 # ---------------------------------------------------------------------------------------------- gather
-def gather(rig: Rig, naming: str = "facs", *, vocabulary: Vocabulary | None = None) -> ExportRig:
+def gather(rig: RigLike, naming: str = "facs", *, vocabulary: Vocabulary | None = None) -> ExportRig:
     """Build the export IR of ``rig`` with the shapes named by a preset.
 
     Args:
@@ -273,7 +283,7 @@ def gather(rig: Rig, naming: str = "facs", *, vocabulary: Vocabulary | None = No
     )
 
 
-def _arkit_shapes(rig: Rig, vocabulary: Vocabulary) -> tuple[list[tuple[str, np.ndarray]], dict[str, list[str]]]:
+def _arkit_shapes(rig: RigLike, vocabulary: Vocabulary) -> tuple[list[tuple[str, np.ndarray]], dict[str, list[str]]]:
     """The ARKit shapes built from the rig's FACS deltas, and {arkit_name: [FACS sources the rig lacks]}."""
     deltas = {name: rig.deltas[i] for i, name in enumerate(rig.shape_names)}
     canonical_x = None
@@ -292,7 +302,7 @@ def _arkit_shapes(rig: Rig, vocabulary: Vocabulary) -> tuple[list[tuple[str, np.
     return shapes, incomplete
 
 
-def _canonical_x(rig: Rig) -> np.ndarray:
+def _canonical_x(rig: RigLike) -> np.ndarray:
     """(V,) canonical x of the neutral (+X the character's left): the rig's own frame when it recorded one."""
     recorded = rig.metadata.get("canonical_frame")
     frame = CanonicalFrame.from_dict(recorded) if recorded is not None else canonical_frame(rig.neutral)

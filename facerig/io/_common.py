@@ -7,13 +7,14 @@ groups), so every format reports the same problems in the same words.
 
 from __future__ import annotations
 
+import stat
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence, Union
 
 import numpy as np
 
-from facerig.errors import MeshLoadError
+from facerig.errors import ConfigError, MeshLoadError
 from facerig.io._select import name_matches
 from facerig.mesh import Mesh, source_name
 
@@ -36,18 +37,82 @@ _MAGIC = {
     b"\x7fELF": "an executable",
 }
 
+RIG_SHAPES = 96
+"""Shapes a rig carries per vertex (the default vocabulary's 47 poses and 48 correctives, rounded up)."""
+
+# Peak-memory model of loading and then rigging a mesh, in bytes per element. Loading holds the parsed
+# positions and their float64 world copy, and per corner the raw and resolved indices plus the fan
+# triangles' corner positions of the degenerate-face check: the load estimate is 1.2-1.5x tracemalloc's
+# peak on the ICT neutral, spot, suzanne, robot_expressive.glb and 200k-vertex OBJ/PLY grids (checked in
+# tests/io/test_sandbox.py). Rigging holds the neutral and, per vertex, every shape's float32 delta twice
+# (the rig's own array and the exporter's copy).
+_LOAD_BYTES_PER_VERTEX = 250
+_LOAD_BYTES_PER_CORNER = 150
+_RIG_BYTES_PER_VERTEX = 2 * RIG_SHAPES * 3 * 4 + 200
+_RIG_BYTES_PER_CORNER = 16
+TEXT_PARSE_BYTES_PER_BYTE = 10
+"""Working memory per byte of a text mesh (OBJ, ascii PLY) on top of the per-element costs: byte masks and
+per-byte line/token indices (measured: ~7.4 for OBJ lines that are skipped, ~4.5 for ascii PLY)."""
+
 
 @dataclass(frozen=True)
 class LoadLimits:
     """Bounds on what one input may cost; inputs are untrusted, so every reader checks these.
 
+    Every limit is checked from headers, counts and file sizes before the memory is allocated.
+
     Attributes:
-        max_file_bytes: largest file accepted (512 MiB by default).
-        max_vertices: largest vertex count accepted, summed over all parts of the file.
+        max_file_bytes: largest input accepted (512 MiB by default), counting every file it references
+            (glTF buffers, USD layers) as often as it is referenced.
+        max_vertices: largest vertex count accepted, summed over all parts of the file. The default is
+            the largest that :func:`estimate_peak_bytes` fits in the default memory budget.
+        max_memory_bytes: memory budget for loading and rigging one input (2 GiB by default); see
+            :func:`estimate_peak_bytes`.
     """
 
     max_file_bytes: int = 512 * 1024**2
-    max_vertices: int = 2_000_000
+    max_vertices: int = 750_000
+    max_memory_bytes: int = 2 * 1024**3
+
+    def __post_init__(self) -> None:
+        for name in ("max_file_bytes", "max_vertices", "max_memory_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ConfigError(f"LoadLimits.{name} must be a positive whole number, got {value!r}")
+
+
+def estimate_load_bytes(n_vertices: int, n_corners: int, parse_bytes: int = 0) -> int:
+    """Upper estimate of the memory a reader holds at its peak while loading a mesh of this size.
+
+    Args:
+        n_vertices: vertex count.
+        n_corners: polygon corner count (3 per triangle, 4 per quad).
+        parse_bytes: the reader's working memory for the file itself (its bytes, text-parsing buffers).
+    """
+    return int(parse_bytes + n_vertices * _LOAD_BYTES_PER_VERTEX + n_corners * _LOAD_BYTES_PER_CORNER)
+
+
+def estimate_peak_bytes(n_vertices: int, n_corners: int, parse_bytes: int = 0) -> int:
+    """Upper estimate of the memory that loading, then rigging, a mesh of this size holds at its peak:
+    the larger of :func:`estimate_load_bytes` and the rig's (the neutral plus every shape's delta)."""
+    rig = n_vertices * _RIG_BYTES_PER_VERTEX + n_corners * _RIG_BYTES_PER_CORNER
+    return max(estimate_load_bytes(n_vertices, n_corners, parse_bytes), int(rig))
+
+
+def check_cost(
+    limits: LoadLimits, label: str | Path, *, n_vertices: int = 0, n_corners: int = 0, parse_bytes: int = 0
+) -> None:
+    """Raise before allocating when a mesh of this size is over the vertex limit or the memory budget."""
+    check_vertex_count(n_vertices, limits, label)
+    peak = estimate_peak_bytes(n_vertices, n_corners, parse_bytes)
+    if peak > limits.max_memory_bytes:
+        counted = [f"{n:,} {what}" for n, what in ((n_vertices, "vertices"), (n_corners, "face corners")) if n]
+        size = " and ".join(counted) or "it"
+        raise MeshLoadError(
+            f"loading and rigging {size} would need about {peak / 2**20:,.0f} MiB, over the memory budget of "
+            f"{limits.max_memory_bytes / 2**20:,.0f} MiB (LoadLimits.max_memory_bytes)",
+            label,
+        )
 
 
 @dataclass(frozen=True)
@@ -61,20 +126,27 @@ class Source:
 
 
 def check_file(path: str | Path, limits: LoadLimits) -> Path:
-    """Check that ``path`` is a regular, non-empty file within ``limits``; return it as a Path."""
+    """Check that ``path`` is a regular, non-empty file within ``limits``; return it as a Path.
+
+    Only ``stat`` looks at it: a FIFO or device is refused without being opened (opening one blocks).
+    """
     path = Path(path)
-    if not path.exists():
-        raise MeshLoadError("file not found", path)
-    if path.is_dir():
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise MeshLoadError("file not found", path) from None
+    except OSError as exc:  # a symlink loop, a path component that is a file, no permission
+        raise MeshLoadError(f"cannot read: {exc.strerror or exc}", path) from None
+    if stat.S_ISDIR(info.st_mode):
         raise MeshLoadError("is a directory, not a mesh file", path)
-    if not path.is_file():
+    if not stat.S_ISREG(info.st_mode):
         raise MeshLoadError("is not a regular file", path)
-    size = path.stat().st_size
-    if size == 0:
+    if info.st_size == 0:
         raise MeshLoadError("file is empty", path)
-    if size > limits.max_file_bytes:
+    if info.st_size > limits.max_file_bytes:
         raise MeshLoadError(
-            f"file is {size:,} bytes, over the limit of {limits.max_file_bytes:,} (LoadLimits.max_file_bytes)", path
+            f"file is {info.st_size:,} bytes, over the limit of {limits.max_file_bytes:,} (LoadLimits.max_file_bytes)",
+            path,
         )
     return path
 
@@ -107,7 +179,7 @@ def reject_binary(data: bytes, label: str, format_name: str) -> None:
         raise MeshLoadError(f"not a text {format_name} file: it contains binary data", label)
 
 
-def check_vertex_count(count: int, limits: LoadLimits, label: str) -> None:
+def check_vertex_count(count: int, limits: LoadLimits, label: str | Path) -> None:
     if count > limits.max_vertices:
         raise MeshLoadError(
             f"{count:,} vertices, over the limit of {limits.max_vertices:,} (LoadLimits.max_vertices)", label

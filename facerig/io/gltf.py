@@ -17,7 +17,6 @@ definition, so ``up_axis="Y"`` and ``meters_per_unit=1.0``.
 from __future__ import annotations
 
 import base64
-import json
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,20 +33,22 @@ from facerig.io._common import (
     MeshSource,
     Source,
     assemble_mesh,
-    check_file,
+    check_cost,
     check_shape_budget,
-    check_vertex_count,
     read_source,
     reject_binary,
 )
 from facerig.io._select import name_matches
+from facerig.io.sandbox import Sandbox
 from facerig.mesh import Mesh
+from facerig.safe_json import loads_bounded
 
 _COMPONENT_TYPES = {5120: "i1", 5121: "u1", 5122: "i2", 5123: "u2", 5125: "u4", 5126: "f4"}
 _COMPONENTS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
 _TRIANGLES, _TRIANGLE_STRIP, _TRIANGLE_FAN = 4, 5, 6
 _UNSUPPORTED_EXTENSIONS = {"KHR_draco_mesh_compression", "EXT_meshopt_compression"}
 _Result = TypeVar("_Result")
+_JSON_BYTES_PER_BYTE = 16  # Python objects per byte of glTF JSON, while it is parsed
 
 
 def load_gltf(source: MeshSource, limits: LoadLimits | None = None, *, select: str | None = None) -> Mesh:
@@ -89,14 +90,17 @@ def _read(source: MeshSource, limits: LoadLimits | None, action: Callable[["_Rea
     limits = limits or LoadLimits()
     src = read_source(source, limits)
     json_text, blob = _split_container(src)
+    check_cost(limits, src.label, parse_bytes=len(src.data) + len(json_text) * _JSON_BYTES_PER_BYTE)
     try:
-        document = json.loads(json_text)
+        document = loads_bounded(json_text)
     except ValueError as exc:
         raise MeshLoadError(f"malformed glTF JSON: {exc}", src.label) from None
-    if not isinstance(document, dict) or not str(document.get("asset", {}).get("version", "")).startswith("2"):
-        raise MeshLoadError("not a glTF 2.0 document (asset.version must be 2.x)", src.label)
+    asset = document.get("asset") if isinstance(document, dict) else None
+    if not isinstance(asset, dict) or not str(asset.get("version", "")).startswith("2"):
+        raise MeshLoadError("not a glTF 2.0 document (asset must be an object whose version is 2.x)", src.label)
+    sandbox = Sandbox(src.path, limits) if src.path is not None else None
     try:
-        return action(_Reader(src, limits, _Document(document), blob))
+        return action(_Reader(src, limits, _Document(document), blob, sandbox))
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
         # pygltflib does not check types or references; a broken document surfaces as one of these.
         raise MeshLoadError(f"malformed glTF ({type(exc).__name__}: {exc})", src.label) from None
@@ -227,9 +231,12 @@ class _Morphs:
 class _Reader:
     """Walks the default scene and gathers its triangle primitives into one Mesh."""
 
-    def __init__(self, src: Source, limits: LoadLimits, document: _Document, blob: bytes | None) -> None:
-        self.src, self.limits, self.doc, self.blob = src, limits, document, blob
+    def __init__(
+        self, src: Source, limits: LoadLimits, document: _Document, blob: bytes | None, sandbox: Sandbox | None
+    ) -> None:
+        self.src, self.limits, self.doc, self.blob, self.sandbox = src, limits, document, blob, sandbox
         self.buffers: dict[int, bytes] = {}
+        self.external: dict[int, Path] = {}  # buffer index -> its file, admitted by the sandbox
         self.warnings: list[str] = []
         self.morphs: list[_Morphs] = []
 
@@ -241,14 +248,13 @@ class _Reader:
         if required:
             self.fail(f"compressed meshes ({', '.join(sorted(required))}) are not supported; decompress first")
         parts = _Parts()
-        seen_mesh_node = False
-        for node_index, world, chosen in self._walk_scene(select):
-            node = self.doc.get("nodes", node_index)
-            if node.mesh is None:
-                continue
-            seen_mesh_node = True
-            if chosen:
-                self._add_mesh(parts, node_index, world)
+        scene = list(self._walk_scene(select))
+        mesh_nodes = [(index, world) for index, world, chosen in scene if chosen and self._mesh_of(index)]
+        seen_mesh_node = any(self._mesh_of(index) for index, _, _ in scene)
+        self._admit_buffers()
+        self._check_size(mesh_nodes)
+        for node_index, world in mesh_nodes:
+            self._add_mesh(parts, node_index, world)
         if select is not None and not parts.names:
             names = sorted({n.get("name") for n in self.doc.raw.get("nodes", []) if n.get("name")})
             self.fail(f"no mesh node or ancestor named like {select!r}; node names: {', '.join(names) or 'none'}")
@@ -322,6 +328,38 @@ class _Reader:
             yield index, world, chosen
             stack.extend((child, world, chosen) for child in reversed(node.children or []))
 
+    def _mesh_of(self, node_index: int) -> pygltflib.Mesh | None:
+        node = self.doc.get("nodes", node_index)
+        return None if node.mesh is None else self.doc.get("meshes", node.mesh)
+
+    def _triangle_primitives(self, mesh: pygltflib.Mesh) -> Iterator[tuple[int, pygltflib.Primitive]]:
+        for p, primitive in enumerate(mesh.primitives):
+            mode = _TRIANGLES if primitive.mode is None else primitive.mode
+            if mode in (_TRIANGLES, _TRIANGLE_STRIP, _TRIANGLE_FAN):
+                yield p, primitive
+
+    def _check_size(self, mesh_nodes: list[tuple[int, np.ndarray]]) -> None:
+        """Vertex and corner counts from the accessors' headers, against the limits, before reading data."""
+        n_vertices = n_corners = 0
+        for node_index, _ in mesh_nodes:
+            for _, primitive in self._triangle_primitives(self._mesh_of(node_index)):
+                if primitive.attributes.POSITION is None:
+                    continue  # reported by _add_mesh
+                count = self._count(primitive.attributes.POSITION)
+                n_vertices += count
+                if primitive.indices is not None:
+                    count = self._count(primitive.indices)
+                mode = _TRIANGLES if primitive.mode is None else primitive.mode
+                n_corners += count if mode == _TRIANGLES else 3 * max(count - 2, 0)
+        check_cost(self.limits, self.src.label, n_vertices=n_vertices, n_corners=n_corners,
+                   parse_bytes=len(self.src.data))  # fmt: skip
+
+    def _count(self, accessor_index: int) -> int:
+        count = self.doc.get("accessors", accessor_index).count
+        if not isinstance(count, int) or count < 0:
+            self.fail(f"accessor {accessor_index}: bad count {count!r}")
+        return count
+
     def _add_mesh(self, parts: _Parts, node_index: int, world: np.ndarray) -> None:
         node = self.doc.get("nodes", node_index)
         mesh = self.doc.get("meshes", node.mesh)
@@ -338,7 +376,6 @@ class _Reader:
             positions = self._accessor(primitive.attributes.POSITION, "POSITION")
             if positions.shape[1] != 3:
                 self.fail(f"primitive {mesh_name}.{p}: POSITION is not VEC3")
-            check_vertex_count(parts.n_vertices + len(positions), self.limits, self.src.label)
             if primitive.indices is None:
                 indices = np.arange(len(positions))
             else:
@@ -351,6 +388,8 @@ class _Reader:
                 triangles = triangles[:, [0, 2, 1]]
             uv = None
             if primitive.attributes.TEXCOORD_0 is not None:
+                if self._count(primitive.attributes.TEXCOORD_0) != len(positions):
+                    self.fail(f"primitive {mesh_name}.{p}: TEXCOORD_0 and POSITION counts differ")
                 uv = self._accessor(primitive.attributes.TEXCOORD_0, "TEXCOORD_0")[:, :2]
             name = f"{mesh_name}.{p}"
             if name in parts.names:  # the same mesh instanced by several nodes
@@ -405,20 +444,21 @@ class _Reader:
         self.buffers[index] = data
         return data
 
+    def _admit_buffers(self) -> None:
+        """Put every external buffer file through the sandbox (each reference counts) before reading any."""
+        for index in range(self.doc.count("buffers")):
+            uri = self.doc.get("buffers", index).uri
+            if uri is not None and not isinstance(uri, str):
+                self.fail(f"buffer {index}: uri is not a string")
+            if uri is None or uri.startswith("data:"):
+                continue
+            if self.sandbox is None:
+                self.fail(f"buffer {index} refers to file {uri!r}; read .gltf files from a path, not bytes")
+            self.external[index] = self.sandbox.admit(unquote(uri), f"buffer {index} ({uri})")
+
     def _external(self, uri: str, index: int) -> bytes:
-        """Bytes of an external buffer file, which must sit inside the .gltf's own folder."""
-        if self.src.path is None:
-            self.fail(f"buffer {index} refers to file {uri!r}; read .gltf files from a path, not bytes")
-        folder = Path(self.src.path).resolve().parent
-        target = (folder / unquote(uri)).resolve()
-        if not target.is_relative_to(folder):
-            self.fail(f"buffer {index} refers to {uri!r}, outside the file's folder")
-        try:
-            return check_file(target, self.limits).read_bytes()
-        except MeshLoadError as exc:  # name the .gltf the user asked for, and the buffer file in the reason
-            self.fail(f"buffer {index} ({uri}): {exc.reason}")
-        except OSError as exc:
-            self.fail(f"buffer {index} ({uri}): cannot read: {exc.strerror or exc}")
+        """Bytes of an external buffer file admitted by :meth:`_admit_buffers`."""
+        return self.sandbox.read_bytes(self.external[index], f"buffer {index} ({uri})")
 
     def _accessor(self, index: int, what: str, integer: bool = False) -> np.ndarray:
         """(count, components) array of an accessor: float64, or int64 when ``integer``."""
@@ -430,6 +470,9 @@ class _Reader:
         if integer and code not in ("u1", "u2", "u4"):
             self.fail(f"accessor {index} ({what}): indices must be unsigned integers")
         dtype = np.dtype("<" + code)
+        # A bufferView-less accessor is zeros of any count: bound what it (and its float64 copy) costs.
+        if accessor.count * components * 8 > self.limits.max_memory_bytes:
+            self.fail(f"accessor {index} ({what}): {accessor.count:,} elements, over the memory budget")
         if accessor.bufferView is None:
             values = np.zeros((accessor.count, components), dtype)
         else:
@@ -438,6 +481,8 @@ class _Reader:
         if accessor.sparse is not None and accessor.sparse.count:
             values = values.copy()
             sparse = accessor.sparse
+            if not isinstance(sparse.count, int) or not 0 < sparse.count <= accessor.count:
+                self.fail(f"accessor {index} ({what}): sparse count {sparse.count!r} for {accessor.count:,} elements")
             sparse_code = _COMPONENT_TYPES.get(sparse.indices.componentType)
             if sparse_code not in ("u1", "u2", "u4"):
                 self.fail(f"accessor {index} ({what}): sparse indices must be unsigned integers")

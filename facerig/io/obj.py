@@ -18,9 +18,10 @@ from facerig.errors import MeshLoadError
 from facerig.io._common import (
     LoadLimits,
     MeshSource,
+    TEXT_PARSE_BYTES_PER_BYTE,
     Source,
     assemble_mesh,
-    check_vertex_count,
+    check_cost,
     read_source,
     reject_binary,
 )
@@ -43,6 +44,7 @@ def load_obj(source: MeshSource, limits: LoadLimits | None = None) -> Mesh:
     limits = limits or LoadLimits()
     src = read_source(source, limits)
     reject_binary(src.data, src.label, "OBJ")
+    check_cost(limits, src.label, parse_bytes=len(src.data) * TEXT_PARSE_BYTES_PER_BYTE)
     return _parse(src, limits)
 
 
@@ -100,7 +102,7 @@ def _tokens_per_line(text: bytes, n_lines: int) -> tuple[np.ndarray, np.ndarray]
     buf = np.frombuffer(text, np.uint8)
     blank = (buf == _SPACE) | (buf == _TAB) | (buf == _NL)
     start = ~blank & np.concatenate([[True], blank[:-1]])
-    line_of_token = np.cumsum(buf == _NL)[start]
+    line_of_token = np.cumsum(buf == _NL, dtype=np.int32)[start]
     return np.bincount(line_of_token, minlength=n_lines), line_of_token
 
 
@@ -125,7 +127,9 @@ def _parse(src: Source, limits: LoadLimits) -> Mesh:
     n_vertices = int(is_v.sum())
     if n_vertices == 0:
         raise MeshLoadError("no vertex ('v') lines: not an OBJ mesh", src.label)
-    check_vertex_count(n_vertices, limits, src.label)
+    # Every face has at least 3 corners: bound the cost before the faces are parsed.
+    check_cost(limits, src.label, n_vertices=n_vertices, n_corners=3 * int(is_f.sum()),
+               parse_bytes=len(src.data) * TEXT_PARSE_BYTES_PER_BYTE)  # fmt: skip
     # Vertices first: a file cut inside its vertex block should say so, not just "no faces".
     vertices = _parse_rows(src, lines, is_v, "v", min_values=3, n_values=3)
     if not is_f.any():
@@ -227,7 +231,7 @@ def _corner_layout(
     """
     buf = np.frombuffer(text, np.uint8)
     blank = (buf == _SPACE) | (buf == _TAB) | (buf == _NL)
-    corner_of_byte = np.cumsum(~blank & np.concatenate([[True], blank[:-1]])) - 1
+    corner_of_byte = np.cumsum(~blank & np.concatenate([[True], blank[:-1]]), dtype=np.int32) - 1
     slash = buf == _SLASH
     before = np.concatenate([[True], blank[:-1]])
     after = np.concatenate([blank[1:], [True]])
@@ -281,14 +285,15 @@ def _face_groups(lines: _Lines, f_lines: np.ndarray) -> tuple[np.ndarray | None,
     if not is_group.any():
         return None, []
     group_lines = np.flatnonzero(is_group)
-    names = ["default"]  # faces above the first group line
+    # All group lines in one buffer, split once; a dict keeps files with 100k group lines linear.
+    rows = lines.buf[is_group[lines.line_of_byte]].tobytes().split(b"\n")[: len(group_lines)]
+    ids = {"default": 0}  # faces above the first group line
     group_of_line = []
-    for index in group_lines:
-        parts = lines.line_text(index).encode("latin-1").split(b"#", 1)[0].split(None, 1)
+    for row in rows:
+        parts = row.split(b"#", 1)[0].split(None, 1)
         name = parts[1].strip().decode("utf-8", "replace") if len(parts) > 1 else "default"
-        if name not in names:
-            names.append(name)
-        group_of_line.append(names.index(name))
+        group_of_line.append(ids.setdefault(name, len(ids)))
+    names = list(ids)
     above = np.searchsorted(group_lines, f_lines) - 1  # the last group line above each face, -1 if none
     groups = np.where(above < 0, 0, np.asarray(group_of_line)[np.maximum(above, 0)])
     return groups, names

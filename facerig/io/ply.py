@@ -8,12 +8,22 @@ Faces come from the ``face`` element's ``vertex_indices`` (or ``vertex_index``) 
 
 from __future__ import annotations
 
+import struct
+from array import array
 from dataclasses import dataclass
 
 import numpy as np
 
 from facerig.errors import MeshLoadError
-from facerig.io._common import LoadLimits, MeshSource, Source, assemble_mesh, check_vertex_count, read_source
+from facerig.io._common import (
+    TEXT_PARSE_BYTES_PER_BYTE,
+    LoadLimits,
+    MeshSource,
+    Source,
+    assemble_mesh,
+    check_cost,
+    read_source,
+)
 from facerig.mesh import Mesh
 
 _TYPES = {
@@ -56,13 +66,15 @@ def load_ply(source: MeshSource, limits: LoadLimits | None = None) -> Mesh:
     vertex = next((e for e in elements if e.name == "vertex"), None)
     if vertex is None or vertex.count == 0:
         raise MeshLoadError("no 'vertex' element in the header", src.label)
-    check_vertex_count(vertex.count, limits, src.label)
-    names = {p.name for p in vertex.properties}
+    names = {p.name for p in vertex.properties if p.count_dtype is None}
     if not {"x", "y", "z"} <= names:
         raise MeshLoadError("the vertex element has no x, y, z properties", src.label)
     face = next((e for e in elements if e.name == "face"), None)
     if face is None or face.count == 0:
         raise MeshLoadError(f"{vertex.count:,} vertices but no faces: a point cloud is not a mesh", src.label)
+    # Counts come from the header: bound the cost (every face has at least 3 corners) before the body.
+    parse_bytes = len(src.data) * (TEXT_PARSE_BYTES_PER_BYTE if fmt == "ascii" else 1)
+    check_cost(limits, src.label, n_vertices=vertex.count, n_corners=3 * face.count, parse_bytes=parse_bytes)
     face_list = next((p for p in face.properties if p.name in _FACE_LISTS and p.count_dtype), None)
     if face_list is None:
         raise MeshLoadError("the face element has no vertex_indices list", src.label)
@@ -155,15 +167,56 @@ class _BinaryBody:
         return array
 
     def read(self, element: _Element) -> dict[str, object]:
+        # Every row holds at least its scalars and its list lengths: a count the body cannot hold is a
+        # truncated (or lying) file, found before walking millions of rows.
+        row_bytes = sum(np.dtype(p.count_dtype or p.dtype).itemsize for p in element.properties)
+        have = len(self.src.data) - self.offset
+        if row_bytes * element.count > have:
+            raise MeshLoadError(
+                f"truncated: element {element.name!r} declares {element.count:,} rows of at least {row_bytes} "
+                f"bytes, the file has {have:,} bytes left",
+                self.src.label,
+            )
         if all(p.count_dtype is None for p in element.properties):
             dtype = np.dtype([(f"p{i}", self.order + p.dtype) for i, p in enumerate(element.properties)])
             table = self._take(dtype, element.count, f"element {element.name!r}")
             return {p.name: table[f"p{i}"] for i, p in enumerate(element.properties)}
         if len(element.properties) == 1:
-            uniform = self._uniform_list(element, element.properties[0])
-            if uniform is not None:
-                return {element.properties[0].name: uniform}
+            prop = element.properties[0]
+            lists = self._uniform_list(element, prop)
+            if lists is None and np.dtype(prop.count_dtype).kind in "iu":
+                lists = self._varying_list(element, prop)
+            return {prop.name: lists}
         return self._list_rows(element)
+
+    def _varying_list(self, element: _Element, prop: _Property) -> tuple[np.ndarray, np.ndarray]:
+        """An element that is one list of varying length (mixed triangles and quads): one pass over the
+        length prefixes in Python (each row's start depends on the previous length), then one gather."""
+        what = f"element {element.name!r}"
+        count_type = np.dtype(self.order + prop.count_dtype)
+        item = np.dtype(self.order + prop.dtype)
+        read_count = struct.Struct(self.order + count_type.char).unpack_from
+        data, offset, end = self.src.data, self.offset, len(self.src.data)
+        step, size = count_type.itemsize, item.itemsize
+        counts, starts = array("q"), array("q")
+        for row in range(element.count):
+            if offset + step > end:
+                raise MeshLoadError(f"truncated: {what} ends at row {row:,} of {element.count:,}", self.src.label)
+            n = read_count(data, offset)[0]
+            if n < 0:
+                raise MeshLoadError(f"{what} row {row}: negative list length {n}", self.src.label)
+            counts.append(n)
+            starts.append(offset + step)
+            offset += step + n * size
+        if offset > end:
+            raise MeshLoadError(f"truncated: {what} runs {offset - end:,} bytes past the end", self.src.label)
+        self.offset = offset
+        lengths = np.frombuffer(counts, np.int64)
+        first = np.repeat(np.frombuffer(starts, np.int64), lengths)
+        within = np.arange(len(first)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        byte_index = (first + within * size)[:, None] + np.arange(size)
+        values = np.frombuffer(data, np.uint8)[byte_index].reshape(-1).view(item)
+        return lengths.copy(), values
 
     def _uniform_list(self, element: _Element, prop: _Property) -> tuple[np.ndarray, np.ndarray] | None:
         """Fast path for an element that is one list of constant length (all triangles, all quads)."""
@@ -171,6 +224,8 @@ class _BinaryBody:
         if len(self.src.data) - self.offset < count_type.itemsize:
             return None
         first = int(np.frombuffer(self.src.data, count_type, 1, self.offset)[0])
+        if first < 0 or first * np.dtype(prop.dtype).itemsize > len(self.src.data) - self.offset:
+            return None  # the row-by-row path reports it
         dtype = np.dtype([("n", count_type), ("items", self.order + prop.dtype, (first,))])
         if len(self.src.data) - self.offset < dtype.itemsize * element.count:
             return None
@@ -192,6 +247,9 @@ class _BinaryBody:
                     chunks[prop.name].append(self._take(value_type, 1, what))
                     continue
                 n = int(self._take(np.dtype(self.order + prop.count_dtype), 1, what)[0])
+                if n < 0:
+                    row = len(counts[prop.name])
+                    raise MeshLoadError(f"{what} row {row}: negative list length {n}", self.src.label)
                 counts[prop.name].append(n)
                 chunks[prop.name].append(self._take(value_type, n, what))
         return _columns(element, counts, chunks)
@@ -224,7 +282,7 @@ class _AsciiBody:
                 return {p.name: table[:, i] for i, p in enumerate(element.properties)}
             # One list of constant length per row (all triangles, all quads): "n i0 ... i(n-1)".
             prop = element.properties[0]
-            n = int(table[0, 0]) if table.shape[1] else -1
+            n = int(table[0, 0]) if table.shape[1] and np.isfinite(table[0, 0]) else -1
             one_list = len(element.properties) == 1 and prop.count_dtype is not None
             if one_list and table.shape[1] == n + 1 and (table[:, 0] == n).all():
                 return {prop.name: (np.full(element.count, n, np.int64), table[:, 1:].reshape(-1))}

@@ -14,6 +14,8 @@ normal offsets are not read), turned by the prim's world transform like its poin
 
 from __future__ import annotations
 
+import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,17 +28,17 @@ from facerig.io._common import (
     LoadLimits,
     Source,
     assemble_mesh,
-    check_file,
+    check_cost,
     check_shape_budget,
-    check_vertex_count,
     concatenate_uvs,
     reversed_winding,
 )
 from facerig.io._select import name_matches
+from facerig.io.sandbox import Sandbox
 from facerig.mesh import Mesh, source_name
 
 try:
-    from pxr import Sdf, Tf, Usd, UsdGeom, UsdSkel
+    from pxr import Ar, Sdf, Tf, Usd, UsdGeom, UsdSkel, UsdUtils
 except ImportError as _exc:  # usd-core is optional for the other formats; say so on first USD use
     _PXR_IMPORT_ERROR: ImportError | None = _exc
 else:
@@ -44,6 +46,7 @@ else:
 
 # What a USD file starts with: text layer, binary crate, or a usdz (zip) package.
 _SIGNATURES = (b"#usda", b"PXR-USDC", b"PK\x03\x04")
+_MAX_LAYERS = 256  # layers one input may compose; real assets have a handful
 
 
 def load_usd(source: str | Path, limits: LoadLimits | None = None, *, select: str | None = None) -> Mesh:
@@ -59,8 +62,8 @@ def load_usd(source: str | Path, limits: LoadLimits | None = None, *, select: st
         MeshLoadError: not a USD file, USD cannot open it, no meshes, malformed mesh data, or over ``limits``.
     """
     limits = limits or LoadLimits()
-    src, stage = _open_stage(source, limits)
-    return _read_stage(src, stage, limits, select)
+    src, stage, checked = _open_stage(source, limits)
+    return _read_checked(src, stage, checked, limits, select)
 
 
 def load_usd_blend_shapes(source: str | Path, limits: LoadLimits | None = None, *,
@@ -76,9 +79,9 @@ def load_usd_blend_shapes(source: str | Path, limits: LoadLimits | None = None, 
             range, or more offsets than :data:`facerig.io._common.MAX_SHAPE_OFFSETS`.
     """
     limits = limits or LoadLimits()
-    src, stage = _open_stage(source, limits)
+    src, stage, checked = _open_stage(source, limits)
     kept: list[_KeptPrim] = []
-    mesh = _read_stage(src, stage, limits, select, kept)
+    mesh = _read_checked(src, stage, checked, limits, select, kept)
     bound = [(prim, *_bound_shapes(src, stage, prim)) for prim in kept]
     names = list(dict.fromkeys(name for _, shape_names, _ in bound for name in shape_names))
     check_shape_budget(len(names), mesh.n_vertices, src.label)
@@ -135,11 +138,13 @@ def _bound_shapes(src: Source, stage: "Usd.Stage", kept: _KeptPrim) -> tuple[lis
     return names, shapes
 
 
-def _open_stage(source: str | Path, limits: LoadLimits) -> tuple[Source, "Usd.Stage"]:
-    """The checked file as a Source (no bytes: USD reads the path) and its stage, every payload loaded."""
+def _open_stage(source: str | Path, limits: LoadLimits) -> tuple[Source, "Usd.Stage", set[str]]:
+    """The checked file as a Source (no bytes: USD reads the path), its stage (every payload loaded, composed only
+    from layers the sandbox admitted: :func:`_confined_layers`) and those layers' identifiers."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         raise MeshLoadError("USD is read from a file path, not from bytes", "<bytes>")
-    path = check_file(source, limits)
+    sandbox = Sandbox(source, limits)
+    path = sandbox.entry
     if _PXR_IMPORT_ERROR is not None:
         raise MeshLoadError(f"reading USD needs usd-core (pip install usd-core): {_PXR_IMPORT_ERROR}", path)
     with open(path, "rb") as handle:
@@ -147,10 +152,85 @@ def _open_stage(source: str | Path, limits: LoadLimits) -> tuple[Source, "Usd.St
     if not head.startswith(_SIGNATURES):
         raise MeshLoadError("not a USD file (it starts with neither '#usda', 'PXR-USDC' nor a usdz header)", path)
     try:
-        stage = Usd.Stage.Open(str(path), Usd.Stage.LoadAll)
+        layers = _confined_layers(sandbox)
+        stage = Usd.Stage.Open(layers[0], Usd.Stage.LoadAll)
     except Tf.ErrorException as exc:
         raise MeshLoadError(f"USD cannot open it: {_usd_reason(exc)}", path) from None
-    return Source(b"", str(path), source_name(path), str(path)), stage
+    checked = {layer.identifier for layer in layers}
+    _refuse_unchecked_layers(stage, checked, path)
+    return Source(b"", str(path), source_name(path), str(path)), stage, checked
+
+
+def _read_checked(src: Source, stage: "Usd.Stage", checked: set[str], limits: LoadLimits, select: str | None,
+                  kept: "list[_KeptPrim] | None" = None) -> Mesh:
+    """:func:`_read_stage`, with crate errors found while reading values as MeshLoadError and the stage's layers
+    checked again afterwards (value clips open while values are read)."""
+    try:
+        mesh = _read_stage(src, stage, limits, select, kept)
+    except Tf.ErrorException as exc:  # a corrupt crate value, found when it is read
+        raise MeshLoadError(f"USD cannot read it: {_usd_reason(exc)}", src.label) from None
+    _refuse_unchecked_layers(stage, checked, Path(src.label))
+    return mesh
+
+
+def _refuse_unchecked_layers(stage: "Usd.Stage", checked: set[str], path: Path) -> None:
+    """Refuse a stage that composed a layer the dependency walk did not admit, rather than trust it."""
+    used = stage.GetUsedLayers()
+    stray = [layer.identifier for layer in used if not (layer.anonymous or layer.identifier in checked)]
+    if stray:
+        raise MeshLoadError(f"USD composed layers outside its checked dependencies: {', '.join(stray)}", path)
+
+
+def _confined_layers(sandbox: Sandbox) -> list["Sdf.Layer"]:
+    """The input's root layer and every layer it composes (sublayers, references, payloads, value clips),
+    each admitted by the sandbox before it is opened; the root first.
+
+    Holding the opened layers makes the stage compose from exactly these: USD finds them in its layer
+    registry instead of resolving the asset paths again.
+    """
+    root = Sdf.Layer.FindOrOpen(str(sandbox.entry))
+    if root is None:
+        raise sandbox.fail("USD cannot open it")
+    layers = {root.identifier: root}
+    pending = [root]
+    while pending:
+        layer = pending.pop()
+        sublayers, references, payloads = UsdUtils.ExtractExternalReferences(layer.identifier)
+        # References also list asset-valued attributes (textures); only layers are composed.
+        composed = [*sublayers, *payloads, *(asset for asset in references if _is_layer(asset))]
+        for asset in composed:
+            where = f"layer {asset!r} (named in {layer.GetDisplayName()})"
+            identifier = Sdf.ComputeAssetPathRelativeToLayer(layer, asset)
+            if identifier in layers:
+                continue
+            _admit_layer(sandbox, identifier, where)
+            if len(layers) >= _MAX_LAYERS:
+                raise sandbox.fail(f"composes more than {_MAX_LAYERS} layers")
+            dependency = Sdf.Layer.FindOrOpen(identifier)
+            if dependency is None:
+                raise sandbox.fail(f"{where} cannot be opened")
+            layers[identifier] = layers[dependency.identifier] = dependency
+            pending.append(dependency)
+    return list(dict.fromkeys(layers.values()))
+
+
+def _is_layer(asset: str) -> bool:
+    extension = Sdf.FileFormat.GetFileExtension(asset)
+    return bool(extension) and Sdf.FileFormat.FindByExtension(extension) is not None
+
+
+def _admit_layer(sandbox: Sandbox, identifier: str, where: str) -> None:
+    """Apply the sandbox to a layer's anchored path; a layer inside a usdz must stay inside its package."""
+    if Ar.IsPackageRelativePath(identifier):
+        package, inner = Ar.SplitPackageRelativePathOuter(identifier)
+        if Path(package).resolve() != sandbox.entry.resolve():
+            sandbox.admit(package, where)
+        if ".." in Path(inner).parts or os.path.isabs(inner):
+            raise sandbox.fail(f"{where} leaves its package")
+    elif not os.path.isabs(identifier):  # left to USD's search paths: anywhere on the machine
+        raise sandbox.fail(f"{where} cannot be resolved inside the input's folder")
+    else:
+        sandbox.admit(identifier, where)
 
 
 def _usd_reason(exc: Exception) -> str:
@@ -170,7 +250,7 @@ def _read_stage(src: Source, stage: "Usd.Stage", limits: LoadLimits, select: str
     uv_indices: list[np.ndarray | None] = []
     warnings: list[str] = []
     empty: list[str] = []  # Mesh prims without points or faces
-    n_vertices = 0
+    n_vertices = n_corners = 0
     for prim in Usd.PrimRange(root, Usd.TraverseInstanceProxies(Usd.PrimDefaultPredicate)):
         if not prim.IsA(UsdGeom.Mesh):
             continue
@@ -180,20 +260,28 @@ def _read_stage(src: Source, stage: "Usd.Stage", limits: LoadLimits, select: str
             continue
         mesh = UsdGeom.Mesh(prim)
         where = str(prim.GetPath())
-        points = _array(mesh.GetPointsAttr().Get(time), np.float64)
-        poly_counts = _array(mesh.GetFaceVertexCountsAttr().Get(time), np.int64)
-        poly_corners = _array(mesh.GetFaceVertexIndicesAttr().Get(time), np.int64)
-        if len(points) == 0 or len(poly_counts) == 0:
+        # One array at a time, each counted before numpy copies it and before the next is read.
+        counts_value = mesh.GetFaceVertexCountsAttr().Get(time)
+        n_faces = 0 if counts_value is None else len(counts_value)
+        check_cost(limits, src.label, n_vertices=n_vertices, n_corners=n_corners + 3 * n_faces)
+        points_value = mesh.GetPointsAttr().Get(time)
+        n_points = 0 if points_value is None else len(points_value)
+        check_cost(limits, src.label, n_vertices=n_vertices + n_points, n_corners=n_corners + 3 * n_faces)
+        if n_points == 0 or n_faces == 0:
             empty.append(where)
             continue
-        points = points.reshape(-1, 3)
-        check_vertex_count(n_vertices + len(points), limits, src.label)
-        if int(poly_counts.sum()) != len(poly_corners):
+        points = _array(points_value, np.float64).reshape(-1, 3)
+        poly_counts = _array(counts_value, np.int64)
+        n_listed = int(poly_counts.sum())
+        check_cost(limits, src.label, n_vertices=n_vertices + n_points, n_corners=n_corners + n_listed)
+        corners_value = mesh.GetFaceVertexIndicesAttr().Get(time)
+        n_indices = 0 if corners_value is None else len(corners_value)
+        if n_listed != n_indices:
             raise MeshLoadError(
-                f"{where}: faceVertexCounts sum to {int(poly_counts.sum())} but faceVertexIndices has "
-                f"{len(poly_corners)} entries",
+                f"{where}: faceVertexCounts sum to {n_listed} but faceVertexIndices has {n_indices} entries",
                 src.label,
             )
+        poly_corners = _array(corners_value, np.int64)
         if len(poly_corners) and (poly_corners.min() < 0 or poly_corners.max() >= len(points)):
             raise MeshLoadError(f"{where}: face vertex index out of range ({len(points)} points)", src.label)
         uv, uv_index = _texture_coordinates(src, mesh, time, len(points), poly_corners, warnings)
@@ -218,6 +306,7 @@ def _read_stage(src: Source, stage: "Usd.Stage", limits: LoadLimits, select: str
         uvs.append(uv)
         uv_indices.append(uv_index)
         n_vertices += len(points)
+        n_corners += len(poly_corners)
 
     if not names:
         if empty:
@@ -227,11 +316,16 @@ def _read_stage(src: Source, stage: "Usd.Stage", limits: LoadLimits, select: str
     if empty:
         warnings.append(f"skipped Mesh prims without points or faces: {', '.join(empty)}")
     all_uvs, all_uv_indices = concatenate_uvs(uvs, uv_indices, "meshes", warnings)
+    meters_per_unit = float(UsdGeom.GetStageMetersPerUnit(stage))
+    if not (math.isfinite(meters_per_unit) and meters_per_unit > 0):
+        raise MeshLoadError(f"invalid metersPerUnit {meters_per_unit!r}: it must be positive and finite", src.label)
+    up_axis = str(UsdGeom.GetStageUpAxis(stage))
+    if up_axis not in ("Y", "Z"):
+        raise MeshLoadError(f"invalid upAxis {up_axis!r}: USD allows Y or Z", src.label)
     return assemble_mesh(
         src, np.concatenate(vertices), np.concatenate(counts), np.concatenate(corners),
         uvs=all_uvs, uv_indices=all_uv_indices, groups=np.concatenate(groups), group_names=names,
-        up_axis=str(UsdGeom.GetStageUpAxis(stage)), meters_per_unit=float(UsdGeom.GetStageMetersPerUnit(stage)),
-        warnings=warnings,
+        up_axis=up_axis, meters_per_unit=meters_per_unit, warnings=warnings,
     )  # fmt: skip
 
 
@@ -253,7 +347,10 @@ def _texture_coordinates(
     if primvar is None:
         return None, None
     where = f"{mesh.GetPath()} {primvar.GetPrimvarName()}"
-    values = _array(primvar.Get(time), np.float64)
+    value = primvar.Get(time)
+    if value is not None and len(value) > max(n_points, len(corners)):
+        raise MeshLoadError(f"{where}: {len(value):,} texture coordinates for {len(corners):,} face corners", src.label)
+    values = _array(value, np.float64)
     if values.size == 0 or values.size % 2:
         raise MeshLoadError(f"{where}: texture coordinates are not 2D", src.label)
     values = values.reshape(-1, 2)

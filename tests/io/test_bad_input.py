@@ -13,6 +13,7 @@ from pxr import Usd, UsdGeom, Vt
 
 from facerig.errors import FacerigError, MeshLoadError
 from facerig.io import SUPPORTED_EXTENSIONS, LoadLimits, load_mesh
+from hostile_corpus import gltf_document
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10\x00\x00\x00\x10\x08\x06\x00\x00\x00" + bytes(range(256)) * 4
 TRIANGLE_OBJ = "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n"
@@ -41,24 +42,6 @@ def binary_ply(n_faces_declared: int = 1, index: int = 2, nan: bool = False) -> 
     if nan:
         vertices[1, 1] = np.nan
     return head + vertices.tobytes() + bytes([3]) + np.array([0, 1, index], "<i4").tobytes()
-
-
-def gltf_document(**overrides) -> dict:
-    """One triangle in a data-URI buffer; ``overrides`` replace top-level keys."""
-    import base64
-
-    blob = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], np.float32).tobytes()
-    doc = {
-        "asset": {"version": "2.0"},
-        "buffers": [{"uri": "data:application/octet-stream;base64," + base64.b64encode(blob).decode(), "byteLength": 36}],
-        "bufferViews": [{"buffer": 0, "byteLength": 36}],
-        "accessors": [{"bufferView": 0, "componentType": 5126, "count": 3, "type": "VEC3"}],
-        "meshes": [{"name": "tri", "primitives": [{"attributes": {"POSITION": 0}}]}],
-        "nodes": [{"name": "n", "mesh": 0}],
-        "scenes": [{"nodes": [0]}],
-    }
-    doc.update(overrides)
-    return doc
 
 
 def usd_stage(path: Path, points, counts, indices) -> Path:

@@ -1,0 +1,65 @@
+"""Every hostile input of tests/io/hostile_corpus.py is refused with one error naming the file and the
+problem, by the library and by the CLI, at bounded memory and without hanging; the valid ones load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from facerig.errors import FacerigError
+from hostile_corpus import Case, cases, run_case, write_corpus
+
+CASES = cases()
+# Per case, far above what a refusal costs (a few MB) and far below what the unbounded readers took
+# (4.8 GB for the zero-filled GLB, 6.3 GB for the expanding usdc, gigabytes for the bundles).
+MAX_PYTHON_MB = 300
+MAX_RSS_GROWTH_MB = 400
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return {case.name: path for case, path in write_corpus(tmp_path_factory.mktemp("hostile"))}
+
+
+def test_the_corpus_covers_every_reader() -> None:
+    assert len(CASES) >= 60
+    assert len({case.name for case in CASES}) == len(CASES)
+    suffixes = {Path(case.file).suffix for case in CASES}
+    assert {".obj", ".ply", ".gltf", ".glb", ".usda", ".usdc", ".usdz", ".npz", ".json"} <= suffixes
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_library_refuses_hostile_input(case: Case, corpus: dict[str, Path]) -> None:
+    path = corpus[case.name]
+    outcome = run_case(case, path)
+    if case.reason is None:
+        assert outcome.error is None, f"{case.name}: {outcome.error!r}"
+    else:
+        assert isinstance(outcome.error, FacerigError), f"{case.name}: {outcome.error!r}"
+        message = str(outcome.error)
+        if case.kind != "batch":  # an option value has no file
+            assert path.name in message, message
+        assert case.reason in message, message
+    assert outcome.peak_python_mb < MAX_PYTHON_MB, f"{case.name}: {outcome.peak_python_mb:.0f} MB"
+    assert outcome.rss_growth_mb < MAX_RSS_GROWTH_MB, f"{case.name}: peak RSS grew {outcome.rss_growth_mb:.0f} MB"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_cli_prints_one_red_line(case: Case, corpus: dict[str, Path], tmp_path: Path) -> None:
+    path = corpus[case.name]
+    outcome = run_case(case, path, cli_scratch=tmp_path)
+    assert outcome.error is None, f"{case.name}: the CLI raised {outcome.error!r}"
+    assert "Traceback" not in outcome.stderr
+    if case.reason is None:
+        assert outcome.exit_code == 0, outcome.stderr
+        return
+    assert outcome.exit_code == 1, outcome.stderr
+    lines = outcome.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), outcome.stderr
+    if case.kind != "batch":
+        assert path.name in lines[0], lines[0]
+    assert case.reason in lines[0], lines[0]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir()), "output written"
+    assert outcome.peak_python_mb < MAX_PYTHON_MB, f"{case.name}: {outcome.peak_python_mb:.0f} MB"
+    assert outcome.rss_growth_mb < MAX_RSS_GROWTH_MB, f"{case.name}: peak RSS grew {outcome.rss_growth_mb:.0f} MB"
