@@ -10,6 +10,7 @@ import typer
 from facerig.cli.app import app
 
 SUFFIX = ".preview.png"
+SUSPICIOUS_SUFFIX = ".suspicious.json"  # beside the sheet: the shapes facerig.rig_checks flags
 
 
 @app.command()
@@ -31,6 +32,7 @@ def preview(
 
     from facerig.mesh import source_name
     from facerig.preview import write_contact_sheet
+    from facerig.rig_checks import write_suspicious_shapes
     from facerig.rig import Rig
 
     # Each tile is a few small tensor ops: intra-op threads only add contention. Measured on the 96-tile
@@ -41,3 +43,7 @@ def preview(
     path = output if output is not None else bundle.parent / f"{source_name(bundle)}{SUFFIX}"
     write_contact_sheet(rig, path, shapes=patterns, tile_size=size, columns=columns)
     typer.echo(str(path))
+    report = write_suspicious_shapes(rig, path.with_suffix(SUSPICIOUS_SUFFIX))
+    for line in report.lines:
+        typer.echo(f"  suspicious: {line}")
+    typer.echo(str(report.path))
