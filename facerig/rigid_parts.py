@@ -42,7 +42,9 @@ MIN_HIDDEN_FRACTION = 0.6  # of a part's vertices with skin in front of them: in
 HIDDEN_CELL = 0.04  # canonical units per cell of the skin's front-depth map
 HIDDEN_REACH = 2  # cells each side whose skin counts as in front of a point (the map has holes between vertices)
 MIN_MOUTH_VERTICES = 12  # fewer vertices in the mouth's pieces than this: nothing worth splitting
-SEED_DEPTH = 0.04  # vertices this far off the plane decide the side of a crossing piece's vertices near it
+# Vertices this far below / above the plane decide the side of a crossing piece's vertices near them. Upward
+# the bar is higher: a tongue's back rises above the teeth's line, the palate and upper gums lie far above it.
+SEED_DEPTH = (0.04, 0.12)
 SPLIT_DEPTH = 0.08  # a piece reaching this far (canonical units) to both sides of the plane is split; others go whole
 THROAT_MARGIN = 0.2  # canonical units behind the rearmost lower piece where a crossing piece stays with the skull
 PLANE_ITERATIONS = 10
@@ -238,7 +240,7 @@ def make_rigid(predicted: np.ndarray, canonical_vertices: np.ndarray, parts: Rig
 
 def _geodesic_side(points: np.ndarray, triangles: np.ndarray, vertices: np.ndarray,
                    above_plane: np.ndarray) -> np.ndarray:
-    """(N,) signed height over the plane of the vertex, among those more than :data:`SEED_DEPTH` off it, that is
+    """(N,) signed height over the plane of the vertex, among those clearly off it (:data:`SEED_DEPTH`), that is
     nearest to each of ``vertices`` along the piece's edges (the vertex's own height where none is reachable)."""
     local = np.full(len(points), -1, np.int64)
     local[vertices] = np.arange(len(vertices))
@@ -247,7 +249,7 @@ def _geodesic_side(points: np.ndarray, triangles: np.ndarray, vertices: np.ndarr
     lengths = np.linalg.norm(points[vertices[edges[:, 0]]] - points[vertices[edges[:, 1]]], axis=1)
     graph = scipy.sparse.coo_matrix((lengths + 1e-12, (edges[:, 0], edges[:, 1])), (len(vertices),) * 2).tocsr()
     heights = above_plane[vertices]
-    seeds = np.flatnonzero(np.abs(heights) > SEED_DEPTH)
+    seeds = np.flatnonzero((heights < -SEED_DEPTH[0]) | (heights > SEED_DEPTH[1]))
     if len(seeds) == 0:
         return heights
     _, _, nearest = dijkstra(graph, directed=False, indices=seeds, min_only=True, return_predecessors=True)
