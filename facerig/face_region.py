@@ -30,8 +30,10 @@ import numpy as np
 NECK_RAMP = (-2.9, -2.0)
 # The back of the skull: ICT's expressions move skin back to z = -0.6 around the jaw's hinge and ears.
 BACK_RAMP = (-1.05, -0.6)
-# A separate piece moves only if it lies wholly in this box: the front of the head, brows to chin.
-CORE_BOX = ((-1.1, 1.1), (-1.9, 0.9), (-0.25, 2.0))
+# A separate piece moves only if it lies wholly in this box: the front of the head, from above the brows (ICT's
+# are near y = 0.2) to below the chin. Hair cards hanging over the face start on the scalp, above it
+# (MakeHuman's at y = 0.86-0.94), glasses' temples and collars reach out of it behind and below.
+CORE_BOX = ((-1.1, 1.1), (-1.9, 0.6), (-0.25, 2.0))
 # What a head looks like in the canonical frame (see head_check).
 HEAD_BOX = ((-2.2, 2.2), (-4.5, 1.6), (-1.8, 2.2))  # head, neck and a little shoulder
 MAX_OUTSIDE_AREA = 0.25  # share of the skin's area outside HEAD_BOX
