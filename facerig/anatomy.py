@@ -15,7 +15,7 @@ import numpy as np
 from facerig.eyes import Eyeball
 from facerig.face_region import confine_to_face, head_check, warn
 from facerig.mesh import Mesh
-from facerig.rigid_parts import find_rigid_parts, make_rigid
+from facerig.rigid_parts import find_rigid_parts, make_rigid, network_moves_jaw
 
 
 def constrain_to_anatomy(
@@ -44,5 +44,7 @@ def constrain_to_anatomy(
     check = head_check(canonical_vertices, surface.triangles, labels, name=surface.name or "mesh")
     warn(check)
     region.update(outside_head_area=round(check.outside_area, 4), skull_cap_fraction=round(check.cap_fraction, 4))
-    metadata = {"rigid_parts": parts.summary(to_surface), "face_region": region, "warnings": list(check.warnings)}
-    return make_rigid(confined, canonical_vertices, parts), metadata
+    jaw_from_chin = not network_moves_jaw(confined, canonical_vertices, parts)
+    found = {**parts.summary(to_surface), "jaw_follows": "chin" if jaw_from_chin else "inner_parts"}
+    metadata = {"rigid_parts": found, "face_region": region, "warnings": list(check.warnings)}
+    return make_rigid(confined, canonical_vertices, parts, jaw_from_chin), metadata

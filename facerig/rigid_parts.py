@@ -16,7 +16,8 @@ never by names) and gives them the motion of a skeleton:
 - **Upper** parts follow the skull: they do not move in any pose.
 - **Lower** parts follow the jaw: in each pose their offsets are replaced by the one rigid motion that best
   fits the network's offsets of those parts (:func:`rigid_fit`), so the lower teeth and tongue open as one
-  piece with the chin.
+  piece with the chin. Where the network moves them far less than the chin, or another way
+  (:func:`network_moves_jaw`), the rigid motion is fitted to the chin's skin instead.
 - **Eye-like parts that were not paired** (:mod:`facerig.eyes` finds a left/right pair and turns it for gaze):
   any other closed, sphere-like piece in the upper face turns about its own centre by the rotation that best
   fits the network's offsets on it, so it stays in its socket instead of being pushed out.
@@ -26,7 +27,7 @@ What was found is reported (:meth:`RigidParts.summary`) in the rig's metadata.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -51,6 +52,14 @@ SPLIT_DEPTH = 0.08  # a piece reaching this far (canonical units) to both sides 
 THROAT_MARGIN = 0.2  # canonical units behind the rearmost lower piece where a crossing piece stays with the skull
 PLANE_ITERATIONS = 10
 EYE_LEVEL = -0.6  # canonical y above which a sphere-like piece counts as an eye
+# The chin: skin within this half-width of the midline, this far below the lowest lower part, and in front of
+# the lower parts' mean depth. Its rigid fit stands in for the jaw where the network moves the inner parts badly.
+CHIN_HALF_WIDTH = 0.3
+CHIN_DEPTH = 0.45
+# The network's own motion of the lower parts is trusted when, in the row that moves the chin most, it is at
+# least this share of what the chin's rigid motion would give them, and points the same way (cosine above).
+MIN_JAW_SHARE = 0.5
+MIN_JAW_COSINE = 0.5
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,6 +73,7 @@ class RigidParts:
         mouth_components: component ids of the mouth's inner pieces.
         split_components: those of them that cross the occlusal plane and were split vertex by vertex.
         occlusal_plane: (height, slope) of the plane y = height + slope * z between the rows of teeth, or None.
+        chin: (C,) int64 skin vertices of the chin, in front of and below the lower parts (empty without them).
     """
 
     upper: np.ndarray
@@ -72,6 +82,7 @@ class RigidParts:
     mouth_components: tuple[int, ...]
     split_components: tuple[int, ...]
     occlusal_plane: tuple[float, float] | None
+    chin: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def vertices(self) -> np.ndarray:
@@ -93,6 +104,7 @@ class RigidParts:
             "mouth_components_split": len(self.split_components),
             "upper_vertices": count(self.upper),
             "lower_vertices": count(self.lower),
+            "chin_vertices": count(self.chin),
             "loose_eyes": len(self.loose_eyes),
             "occlusal_plane": None if self.occlusal_plane is None else [round(v, 4) for v in self.occlusal_plane],
         }
@@ -153,13 +165,15 @@ def find_rigid_parts(
         follows_jaw = (_geodesic_side(points, triangles, vertices, above_plane) < 0) & (points[vertices, 2] >= throat)
         lower.append(vertices[follows_jaw])
         upper.append(vertices[~follows_jaw])
+    lower_vertices = np.sort(np.concatenate(lower or [empty])).astype(np.int64)
     return RigidParts(
         upper=np.sort(np.concatenate(upper or [empty])).astype(np.int64),
-        lower=np.sort(np.concatenate(lower or [empty])).astype(np.int64),
+        lower=lower_vertices,
         loose_eyes=loose_eyes,
         mouth_components=tuple(mouth),
         split_components=tuple(crossing),
         occlusal_plane=(float(height), float(slope)),
+        chin=_chin(points, pieces[skin], lower_vertices),
     )
 
 
@@ -217,17 +231,42 @@ def rotation_fit(offsets: np.ndarray, moved: np.ndarray) -> np.ndarray:
     return u @ np.diag([1.0, 1.0, reflection]) @ vt
 
 
-def make_rigid(predicted: np.ndarray, canonical_vertices: np.ndarray, parts: RigidParts) -> np.ndarray:
+def network_moves_jaw(predicted: np.ndarray, canonical_vertices: np.ndarray, parts: RigidParts) -> bool:
+    """Whether the network's offsets of the lower parts can be trusted to carry the jaw.
+
+    In the row that moves the chin most (the jaw's opening, whatever the pose is called), the lower parts must
+    move at least :data:`MIN_JAW_SHARE` as far as the chin's rigid motion would carry them, and the same way
+    (:data:`MIN_JAW_COSINE`). True when there is no chin to compare with or no row moves it.
+    """
+    if len(parts.chin) < 3 or len(parts.lower) < 3:
+        return True
+    points = np.asarray(canonical_vertices, np.float64)
+    row = int(np.argmax((predicted[:, parts.chin] ** 2).sum(axis=(1, 2))))
+    chin, lower = points[parts.chin], points[parts.lower]
+    rotation, translation = rigid_fit(chin, chin + predicted[row, parts.chin])
+    carried = (lower @ rotation.T + translation - lower).ravel()
+    own = np.asarray(predicted[row, parts.lower], np.float64).ravel()
+    carried_length = np.linalg.norm(carried)
+    if carried_length == 0:
+        return True
+    cosine = float(own @ carried) / (np.linalg.norm(own) * carried_length or 1.0)
+    return bool(np.linalg.norm(own) >= MIN_JAW_SHARE * carried_length and cosine >= MIN_JAW_COSINE)
+
+
+def make_rigid(predicted: np.ndarray, canonical_vertices: np.ndarray, parts: RigidParts,
+               jaw_from_chin: bool = False) -> np.ndarray:
     """Give the rigid parts a skeleton's motion in every row.
 
     Args:
         predicted: (R, V, 3) canonical offsets per activation row (not modified).
         canonical_vertices: (V, 3) the neutral head in the canonical frame.
         parts: :func:`find_rigid_parts` of the same vertices.
+        jaw_from_chin: fit the jaw's motion to the chin's skin instead of the lower parts' own offsets (where
+            :func:`network_moves_jaw` says the network's inner parts are not to be trusted).
 
     Returns:
         (R, V, 3) a copy of ``predicted`` in which the upper parts are still, the lower parts move by each row's
-        best rigid fit to their predicted offsets, and each loose eye turns about its centre.
+        best rigid fit to their (or the chin's) predicted offsets, and each loose eye turns about its centre.
     """
     if len(parts.vertices) == 0:
         return predicted
@@ -235,11 +274,18 @@ def make_rigid(predicted: np.ndarray, canonical_vertices: np.ndarray, parts: Rig
     points = np.asarray(canonical_vertices, np.float64)
     rigid[:, parts.upper] = 0.0
     lower = points[parts.lower]
+    reference = parts.chin if jaw_from_chin and len(parts.chin) >= 3 else parts.lower
     for row in range(len(predicted)):
-        if len(lower) >= 3:
-            rotation, translation = rigid_fit(lower, lower + predicted[row, parts.lower])
+        # a row that leaves a part's reference exactly still leaves the part exactly still (sparse export)
+        if len(lower) >= 3 and predicted[row, reference].any():
+            rotation, translation = rigid_fit(points[reference], points[reference] + predicted[row, reference])
             rigid[row, parts.lower] = lower @ rotation.T + translation - lower
+        elif len(lower):
+            rigid[row, parts.lower] = 0.0
         for eye in parts.loose_eyes:
+            if not predicted[row, eye.vertices].any():
+                rigid[row, eye.vertices] = 0.0
+                continue
             offsets = points[eye.vertices] - eye.centre
             rotation = rotation_fit(offsets, offsets + predicted[row, eye.vertices])
             rigid[row, eye.vertices] = offsets @ rotation.T - offsets
@@ -262,6 +308,17 @@ def _geodesic_side(points: np.ndarray, triangles: np.ndarray, vertices: np.ndarr
         return heights
     _, _, nearest = dijkstra(graph, directed=False, indices=seeds, min_only=True, return_predecessors=True)
     return np.where(nearest >= 0, heights[np.maximum(nearest, 0)], heights)
+
+
+def _chin(points: np.ndarray, skin: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """(C,) int64 skin vertices of the chin: near the midline, below the lower parts, in front of them."""
+    if len(lower) == 0:
+        return np.zeros(0, np.int64)
+    bottom, depth = points[lower, 1].min(), points[lower, 2].mean()
+    candidate = points[skin]
+    chin = ((np.abs(candidate[:, 0]) < CHIN_HALF_WIDTH) & (candidate[:, 1] < bottom)
+            & (candidate[:, 1] > bottom - CHIN_DEPTH) & (candidate[:, 2] > depth))
+    return np.sort(skin[chin]).astype(np.int64)
 
 
 def _pieces(labels: np.ndarray) -> list[np.ndarray]:

@@ -14,7 +14,8 @@ from facerig.mesh import Mesh
 from facerig.canonical import canonical_frame
 from facerig.eyes import find_eyeballs
 from facerig.pipeline import load_model, rig_mesh, welded_surface
-from facerig.rigid_parts import find_rigid_parts, make_rigid, occlusal_plane, rigid_fit, rotation_fit
+from facerig.rigid_parts import (find_rigid_parts, make_rigid, network_moves_jaw, occlusal_plane, rigid_fit,
+                                 rotation_fit)
 
 EXAMPLE = "examples/ict_head.obj"
 MM = 0.1  # the ICT head's unit is the centimetre
@@ -137,6 +138,29 @@ def test_jaw_drop_moves_the_lower_teeth_rigidly_and_the_upper_teeth_not_at_all(e
         assert _rigid_residual(mesh.vertices[vertices], jaw[vertices]) < 0.05  # ... and the tooth stays whole
     lower = np.isin(to_surface, parts.lower)
     assert _rigid_residual(mesh.vertices[lower], jaw[lower]) < 1e-3  # all lower parts: one rigid motion
+
+
+def test_the_jaw_follows_the_chin_where_the_network_leaves_the_inner_parts_behind(request) -> None:
+    """A hinge opening that moves the chin 10 degrees: lower parts left still by the 'network' are carried by
+    the chin's rigid motion; lower parts that move with it keep their own motion."""
+    mesh = load_mesh(request.config.rootpath / EXAMPLE)
+    surface, _, points = _canonical(mesh)
+    parts = find_rigid_parts(points, surface.triangles, surface.component_labels,
+                             find_eyeballs(points, surface.component_labels))
+    assert len(parts.chin) >= 10 and points[parts.chin, 1].max() < points[parts.lower, 1].min()
+    angle = np.radians(10.0)
+    hinge = np.array([0.0, -0.45, -0.1])  # near the jaw's joint, in front of the ears
+    turn = np.array([[1, 0, 0], [0, np.cos(angle), -np.sin(angle)], [0, np.sin(angle), np.cos(angle)]])
+    opening = (points - hinge) @ turn.T - (points - hinge)
+    left_behind = np.zeros((2, *points.shape))
+    left_behind[1, parts.chin] = opening[parts.chin]  # row 1 opens the chin; the inner parts stay
+    assert not network_moves_jaw(left_behind, points, parts)
+    carried = make_rigid(left_behind, points, parts, jaw_from_chin=True)
+    np.testing.assert_allclose(carried[1, parts.lower], opening[parts.lower], atol=1e-9)
+    np.testing.assert_array_equal(carried[0, parts.lower], 0.0)
+    following = left_behind.copy()
+    following[1, parts.lower] = 0.8 * opening[parts.lower]  # moves with the chin, a little short
+    assert network_moves_jaw(following, points, parts)
 
 
 def test_occlusal_plane_follows_tilted_rows() -> None:
