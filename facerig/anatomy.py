@@ -42,7 +42,7 @@ def constrain_to_anatomy(
     own_motion = np.concatenate([parts.vertices] + [eye.vertices for eye in eyeballs]).astype(np.int64)
     confined, region = confine_to_face(predicted, canonical_vertices, labels, exempt=own_motion)
     check = head_check(canonical_vertices, surface.triangles, labels, name=surface.name or "mesh")
-    warn(check)
+    warn(check, stacklevel=3)  # attributed to whoever called rig_mesh
     region.update(outside_head_area=round(check.outside_area, 4), skull_cap_fraction=round(check.cap_fraction, 4))
     jaw_from_chin = not network_moves_jaw(confined, canonical_vertices, parts)
     found = {**parts.summary(to_surface), "jaw_follows": "chin" if jaw_from_chin else "inner_parts"}

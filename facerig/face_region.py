@@ -145,7 +145,8 @@ def head_check(canonical_vertices: np.ndarray, triangles: np.ndarray, component_
     return HeadCheck(outside_area, cap_fraction, messages)
 
 
-def warn(check: HeadCheck) -> None:
-    """Emit ``check``'s warnings as :class:`NotAHeadWarning` (printed on stderr by default)."""
+def warn(check: HeadCheck, stacklevel: int = 2) -> None:
+    """Emit ``check``'s warnings as :class:`NotAHeadWarning` (printed on stderr by default), attributed
+    ``stacklevel`` frames up from the caller (as for :func:`warnings.warn`)."""
     for message in check.warnings:
-        warnings.warn(message, NotAHeadWarning, stacklevel=3)
+        warnings.warn(message, NotAHeadWarning, stacklevel=stacklevel + 1)
