@@ -102,7 +102,9 @@ def confine_to_face(predicted: np.ndarray, canonical_vertices: np.ndarray, compo
     weights = face_weights(canonical_vertices)
     held = still_pieces(canonical_vertices, component_labels, exempt)
     weights[held[np.asarray(component_labels)]] = 0.0
-    confined = (predicted * weights[None, :, None].astype(predicted.dtype)).astype(predicted.dtype, copy=False)
+    confined = predicted.copy()
+    scaled = np.flatnonzero(weights < 1.0)  # most of a head is face: scale only the rest
+    confined[:, scaled] *= weights[scaled, None].astype(predicted.dtype)
     record = {
         "pieces_held_still": int(held.sum()),
         "vertices_held_still": int(np.count_nonzero(held[np.asarray(component_labels)])),
