@@ -72,6 +72,24 @@ def find_eyeballs(canonical_vertices: np.ndarray, component_labels: np.ndarray) 
             seams counted as one (:attr:`Mesh.component_labels` of a welded mesh): a component must be a whole
             eyeball, or a whole piece of one.
     """
+    eyes = sphere_like_parts(canonical_vertices, component_labels)
+    left = [eye for eye in eyes if eye.centre[0] > eye.radius]  # eyes sit off the midline by more than their radius
+    right = [eye for eye in eyes if eye.centre[0] < -eye.radius]
+    if len(left) != 1 or len(right) != 1:
+        return ()
+    left_eye, right_eye = left[0], right[0]
+    mean_radius = 0.5 * (left_eye.radius + right_eye.radius)
+    mirrored = right_eye.centre * np.array([-1.0, 1.0, 1.0])
+    if (abs(left_eye.radius - right_eye.radius) > MAX_RADIUS_MISMATCH * mean_radius
+            or np.linalg.norm(left_eye.centre - mirrored) > MAX_MIRROR_OFFSET * mean_radius):
+        return ()
+    return left_eye, right_eye
+
+
+def sphere_like_parts(canonical_vertices: np.ndarray, component_labels: np.ndarray) -> list[Eyeball]:
+    """Everything that could be an eyeball, paired or not: closed, sphere-like components of an eye's size,
+    concentric ones merged into one (a sclera shell around an iris piece). Args as for :func:`find_eyeballs`.
+    """
     candidates = []
     order = np.argsort(component_labels, kind="stable")
     starts = np.flatnonzero(np.diff(component_labels[order], prepend=-1))
@@ -89,18 +107,7 @@ def find_eyeballs(canonical_vertices: np.ndarray, component_labels: np.ndarray) 
         if np.linalg.norm((offsets / distances[:, None]).mean(axis=0)) > MAX_DIRECTION_BIAS:
             continue  # a cap or a shell around the eye, not a whole eyeball
         candidates.append(Eyeball(vertices, centre, radius))
-    eyes = _merge_concentric(candidates, canonical_vertices)
-    left = [eye for eye in eyes if eye.centre[0] > eye.radius]  # eyes sit off the midline by more than their radius
-    right = [eye for eye in eyes if eye.centre[0] < -eye.radius]
-    if len(left) != 1 or len(right) != 1:
-        return ()
-    left_eye, right_eye = left[0], right[0]
-    mean_radius = 0.5 * (left_eye.radius + right_eye.radius)
-    mirrored = right_eye.centre * np.array([-1.0, 1.0, 1.0])
-    if (abs(left_eye.radius - right_eye.radius) > MAX_RADIUS_MISMATCH * mean_radius
-            or np.linalg.norm(left_eye.centre - mirrored) > MAX_MIRROR_OFFSET * mean_radius):
-        return ()
-    return left_eye, right_eye
+    return _merge_concentric(candidates, canonical_vertices)
 
 
 def _merge_concentric(candidates: list[Eyeball], canonical_vertices: np.ndarray) -> list[Eyeball]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facerig.anatomy import constrain_to_anatomy
 from facerig.canonical import canonical_frame
 from facerig.eyes import find_eyeballs, turn_eyeballs
 from facerig.mesh import Mesh
@@ -48,6 +49,7 @@ def rig_mesh(
     bind_eye_shells: bool = True,
     mirror_average: bool = False,
     offset_floor: float | None = None,
+    anatomy: bool = True,
 ) -> Rig:
     """Rig one neutral head.
 
@@ -71,6 +73,9 @@ def rig_mesh(
         offset_floor: shrink every offset the network predicts by this length, in canonical units
             (:func:`shrink_offsets`); None takes the model's own (:attr:`PackagedModel.offset_floor`), 0 keeps
             the raw output.
+        anatomy: keep teeth, gums and tongue rigid with the skull or the jaw, motion on the face and pieces off
+            it still, and warn when the input is not a head (see :mod:`facerig.anatomy`); False keeps the
+            network's output there.
 
     Returns:
         A :class:`Rig` whose deltas are in the input's own units and axes.
@@ -125,6 +130,10 @@ def rig_mesh(
     shells = find_eye_shells(canonical_vertices, surface.component_labels, eyeballs) if bind_eye_shells else None
     predicted = bind_shells(predicted, shells)
     timings["eyes"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    predicted, anatomy_record = (constrain_to_anatomy(predicted, canonical_vertices, surface, eyeballs, to_surface)
+                                 if anatomy else (predicted, {}))
+    timings["anatomy"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
     blendshape_deltas = assemble_deltas(predicted, row_names, vocabulary)[:, to_surface]
@@ -146,6 +155,7 @@ def rig_mesh(
         mirror_averaged=mirror_average,
         offset_floor=floor,
         device=str(packaged.device),
+        **anatomy_record,
     )
 
 

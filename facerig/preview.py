@@ -5,7 +5,9 @@ therefore shows its correction, not the combined pose it corrects). Every tile i
 :mod:`facerig.render` from the same frontal camera in the rig's canonical frame (+Y up, looking at the face
 along -Z, the character's left on the image's right), framed on the neutral, so tiles can be compared
 pixel for pixel and every head sits the same way on its sheet. Shading is Lambertian from the vertex
-normals of the posed mesh. Labels are drawn with a built-in 5x7 pixel font; names that do not fit the tile
+normals of the posed mesh. The heat-map view (``heat_map=True``, ``facerig preview --heat``) frames the face
+alone (:func:`face_points`) and colours each tile by how far each point moves, on one scale for every tile
+(:data:`HEAT_FULL`), so an animator sees where each shape acts and whether it reaches off the face. Labels are drawn with a built-in 5x7 pixel font; names that do not fit the tile
 wrap at ``_`` and then at camel-case humps onto two lines.
 """
 
@@ -37,6 +39,13 @@ GAP = 2  # pixels between tiles
 FRAME_MARGIN = 1.15
 FOV_DEGREES = 20.0  # narrow: close to orthographic, so tiles compare without perspective swelling
 LABEL_LINES = 2
+
+# Heat map: grey where a point stays, through amber to red at HEAT_FULL canonical units (5 mm on a 10 cm
+# cranium) and beyond; one scale for every tile so tiles compare.
+HEAT_FULL = 0.05
+HEAT_COLOURS = np.array([[0.78, 0.78, 0.78], [1.0, 0.78, 0.2], [0.86, 0.1, 0.08]])
+HEAT_STOPS = np.array([0.0, 0.4, 1.0])
+FACE_BOX = ((-0.85, 0.85), (-1.55, 0.45), (0.3, 2.0))  # canonical box the heat-map view frames: brows to chin
 
 BACKGROUND = (40, 42, 46)
 LABEL_BACKGROUND = (24, 25, 28)
@@ -222,6 +231,7 @@ def contact_sheet(
     shapes: Sequence[str] | None = None,
     tile_size: int = DEFAULT_TILE_SIZE,
     columns: int | None = None,
+    heat_map: bool = False,
 ) -> np.ndarray:
     """Render the neutral and each shape at weight 1 onto one labelled grid.
 
@@ -230,6 +240,7 @@ def contact_sheet(
         shapes: shape names or shell patterns (see :func:`select_shapes`); None shows every shape.
         tile_size: pixels per tile side.
         columns: tiles per row; default ``ceil(sqrt(tiles))``, a near-square sheet.
+        heat_map: frame the face only and colour each point by its motion (:func:`heat_colours`).
 
     Returns:
         (H, W, 3) uint8 RGB with H, W from :class:`SheetLayout` (see :func:`sheet_layout`).
@@ -242,7 +253,9 @@ def contact_sheet(
     layout = sheet_layout(names, tile_size, columns)
     frame = rig_frame(rig)
     neutral = frame.to_canonical(rig.neutral.vertices)  # (V, 3) float64
-    camera = frontal_camera(neutral, tile_size, fov_degrees=FOV_DEGREES, margin=FRAME_MARGIN)
+    framed = neutral[face_points(neutral)] if heat_map else neutral
+    camera = frontal_camera(framed if len(framed) else neutral, tile_size, fov_degrees=FOV_DEGREES,
+                            margin=FRAME_MARGIN)
     faces = torch.from_numpy(np.array(rig.neutral.triangles, np.int64))
 
     sheet = np.empty((*layout.shape, 3), np.uint8)
@@ -250,8 +263,9 @@ def contact_sheet(
     for k, name in enumerate(names):
         # deltas are in the mesh's units and axes: pose first, then map the posed points to canonical
         posed = neutral if name == NEUTRAL else frame.to_canonical(rig.neutral.vertices + rig.delta(name))
+        albedo = heat_colours(np.linalg.norm(posed - neutral, axis=1)) if heat_map else None
         top, left = layout.tile_origin(k)
-        sheet[top : top + tile_size, left : left + tile_size] = render_tile(posed, faces, camera)
+        sheet[top : top + tile_size, left : left + tile_size] = render_tile(posed, faces, camera, albedo)
         top, left = layout.label_origin(k)
         colour = NEUTRAL_TEXT_COLOUR if name == NEUTRAL else TEXT_COLOUR
         lines = wrap_label(name, layout.chars_per_line)
@@ -282,13 +296,29 @@ def sheet_layout(names: Sequence[str], tile_size: int, columns: int | None = Non
     return layout
 
 
-def render_tile(vertices: np.ndarray, faces: torch.Tensor, camera: PerspectiveCamera) -> np.ndarray:
+def face_points(canonical_vertices: np.ndarray) -> np.ndarray:
+    """(V,) bool: the points of a canonical head inside :data:`FACE_BOX` (what the heat-map view frames)."""
+    inside = np.ones(len(canonical_vertices), bool)
+    for axis, (low, high) in enumerate(FACE_BOX):
+        inside &= (canonical_vertices[:, axis] >= low) & (canonical_vertices[:, axis] <= high)
+    return inside
+
+
+def heat_colours(motion: np.ndarray) -> np.ndarray:
+    """(V, 3) float64 RGB in [0, 1] for (V,) motion lengths in canonical units: grey (still) to red (HEAT_FULL)."""
+    t = np.clip(np.asarray(motion, np.float64) / HEAT_FULL, 0.0, 1.0)
+    return np.stack([np.interp(t, HEAT_STOPS, HEAT_COLOURS[:, c]) for c in range(3)], axis=1)
+
+
+def render_tile(vertices: np.ndarray, faces: torch.Tensor, camera: PerspectiveCamera,
+                albedo: np.ndarray | None = None) -> np.ndarray:
     """One shaded tile.
 
     Args:
         vertices: (V, 3) canonical positions of the posed mesh.
         faces: (F, 3) int64 triangles.
         camera: :class:`facerig.render.PerspectiveCamera` with a square ``image_size``.
+        albedo: (V, 3) vertex colours in [0, 1]; light grey when None.
 
     Returns:
         (S, S, 3) uint8 RGB, :data:`BACKGROUND` where no surface is seen.
@@ -297,7 +327,8 @@ def render_tile(vertices: np.ndarray, faces: torch.Tensor, camera: PerspectiveCa
         points = torch.as_tensor(vertices, dtype=torch.float64)
         screen = camera.project(points)
         fragments = rasterize(screen, faces, camera.image_size)
-        rgb = shade(fragments, faces, points, screen, camera)  # (S, S, 3) in [0, 1]
+        colours = None if albedo is None else torch.as_tensor(albedo, dtype=torch.float64)
+        rgb = shade(fragments, faces, points, screen, camera, albedo=colours)  # (S, S, 3) in [0, 1]
         mask = fragments.mask.numpy()
     tile = np.empty((*camera.image_size, 3), np.uint8)
     tile[:] = BACKGROUND
@@ -325,6 +356,7 @@ def write_contact_sheet(
     shapes: Sequence[str] | None = None,
     tile_size: int = DEFAULT_TILE_SIZE,
     columns: int | None = None,
+    heat_map: bool = False,
 ) -> Path:
     """Render :func:`contact_sheet` and write it to ``path`` as a PNG, atomically."""
-    return write_png(path, contact_sheet(rig, shapes, tile_size, columns))
+    return write_png(path, contact_sheet(rig, shapes, tile_size, columns, heat_map=heat_map))

@@ -21,6 +21,7 @@ class RigTimings:
         operators: the DiffusionNet operators (cached by content hash).
         network: the network's prediction and its offset floor.
         eyes: turning the eyeballs and binding the eye shells.
+        anatomy: rigid teeth and jaw, motion kept on the face, the head check (:mod:`facerig.anatomy`).
         assemble: the shapes and correctives, back in the input's units and axes.
         export: writing the output files.
         total: from the first step to the last one timed.
@@ -32,6 +33,7 @@ class RigTimings:
     operators: float = 0.0
     network: float = 0.0
     eyes: float = 0.0
+    anatomy: float = 0.0
     assemble: float = 0.0
     export: float = 0.0
     total: float = 0.0

@@ -140,13 +140,15 @@ def test_shrink_offsets_zeroes_what_is_below_the_floor_and_shortens_the_rest() -
 
 def test_the_rig_shrinks_offsets_by_the_models_floor(model, example_head, tmp_path) -> None:
     """The floor comes from the model's metadata unless given; the neutral stays exactly zero either way."""
-    raw = rig_mesh(example_head, model, cache_dir=tmp_path, offset_floor=0.0, bind_eye_shells=False, turn_eyes=False)
+    raw = rig_mesh(example_head, model, cache_dir=tmp_path, offset_floor=0.0, bind_eye_shells=False, turn_eyes=False,
+                   anatomy=False)
     actions = len(load_vocabulary().action_names)  # the action shapes are the network's own rows
     floor = float(np.median(np.linalg.norm(raw.deltas[:actions], axis=2)))  # in mesh units ...
     scale = raw.metadata["canonical_frame"]["scale"]
     model.metadata["offset_floor"] = floor * scale  # ... and in canonical units, as models record it
     try:
-        shrunk = rig_mesh(example_head, model, cache_dir=tmp_path, bind_eye_shells=False, turn_eyes=False)
+        shrunk = rig_mesh(example_head, model, cache_dir=tmp_path, bind_eye_shells=False, turn_eyes=False,
+                          anatomy=False)
     finally:
         del model.metadata["offset_floor"]
     assert shrunk.metadata["offset_floor"] == pytest.approx(floor * scale)

@@ -208,6 +208,28 @@ def test_unknown_shape_is_one_red_line(sheet, tmp_path: Path, capsys) -> None:
     assert "no such rig bundle" in capsys.readouterr().err
 
 
+def test_heat_map_colours_where_a_shape_moves_and_frames_the_face(sheet, tmp_path: Path) -> None:
+    """--heat: moving points red (BrowsUp lifts by LIFT, past HEAT_FULL), still tiles grey; framed on the face."""
+    _, bundle = sheet
+    out = tmp_path / "heat.png"
+    assert run(["preview", str(bundle), "-o", str(out), "--size", str(TILE), "--heat"]) == 0
+    image = decode_png(out.read_bytes()).astype(int)
+    layout = preview.sheet_layout(["neutral", *SHAPES], TILE)
+
+    def red(k: int) -> np.ndarray:
+        tile = crop(image, layout.tile_origin(k), TILE, TILE)
+        return (tile[..., 0] - tile[..., 2] > 80) & covered(tile.astype(np.uint8))
+
+    assert red(1).sum() > 0.05 * TILE * TILE  # BrowsUp
+    assert red(0).sum() == 0 and red(1 + SHAPES.index("Still")).sum() == 0
+    np.testing.assert_allclose(preview.heat_colours(np.array([0.0, preview.HEAT_FULL, 1.0])),
+                               preview.HEAT_COLOURS[[0, 2, 2]])
+    # the face view is closer than the whole-head view: the neutral covers more of its tile
+    plain = decode_png((bundle.parent / "sheet.png").read_bytes())
+    assert covered(crop(image.astype(np.uint8), layout.tile_origin(0), TILE, TILE)).sum() > covered(
+        crop(plain, layout.tile_origin(0), TILE, TILE)).sum()
+
+
 # ---------------------------------------------------------------------------------------------- font
 def test_font_covers_names_with_distinct_glyphs() -> None:
     needed = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-."

@@ -10,6 +10,7 @@ import typer
 from facerig.cli.app import app
 
 SUFFIX = ".preview.png"
+SUSPICIOUS_SUFFIX = ".suspicious.json"  # beside the sheet: the shapes facerig.rig_checks flags
 
 
 @app.command()
@@ -25,12 +26,18 @@ def preview(
     ] = None,
     size: Annotated[int, typer.Option(min=32, max=2048, help="Tile size in pixels.")] = 256,
     columns: Annotated[Optional[int], typer.Option(min=1, help="Tiles per row; default: a near-square grid.")] = None,
+    heat: Annotated[
+        bool, typer.Option("--heat", help="Frame the face only and colour it by motion size (grey still, red 5% "
+                                          "of the cranium's radius and more).")
+    ] = False,
 ) -> None:
-    """Render the neutral and each shape at weight 1 on one labelled grid, to check a rig at a glance."""
+    """Render the neutral and each shape at weight 1 on one labelled grid, to check a rig at a glance; list the
+    shapes that look wrong (moving nothing, off the face, bending a rigid piece, tearing a seam) beside it."""
     import torch
 
     from facerig.mesh import source_name
     from facerig.preview import write_contact_sheet
+    from facerig.rig_checks import write_suspicious_shapes
     from facerig.rig import Rig
 
     # Each tile is a few small tensor ops: intra-op threads only add contention. Measured on the 96-tile
@@ -39,5 +46,9 @@ def preview(
     rig = Rig.load(bundle)
     patterns = [p.strip() for p in shapes.split(",") if p.strip()] if shapes is not None else None
     path = output if output is not None else bundle.parent / f"{source_name(bundle)}{SUFFIX}"
-    write_contact_sheet(rig, path, shapes=patterns, tile_size=size, columns=columns)
+    write_contact_sheet(rig, path, shapes=patterns, tile_size=size, columns=columns, heat_map=heat)
     typer.echo(str(path))
+    report = write_suspicious_shapes(rig, path.with_suffix(SUSPICIOUS_SUFFIX))
+    for line in report.lines:
+        typer.echo(f"  suspicious: {line}")
+    typer.echo(str(report.path))
