@@ -72,10 +72,11 @@ from typing import Any, Iterator
 import numpy as np
 
 from facerig.errors import DatasetError
-from facerig.eyes import GAZE_DEGREES, GAZE_ROTATIONS, axis_rotation, fit_sphere
+from facerig.eyes import GAZE_DEGREES
 from facerig.fileio import atomic_path, write_bytes_atomic
-from facerig.trainer.ict import PARTS, REGIONS, ICTModel, load_ict
+from facerig.trainer.ict import REGIONS, ICTModel, load_ict
 from facerig.trainer.remesh import RemeshOptions, SurfaceIndex, connected_pieces, fan_triangles, remesh
+from facerig.trainer.source import PART_NAMES, ICTSource, RiggedSource, gaze_deltas
 
 __all__ = [
     "BUILDER_VERSION",
@@ -84,6 +85,8 @@ __all__ = [
     "BuildOptions",
     "HeadDataset",
     "SampleSpec",
+    "build_dataset",
+    "check_outdir",
     "build_ict_dataset",
     "build_sample",
     "gaze_deltas",
@@ -194,8 +197,13 @@ def _split_identities(n: int, options: BuildOptions, kind_code: int) -> dict[str
     }
 
 
-def plan_samples(options: BuildOptions) -> tuple[list[SampleSpec], dict[str, dict[str, list[int]]]]:
-    """Every sample of a build, in a fixed order, and the identity splits per kind (pure function of options)."""
+def plan_samples(
+    options: BuildOptions, prefix: str = ""
+) -> tuple[list[SampleSpec], dict[str, dict[str, list[int]]]]:
+    """Every sample of a build, in a fixed order, and the identity splits per kind (pure function of options).
+
+    ``prefix`` starts every sample name, so datasets of different sources can be trained together.
+    """
     specs: list[SampleSpec] = []
     splits: dict[str, dict[str, list[int]]] = {}
     for kind_code, (kind, n, factor) in enumerate(
@@ -216,18 +224,13 @@ def plan_samples(options: BuildOptions) -> tuple[list[SampleSpec], dict[str, dic
                     if copy > 0 and others:
                         partner, alpha = int(rng.choice(others)), float(rng.uniform(0.0, 1.0))
                     augment = split_name == "train" and bool(rng.uniform() < options.augment_fraction)
-                    name = f"{kind}_{index:05d}"
+                    name = f"{prefix}{kind}_{index:05d}"
                     specs.append(SampleSpec(name, kind, index, split_name, identity, partner, alpha, augment))
                     index += 1
     return specs, splits
 
 
 # ---------------------------------------------------------------------------------------------- synthesis
-def _identity_weights(options: BuildOptions, kind: str, identity: int, n_modes: int) -> np.ndarray:
-    code, sigma = (1, options.identity_sigma) if kind == "rigged" else (2, options.unrigged_sigma)
-    return np.random.default_rng([options.seed, code, identity]).normal(0.0, sigma, n_modes)
-
-
 def _bump(x: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
     return np.exp(-((x - centre) ** 2).sum(1) / (2.0 * radius**2))[:, None]
 
@@ -263,37 +266,41 @@ def stylise(vertices: np.ndarray, landmarks: np.ndarray, rng: np.random.Generato
     return x
 
 
-def _base_head(model: ICTModel, options: BuildOptions, kind: str, identity: int) -> np.ndarray:
-    head = model.head(_identity_weights(options, kind, identity, len(model.identity_deltas)))
+def _as_source(source: RiggedSource | ICTModel) -> RiggedSource:
+    return ICTSource(source) if isinstance(source, ICTModel) else source
+
+
+def _base_head(source: RiggedSource, options: BuildOptions, kind: str, identity: int) -> np.ndarray:
+    head = source.head(options, kind, identity)
     if kind == "unrigged":
-        head = stylise(head, model.landmarks, np.random.default_rng([options.seed, 5, identity]))
+        head = stylise(head, source.landmarks, np.random.default_rng([options.seed, 5, identity]))
     return head
 
 
-def head_geometry(model: ICTModel, options: BuildOptions, spec: SampleSpec) -> np.ndarray:
-    """(V, 3) float64 the sample's head in ICT topology and frame: before crops, re-meshing and jitter."""
-    head = _base_head(model, options, spec.kind, spec.identity)
+def head_geometry(source: RiggedSource | ICTModel, options: BuildOptions, spec: SampleSpec) -> np.ndarray:
+    """(V, 3) float64 the sample's head in source topology and frame: before crops, re-meshing and jitter."""
+    source = _as_source(source)
+    head = _base_head(source, options, spec.kind, spec.identity)
     if spec.alpha > 0:
-        head = (1.0 - spec.alpha) * head + spec.alpha * _base_head(model, options, spec.kind, spec.partner)
+        head = (1.0 - spec.alpha) * head + spec.alpha * _base_head(source, options, spec.kind, spec.partner)
     return head
 
 
 def _crop_faces(
-    model: ICTModel, head: np.ndarray, rng: np.random.Generator, record: dict[str, Any]
+    source: RiggedSource, head: np.ndarray, rng: np.random.Generator, record: dict[str, Any]
 ) -> np.ndarray:
     """(F,) bool mask of source triangles kept after a random neck cut and dropped components."""
-    tris = model.triangles
-    part = model.part_of_vertex()
-    part_names = [name for name, *_ in PARTS]
+    tris = source.triangles
+    part = source.parts
     keep = np.ones(len(tris), bool)
     dropped = []
     for names, probability in _DROPPABLE:
-        if rng.uniform() < probability:
-            ids = [part_names.index(n) for n in names]
-            keep &= ~np.isin(part[tris], ids).any(axis=1)
-            dropped.extend(names)
+        if rng.uniform() < probability:  # drawn for every group, so a source without some parts keeps the stream
+            present = [n for n in names if n in PART_NAMES and (part == PART_NAMES.index(n)).any()]
+            keep &= ~np.isin(part[tris], [PART_NAMES.index(n) for n in present]).any(axis=1)
+            dropped.extend(present)
     if rng.uniform() < 0.5:
-        chin = head[model.landmarks[_CHIN], 1]
+        chin = head[source.landmarks[_CHIN], 1]
         bottom = head[:, 1].min()
         cut = float(rng.uniform(bottom, chin - 0.15 * (chin - bottom)))
         keep &= (head[tris, 1] >= cut).all(axis=1)
@@ -342,80 +349,47 @@ def _jitter(head: np.ndarray, rng: np.random.Generator, record: dict[str, Any]) 
 class BuildContext:
     """What every sample of a build shares (built once, inherited by forked workers)."""
 
-    model: ICTModel
+    source: RiggedSource
     options: BuildOptions
     shape_names: tuple[str, ...]
-    action_deltas: np.ndarray  # (A, V, 3) float32 ICT-frame deltas of the actions (0 where unlabelled)
     labelled: np.ndarray  # (S,) bool
     regions: np.ndarray  # (V,) region per source vertex
     parts: np.ndarray  # (V,) part per source vertex
     outdir: Path
 
+    @property
+    def model(self) -> ICTModel:
+        """The ICT model of an ICT build (kept for callers that read ``ctx.model``)."""
+        return self.source.model  # type: ignore[attr-defined]
 
-def make_context(model: ICTModel, options: BuildOptions, outdir: Path) -> BuildContext:
-    """The shared part of a build: FACS ground truth in ICT topology, label mask, per-vertex annotations."""
+
+def make_context(source: RiggedSource | ICTModel, options: BuildOptions, outdir: Path) -> BuildContext:
+    """The shared part of a build: the source (an :class:`ICTModel` is wrapped), label mask, annotations."""
     from facerig.vocabulary import load_vocabulary
 
-    vocabulary = load_vocabulary()
-    recipes = vocabulary.ict_recipes()
-    actions = vocabulary.action_names
-    deltas = np.zeros((len(actions), model.n_vertices, 3), np.float32)
-    for i, name in enumerate(actions):
-        for shape in recipes[name] or ():
-            deltas[i] += model.expression(shape)
-    action_labelled = {name: recipes[name] is not None for name in actions}
-    labelled = [action_labelled[name] for name in actions]
-    labelled += [all(action_labelled[b] for b in c.bases) for c in vocabulary.correctives]
+    source = _as_source(source)
     return BuildContext(
-        model=model,
+        source=source,
         options=options,
-        shape_names=vocabulary.shape_names,
-        action_deltas=deltas,
-        labelled=np.array(labelled, bool),
-        regions=model.region_of_vertex(),
-        parts=model.part_of_vertex(),
+        shape_names=load_vocabulary().shape_names,
+        labelled=source.labelled,
+        regions=source.regions,
+        parts=source.parts,
         outdir=outdir,
     )
 
 
-_EYEBALLS = ("eyeball_left", "eyeball_right")
-
-
-def gaze_deltas(head: np.ndarray, parts: np.ndarray, degrees: float) -> np.ndarray:
-    """(A, V, 3) float32: each eyeball turned about its own centre for the EyesLook actions, zero elsewhere.
-
-    Args:
-        head: (V, 3) the sample's head in ICT topology and frame (its eyeballs sit where its identity puts them).
-        parts: (V,) index into :data:`PARTS` of each vertex.
-        degrees: the full-look angle (:attr:`BuildOptions.gaze_degrees`).
-    """
-    from facerig.vocabulary import load_vocabulary
-
-    actions = load_vocabulary().action_names
-    deltas = np.zeros((len(actions), len(head), 3), np.float32)
-    if degrees == 0:
-        return deltas
-    part_names = [name for name, *_ in PARTS]
-    for eyeball in _EYEBALLS:  # ICT's frame has the canonical axes, so the rig's gaze convention applies as is
-        vertices = np.flatnonzero(parts == part_names.index(eyeball))
-        offsets = head[vertices] - fit_sphere(head[vertices])[0]
-        for action, (axis, sign) in GAZE_ROTATIONS.items():
-            turned = offsets @ axis_rotation(axis, sign * np.radians(degrees)).T
-            deltas[actions.index(action), vertices] = turned - offsets
-    return deltas
-
-
 def build_sample(ctx: BuildContext, spec: SampleSpec) -> dict[str, Any]:
     """Synthesise, re-mesh and write one sample; returns its manifest entry."""
-    model, options = ctx.model, ctx.options
+    source, options = ctx.source, ctx.options
     kind_code = 1 if spec.kind == "rigged" else 2
     rng = np.random.default_rng([options.seed, 6, kind_code, spec.index])
-    head = head_geometry(model, options, spec)
+    head = head_geometry(source, options, spec)
 
     record: dict[str, Any] = {}
-    tris = model.triangles
+    tris = source.triangles
     if spec.augment:
-        tris = _drop_fragments(model.n_vertices, tris[_crop_faces(model, head, rng, record)])
+        tris = _drop_fragments(source.n_vertices, tris[_crop_faces(source, head, rng, record)])
     remesh_options = RemeshOptions(
         budget=int(round(np.exp(rng.uniform(np.log(options.min_vertices), np.log(options.max_vertices))))),
         quads=bool(rng.uniform() < options.quad_fraction),
@@ -427,7 +401,7 @@ def build_sample(ctx: BuildContext, spec: SampleSpec) -> dict[str, Any]:
     dominant = transfer.source_vertices[np.arange(len(mesh.vertices)), transfer.barycentrics.argmax(axis=1)]
 
     # Landmarks: exact points on the new surface, on the same component as the source landmark vertex.
-    lm_source = model.landmarks
+    lm_source = source.landmarks
     lm_pieces = mesh.source_pieces[lm_source]
     if (lm_pieces < 0).any():
         raise DatasetError(f"{spec.name}: an augmentation removed a landmark's component")
@@ -460,8 +434,7 @@ def build_sample(ctx: BuildContext, spec: SampleSpec) -> dict[str, Any]:
         "meters_per_unit": np.float64(meters_per_unit),
     }
     if spec.kind == "rigged":
-        source_actions = ctx.action_deltas + gaze_deltas(head, ctx.parts, ctx.options.gaze_degrees)
-        actions = transfer.apply(source_actions) @ linear.T  # (A, N, 3)
+        actions = transfer.apply(source.action_deltas(head, spec, options)) @ linear.T  # (A, N, 3)
         correctives = np.zeros((len(ctx.shape_names) - len(actions),) + actions.shape[1:], actions.dtype)
         arrays["deltas"] = np.concatenate([actions, correctives]).astype(np.float16)
 
@@ -471,6 +444,7 @@ def build_sample(ctx: BuildContext, spec: SampleSpec) -> dict[str, Any]:
             np.savez_compressed(handle, **arrays)
     return {
         **asdict(spec),
+        "source": source.name,
         "file": f"samples/{spec.name}.npz",
         "vertices": int(len(mesh.vertices)),
         "polygons": int(len(mesh.face_vertex_counts)),
@@ -496,7 +470,9 @@ def _build_in_worker(spec: SampleSpec) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- build
-def _prepare_outdir(outdir: Path, overwrite: bool) -> None:
+def check_outdir(outdir: str | Path, overwrite: bool) -> None:
+    """Refuse an output that is a file, a non-empty folder (unless ``overwrite``) or a folder of something else."""
+    outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():
         raise DatasetError("output exists and is not a folder", outdir)
     if outdir.is_dir() and any(outdir.iterdir()):
@@ -504,6 +480,11 @@ def _prepare_outdir(outdir: Path, overwrite: bool) -> None:
             raise DatasetError("output folder is not empty (pass overwrite / --force to replace a dataset)", outdir)
         if not (outdir / "manifest.json").is_file() and not (outdir / "samples").is_dir():
             raise DatasetError("output folder holds something that is not a facerig dataset; not touching it", outdir)
+
+
+def _prepare_outdir(outdir: Path, overwrite: bool) -> None:
+    check_outdir(outdir, overwrite)
+    if outdir.is_dir() and any(outdir.iterdir()):
         (outdir / "manifest.json").unlink(missing_ok=True)
         shutil.rmtree(outdir / "samples", ignore_errors=True)
     (outdir / "samples").mkdir(parents=True, exist_ok=True)
@@ -529,46 +510,74 @@ def build_ict_dataset(
         model: an already loaded :class:`ICTModel`, to skip reading the source again.
     """
     options.validate()
-    outdir = Path(outdir)
+    check_outdir(outdir, overwrite)
     if model is None:
         model = load_ict(source)
+    return build_dataset(ICTSource(model), outdir, options, workers=workers, overwrite=overwrite, progress=progress)
+
+
+def build_dataset(
+    source: RiggedSource,
+    outdir: str | Path,
+    options: BuildOptions,
+    *,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: bool = False,
+    prefix: str = "",
+) -> dict[str, Any]:
+    """Build a training set from any rigged-head source: plan, synthesise, re-mesh, annotate, write.
+
+    Args:
+        source: the heads and their FACS ground truth (:class:`facerig.trainer.source.RiggedSource`).
+        outdir: the dataset folder; must be empty or absent unless ``overwrite``.
+        options: what to build. workers: processes (the result does not depend on the count).
+        prefix: starts every sample name (MakeHuman builds use ``mh_`` so they can be merged with ICT's).
+    """
+    options.validate()
+    outdir = Path(outdir)
     _prepare_outdir(outdir, overwrite)
-    ctx = make_context(model, options, outdir)
-    specs, splits = plan_samples(options)
+    ctx = make_context(source, options, outdir)
+    specs, splits = plan_samples(options, prefix)
     started = time.perf_counter()
     entries = list(_run(ctx, specs, workers, progress))
     entries.sort(key=lambda entry: entry["name"])
-    if model.licence:
-        write_bytes_atomic(outdir / "LICENSE-ICT-FaceKit.txt", model.licence.encode())
+    for name, text in source.licence_files.items():
+        write_bytes_atomic(outdir / name, text.encode())
 
     from facerig.vocabulary import load_vocabulary
 
-    counts: dict[str, int] = {}
-    for entry in entries:
-        key = f"{entry['kind']}_{entry['split']}"
-        counts[key] = counts.get(key, 0) + 1
     manifest = {
         "format": FORMAT,
         "builder_version": BUILDER_VERSION,
         "seed": options.seed,
         "options": asdict(options),
-        "source": {"kind": "ICT-FaceKit FaceXModel", "name": Path(model.source).name, "licence": "MIT"},
+        "source": source.description,
+        "sources": [source.name],
         "vocabulary_id": load_vocabulary().id,
         "shapes": list(ctx.shape_names),
         "labelled": ctx.labelled.tolist(),
         "regions": list(REGIONS),
-        "parts": [name for name, *_ in PARTS],
+        "parts": list(PART_NAMES),
         "eyelid_pairs": EYELID_PAIRS.tolist(),
         "eyelid_sides": list(EYELID_SIDES),
-        "units": "each sample's meters_per_unit; ICT itself is in centimetres",
+        "units": "each sample's meters_per_unit; the source frame is in centimetres",
         "axes": "+Y up, face along +Z, +X the character's left (before each sample's transform)",
-        "counts": dict(sorted(counts.items())) | {"total": len(entries)},
+        "counts": _counts(entries),
         "identities": splits,
         "build_seconds": round(time.perf_counter() - started, 1),
         "samples": entries,
     }
     write_bytes_atomic(outdir / "manifest.json", json.dumps(manifest, indent=1, allow_nan=False).encode())
     return manifest
+
+
+def _counts(entries: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for entry in entries:
+        key = f"{entry['kind']}_{entry['split']}"
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items())) | {"total": len(entries)}
 
 
 def _run(ctx: BuildContext, specs: list[SampleSpec], workers: int, progress: bool) -> Iterator[dict[str, Any]]:
