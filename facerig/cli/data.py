@@ -69,6 +69,20 @@ def makehuman(
            quad_fraction=quad_fraction, augment_fraction=augment_fraction, unrigged_sigma=unrigged_sigma)
 
 
+@data_app.command("merge")
+def merge(
+    datasets: Annotated[list[Path], typer.Argument(help="Built datasets to train on together (two or more).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the merged manifest (empty or absent).")],
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing dataset in OUTPUT.")] = False,
+) -> None:
+    """Train on several datasets together: a manifest that references their samples where they are."""
+    from facerig.trainer.dataset import merge_datasets
+
+    manifest = merge_datasets(list(datasets), output, overwrite=force)
+    counts = ", ".join(f"{key} {value}" for key, value in manifest["counts"].items())
+    typer.echo(f"wrote {output}/manifest.json: {counts} (sources: {', '.join(manifest['sources'])})")
+
+
 def _build(builder: Callable[..., dict], source: Path, output: Path, workers: int, force: bool, **options: Any) -> None:
     """Run one dataset builder with :class:`BuildOptions` from the command line and print the counts."""
     from facerig.trainer.dataset import BuildOptions

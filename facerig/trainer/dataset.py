@@ -63,6 +63,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -93,6 +94,7 @@ __all__ = [
     "head_geometry",
     "load_sample",
     "make_context",
+    "merge_datasets",
     "plan_samples",
     "read_manifest",
     "sample_triangles",
@@ -578,6 +580,63 @@ def _counts(entries: list[dict[str, Any]]) -> dict[str, int]:
         key = f"{entry['kind']}_{entry['split']}"
         counts[key] = counts.get(key, 0) + 1
     return dict(sorted(counts.items())) | {"total": len(entries)}
+
+
+# Manifest keys that must agree for datasets to be trained together.
+_MERGE_KEYS = ("format", "vocabulary_id", "shapes", "regions", "parts", "eyelid_pairs")
+
+
+def merge_datasets(roots: list[str | Path], outdir: str | Path, *, overwrite: bool = False) -> dict[str, Any]:
+    """Write a dataset that trains on several built datasets together, without copying a sample.
+
+    The merged ``manifest.json`` lists every sample of every input with its ``file`` relative to ``outdir``
+    (``../ict/samples/rigged_00000.npz``), so the inputs must stay where they are. Each sample keeps its
+    ``source``; the merged ``labelled`` is the union (a sample's own ``labelled`` array says what it has).
+    ``options`` (the rig's gaze angle among them) are the first input's. Train with source weights in
+    ``[data] source_weights``.
+
+    Raises:
+        DatasetError: fewer than two inputs, inputs with different shapes/regions/parts/vocabulary, or two
+            samples with one name (build MakeHuman sets with their ``mh_`` prefix).
+    """
+    outdir = Path(outdir)
+    if len(roots) < 2:
+        raise DatasetError("merging needs at least two datasets", outdir)
+    manifests = [(Path(root), read_manifest(root)) for root in roots]
+    first_root, first = manifests[0]
+    for root, manifest in manifests[1:]:
+        for key in _MERGE_KEYS:
+            if manifest.get(key) != first.get(key):
+                raise DatasetError(f"its {key} differ from {first_root}'s; rebuild one of them", root)
+    check_outdir(outdir, overwrite)
+    outdir.mkdir(parents=True, exist_ok=True)
+    entries: list[dict[str, Any]] = []
+    names: set[str] = set()
+    for root, manifest in manifests:
+        for entry in manifest["samples"]:
+            if entry["name"] in names:
+                raise DatasetError(f"sample name {entry['name']} is in two inputs", root)
+            names.add(entry["name"])
+            relative = os.path.relpath((root / entry["file"]).resolve(), outdir.resolve())
+            entries.append({**entry, "source": entry.get("source", "ict"), "file": Path(relative).as_posix()})
+    labelled = np.any([np.asarray(m["labelled"], bool) for _, m in manifests], axis=0)
+    manifest = {
+        **{key: first[key] for key in _MERGE_KEYS},
+        "builder_version": max(m.get("builder_version", 0) for _, m in manifests),
+        "seed": first.get("seed"),
+        "options": first.get("options", {}),
+        "merged_from": [{"path": str(root), "source": m.get("source"), "seed": m.get("seed"),
+                         "counts": m.get("counts")} for root, m in manifests],  # fmt: skip
+        "sources": sorted({e["source"] for e in entries}),
+        "labelled": labelled.tolist(),
+        "eyelid_sides": first.get("eyelid_sides", list(EYELID_SIDES)),
+        "units": first.get("units"),
+        "axes": first.get("axes"),
+        "counts": _counts(entries),
+        "samples": sorted(entries, key=lambda e: e["name"]),
+    }
+    write_bytes_atomic(outdir / "manifest.json", json.dumps(manifest, indent=1, allow_nan=False).encode())
+    return manifest
 
 
 def _run(ctx: BuildContext, specs: list[SampleSpec], workers: int, progress: bool) -> Iterator[dict[str, Any]]:
