@@ -46,3 +46,11 @@ def ict_archive() -> Path:
     """The ICT-FaceKit ``.tar.xz`` archive itself (for readers that must accept it unpacked or not)."""
     assert ICT_ARCHIVE.is_file(), f"test data missing: {ICT_ARCHIVE}"
     return ICT_ARCHIVE
+
+
+@pytest.fixture(scope="session")
+def makehuman_archive() -> Path:
+    """The MakeHuman assets ``.tar.xz`` (base mesh, identity targets, expression units; CC0)."""
+    archive = SHARED / "data" / "MakeHuman-assets.tar.xz"
+    assert archive.is_file(), f"test data missing: {archive}"
+    return archive
