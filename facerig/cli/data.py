@@ -1,6 +1,8 @@
-"""`facerig data ict` / `facerig data makehuman`: build a training set (see :mod:`facerig.trainer.dataset`)."""
+"""`facerig data ict|makehuman|merge`: build training sets (see :mod:`facerig.trainer.dataset`).
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: the builder commands' option defaults and help live in a
+closure (:func:`_builder_command`), so their annotations must be evaluated where they are written.
+"""
 
 from pathlib import Path
 from typing import Annotated, Any, Callable
@@ -13,60 +15,63 @@ data_app = typer.Typer(help="Build training datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 
-@data_app.command("ict")
-def ict(
-    source: Annotated[Path, typer.Argument(help="ICT-FaceKit FaceXModel folder, or its .tar.xz archive.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Dataset folder to create (must be empty or absent).")],
-    rigged: Annotated[int, typer.Option(help="Rigged identities (3D ground truth).")] = 161,
-    unrigged: Annotated[int, typer.Option(help="Unrigged, stylised identities (stage 1, 2D supervision only).")] = 175,
-    seed: Annotated[int, typer.Option(help="Seed of every random choice; same seed and options, same dataset.")] = 0,
-    factor_rigged: Annotated[int, typer.Option(help="Training samples per rigged training identity (head interpolation).")] = 25,
-    factor_unrigged: Annotated[int, typer.Option(help="Training samples per unrigged training identity.")] = 50,
-    val_fraction: Annotated[float, typer.Option(help="Fraction of identities held out for validation.")] = 0.05,
-    test_fraction: Annotated[float, typer.Option(help="Fraction of identities held out for testing.")] = 0.15,
-    min_vertices: Annotated[int, typer.Option(help="Smallest re-meshing budget (vertices per head).")] = 1500,
-    max_vertices: Annotated[int, typer.Option(help="Largest re-meshing budget (vertices per head).")] = 6000,
-    quad_fraction: Annotated[float, typer.Option(help="Fraction of samples written quad-dominant.")] = 0.5,
-    augment_fraction: Annotated[float, typer.Option(help="Fraction of training samples augmented (crop, drop, jitter).")] = 0.5,
-    gaze_degrees: Annotated[float, typer.Option(help="Eyeball turn of the EyesLook targets (ICT's shapes move only the lids); 0 keeps them still.")] = 25.0,
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing dataset in OUTPUT.")] = False,
-) -> None:
-    """Build a training set from ICT-FaceKit: re-meshed rigged and unrigged heads, split by identity."""
+def _builder_command(name: str, source_help: str, summary: str, rigged_default: int, unrigged_default: int,
+                     builder: Callable[[], Callable[..., dict]]) -> None:  # fmt: skip
+    """Register ``facerig data NAME``: one option set for every rigged-head source (same BuildOptions)."""
+
+    def command(
+        source: Annotated[Path, typer.Argument(help=source_help)],
+        output: Annotated[Path, typer.Option("--output", "-o", help="Dataset folder to create (must be empty or absent).")],
+        rigged: Annotated[int, typer.Option(help="Rigged identities (3D ground truth).")] = rigged_default,
+        unrigged: Annotated[int, typer.Option(help="Unrigged, stylised identities (stage 1, 2D supervision only).")] = unrigged_default,
+        seed: Annotated[int, typer.Option(help="Seed of every random choice; same seed and options, same dataset.")] = 0,
+        factor_rigged: Annotated[int, typer.Option(help="Training samples per rigged training identity (head interpolation).")] = 25,
+        factor_unrigged: Annotated[int, typer.Option(help="Training samples per unrigged training identity.")] = 50,
+        val_fraction: Annotated[float, typer.Option(help="Fraction of identities held out for validation.")] = 0.05,
+        test_fraction: Annotated[float, typer.Option(help="Fraction of identities held out for testing.")] = 0.15,
+        min_vertices: Annotated[int, typer.Option(help="Smallest re-meshing budget (vertices per head).")] = 1500,
+        max_vertices: Annotated[int, typer.Option(help="Largest re-meshing budget (vertices per head).")] = 6000,
+        quad_fraction: Annotated[float, typer.Option(help="Fraction of samples written quad-dominant.")] = 0.5,
+        augment_fraction: Annotated[float, typer.Option(help="Fraction of training samples augmented (crop, drop, jitter).")] = 0.5,
+        unrigged_sigma: Annotated[float, typer.Option(help="Spread of the unrigged identities (ICT weights' std; MakeHuman modifiers' scale).")] = 2.5,
+        gaze_degrees: Annotated[float, typer.Option(help="Eyeball turn of the EyesLook targets and of the trained rig (ICT's shapes move only the lids; MakeHuman has no eye-look units); 0 keeps them still.")] = 25.0,
+        workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+        force: Annotated[bool, typer.Option("--force", help="Replace an existing dataset in OUTPUT.")] = False,
+    ) -> None:
+        from facerig.trainer.dataset import BuildOptions
+
+        options = BuildOptions(
+            rigged=rigged, unrigged=unrigged, factor_rigged=factor_rigged, factor_unrigged=factor_unrigged, seed=seed,
+            val_fraction=val_fraction, test_fraction=test_fraction, min_vertices=min_vertices,
+            max_vertices=max_vertices, quad_fraction=quad_fraction, augment_fraction=augment_fraction,
+            unrigged_sigma=unrigged_sigma, gaze_degrees=gaze_degrees,
+        )  # fmt: skip
+        manifest = builder()(source, output, options, workers=workers, overwrite=force, progress=True)
+        _echo_counts(f"wrote {output}", manifest, f" ({manifest['build_seconds']} s)")
+
+    command.__doc__ = summary
+    data_app.command(name)(command)
+
+
+def _ict_builder() -> Callable[..., dict]:
     from facerig.trainer.dataset import build_ict_dataset
 
-    _build(build_ict_dataset, source, output, workers, force, rigged=rigged, unrigged=unrigged,
-           factor_rigged=factor_rigged, factor_unrigged=factor_unrigged, seed=seed, val_fraction=val_fraction,
-           test_fraction=test_fraction, min_vertices=min_vertices, max_vertices=max_vertices,
-           quad_fraction=quad_fraction, augment_fraction=augment_fraction, gaze_degrees=gaze_degrees)
+    return build_ict_dataset
 
 
-@data_app.command("makehuman")
-def makehuman(
-    source: Annotated[Path, typer.Argument(help="MakeHuman-assets folder, or its .tar.xz archive.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Dataset folder to create (must be empty or absent).")],
-    rigged: Annotated[int, typer.Option(help="Rigged identities (sampled from MakeHuman's identity targets).")] = 200,
-    unrigged: Annotated[int, typer.Option(help="Unrigged, stylised identities (stage 1, 2D supervision only).")] = 0,
-    seed: Annotated[int, typer.Option(help="Seed of every random choice; same seed and options, same dataset.")] = 0,
-    factor_rigged: Annotated[int, typer.Option(help="Training samples per rigged training identity (head interpolation).")] = 25,
-    factor_unrigged: Annotated[int, typer.Option(help="Training samples per unrigged training identity.")] = 50,
-    val_fraction: Annotated[float, typer.Option(help="Fraction of identities held out for validation.")] = 0.05,
-    test_fraction: Annotated[float, typer.Option(help="Fraction of identities held out for testing.")] = 0.15,
-    min_vertices: Annotated[int, typer.Option(help="Smallest re-meshing budget (vertices per head).")] = 1500,
-    max_vertices: Annotated[int, typer.Option(help="Largest re-meshing budget (vertices per head).")] = 6000,
-    quad_fraction: Annotated[float, typer.Option(help="Fraction of samples written quad-dominant.")] = 0.5,
-    augment_fraction: Annotated[float, typer.Option(help="Fraction of training samples augmented (crop, drop, jitter).")] = 0.5,
-    unrigged_sigma: Annotated[float, typer.Option(help="Spread of the unrigged identities' face modifiers (1 = rigged).")] = 2.5,
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing dataset in OUTPUT.")] = False,
-) -> None:
-    """Build a training set from MakeHuman: sampled identities wearing its expression units, split by identity."""
+def _makehuman_builder() -> Callable[..., dict]:
     from facerig.trainer.makehuman import build_makehuman_dataset
 
-    _build(build_makehuman_dataset, source, output, workers, force, rigged=rigged, unrigged=unrigged,
-           factor_rigged=factor_rigged, factor_unrigged=factor_unrigged, seed=seed, val_fraction=val_fraction,
-           test_fraction=test_fraction, min_vertices=min_vertices, max_vertices=max_vertices,
-           quad_fraction=quad_fraction, augment_fraction=augment_fraction, unrigged_sigma=unrigged_sigma)
+    return build_makehuman_dataset
+
+
+_builder_command("ict", "ICT-FaceKit FaceXModel folder, or its .tar.xz archive.",
+                 "Build a training set from ICT-FaceKit: re-meshed rigged and unrigged heads, split by identity.",
+                 161, 175, _ict_builder)  # fmt: skip
+_builder_command("makehuman", "MakeHuman-assets folder, or its .tar.xz archive.",
+                 "Build a training set from MakeHuman: sampled identities wearing its expression units mapped to "
+                 "FACS (facerig/data/makehuman_facs.json), split by identity.",
+                 200, 0, _makehuman_builder)  # fmt: skip
 
 
 @data_app.command("merge")
@@ -79,14 +84,9 @@ def merge(
     from facerig.trainer.dataset import merge_datasets
 
     manifest = merge_datasets(list(datasets), output, overwrite=force)
+    _echo_counts(f"wrote {output}/manifest.json", manifest, f" (sources: {', '.join(manifest['sources'])})")
+
+
+def _echo_counts(prefix: str, manifest: dict[str, Any], suffix: str) -> None:
     counts = ", ".join(f"{key} {value}" for key, value in manifest["counts"].items())
-    typer.echo(f"wrote {output}/manifest.json: {counts} (sources: {', '.join(manifest['sources'])})")
-
-
-def _build(builder: Callable[..., dict], source: Path, output: Path, workers: int, force: bool, **options: Any) -> None:
-    """Run one dataset builder with :class:`BuildOptions` from the command line and print the counts."""
-    from facerig.trainer.dataset import BuildOptions
-
-    manifest = builder(source, output, BuildOptions(**options), workers=workers, overwrite=force, progress=True)
-    counts = ", ".join(f"{key} {value}" for key, value in manifest["counts"].items())
-    typer.echo(f"wrote {output}: {counts} ({manifest['build_seconds']} s)")
+    typer.echo(f"{prefix}: {counts}{suffix}")

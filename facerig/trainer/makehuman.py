@@ -33,6 +33,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from facerig.errors import DatasetError
+from facerig.trainer.remesh import fan_triangles
 from facerig.trainer.source import RiggedSource
 
 __all__ = [
@@ -194,8 +195,8 @@ class MakeHumanModel:
 
     @property
     def triangles(self) -> np.ndarray:
-        """(F, 3) int64 quads split along corner 0 (the fan triangulation every builder uses)."""
-        return self.quads[:, [0, 1, 2, 0, 2, 3]].reshape(-1, 3)
+        """(F, 3) int64 fan triangulation of the quads (split along corner 0, as every builder does)."""
+        return fan_triangles(np.full(len(self.quads), 4, np.int32), self.quads.ravel())
 
     def target(self, name: str) -> np.ndarray:
         """(V, 3) float32 offset of one target, in cm."""
