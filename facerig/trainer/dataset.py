@@ -1,6 +1,14 @@
-"""The ICT-FaceKit training set: plan, synthesise, re-mesh, annotate and write heads; read them back.
+"""Training sets: plan, synthesise, re-mesh, annotate and write heads of any rigged-head source; read them back.
 
-What a build makes (``facerig data ict SOURCE -o DATASET``):
+Every source is a :class:`facerig.trainer.source.RiggedSource` (one topology with identities, named FACS
+deltas and unlabelled poses marked, parts, regions and landmarks): ICT-FaceKit (``facerig data ict``,
+described below) and MakeHuman (``facerig data makehuman``, :mod:`facerig.trainer.makehuman`: sampled
+identities wearing MakeHuman's expression units, 23 labelled actions, samples named ``mh_*``). Both go through
+the same planning, re-meshing, augmentation, annotation, split and writing below; each manifest entry
+records its ``source``. :func:`merge_datasets` (``facerig data merge``) lists several datasets' samples in
+one manifest to train on them together.
+
+What an ICT build makes (``facerig data ict SOURCE -o DATASET``):
 
 - **Rigged heads**: ``--rigged N`` identities, each neutral + Σ wᵢ identity deltaᵢ with w ~ N(0, σ). Their
   ground truth per FACS action is the sum of its ICT expression deltas (:meth:`Vocabulary.ict_recipes`);
@@ -33,7 +41,8 @@ On disk::
 
     DATASET/manifest.json          format, builder version, seed, options, vocabulary id, pose names,
                                    regions, parts, eyelid pairs, counts, splits, one entry per sample
-    DATASET/LICENSE-ICT-FaceKit.txt the kit's MIT licence (its terms require it to travel with the data)
+    DATASET/LICENSE-ICT-FaceKit.txt the kit's MIT licence (its terms require it to travel with the data;
+                                   a MakeHuman build writes LICENSE-MakeHuman-assets.md, CC0)
     DATASET/samples/<name>.npz     one compressed archive per sample (no pickles):
 
         vertices              (V, 3) float32   neutral, in the sample's units (``meters_per_unit``)
@@ -43,14 +52,14 @@ On disk::
                                                correctives), same units and axes as ``vertices``; rigged only
         labelled              (S,) bool        True where ``deltas`` is a 3D ground truth; all False if unrigged
         regions               (V,) int8        index into ``manifest["regions"]``
-        parts                 (V,) int8        index into ``manifest["parts"]`` (the ICT component ranges)
+        parts                 (V,) int8        index into ``manifest["parts"]`` (ICT's part names for every source)
         landmarks             (68,) int32      Multi-PIE landmarks: nearest vertex on the landmark's component
         landmark_triangles    (68,) int32      exact landmark points: triangle of :func:`sample_triangles` ...
         landmark_barycentrics (68, 3) float32  ... and barycentric weights there
         eyelid_pairs          (4, 2) int32     (upper, lower) indices into ``landmarks`` (:data:`EYELID_PAIRS`)
-        source_vertices       (V, 3) int32     source (ICT) triangle corners each vertex was projected onto ...
+        source_vertices       (V, 3) int32     source triangle corners (ICT or cropped MakeHuman topology) ...
         source_barycentrics   (V, 3) float32   ... and the weights: the transfer used for the ground truth
-        transform             (4, 4) float64   ICT frame (cm) -> sample frame: x' = s·R·x + t (deltas: s·R·d)
+        transform             (4, 4) float64   source frame (cm) -> sample frame: x' = s·R·x + t (deltas: s·R·d)
         meters_per_unit       () float64       0.01 for cm, 0.001 for mm, ...
 
 ICT's own frame is kept: +Y up, the face looks along +Z, +X is the character's left (the trainer
