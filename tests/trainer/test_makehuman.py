@@ -36,7 +36,8 @@ from facerig.trainer.makehuman import (
 from facerig.trainer.source import PART_NAMES
 from facerig.vocabulary import load_vocabulary
 
-OPTIONS = BuildOptions(rigged=5, unrigged=0, factor_rigged=2, min_vertices=1200, max_vertices=2000, seed=3)
+OPTIONS = BuildOptions(rigged=5, unrigged=1, factor_rigged=2, factor_unrigged=1, min_vertices=1200, max_vertices=2000,
+                       seed=3)
 LEFT_PAIRS = [(u, l) for (u, l), side in zip(EYELID_PAIRS.tolist(), ("r", "r", "l", "l")) if side == "l"]
 RIGHT_PAIRS = [(u, l) for (u, l), side in zip(EYELID_PAIRS.tolist(), ("r", "r", "l", "l")) if side == "r"]
 
@@ -117,7 +118,9 @@ def test_crop_keeps_head_parts_and_drops_helpers(model, source, makehuman_archiv
     present = {PART_NAMES[p] for p in np.unique(source.parts)}
     assert {"face", "face_outer", "head_neck", "eyeball_left", "eyeball_right", "teeth", "gums_tongue",
             "eyelashes_left", "eyelashes_right"} == present  # fmt: skip
-    left_eye = model.neutral[source.parts == PART_NAMES.index("eyeball_left")]
+    subdivided = source.subdivision @ model.neutral  # every budget decimates the source, as for ICT's 26k
+    assert len(subdivided) > 3.5 * model.n_vertices and np.array_equal(subdivided[: model.n_vertices], model.neutral)
+    left_eye = subdivided[source.parts == PART_NAMES.index("eyeball_left")]
     assert left_eye[:, 0].min() > 0  # MakeHuman's left is the character's left, +X
 
 
@@ -139,7 +142,8 @@ def _gap(points: np.ndarray, pairs: list[tuple[int, int]]) -> float:
 
 @pytest.mark.parametrize("identity", [0, 1, 2])
 def test_eye_closure_closes_the_lid_landmarks_on_its_side(source, identity):
-    """On the built head (source topology), each EyeClosed closes its own lids by > 80% and moves its own side."""
+    """On the built head (source topology, before re-meshing), each EyeClosed closes its own lids by > 80% and
+    moves only its own side."""
     spec = next(s for s in plan_samples(OPTIONS, "mh_")[0] if s.identity == identity and s.alpha == 0)
     head = head_geometry(source, OPTIONS, spec)
     deltas = source.action_deltas(head, spec, OPTIONS)
@@ -194,16 +198,19 @@ def test_manifest_splits_by_identity_and_records_the_source(dataset):
     assert not set(split["train"]) & set(split["val"]) and not set(split["train"]) & set(split["test"])
     assert not set(split["val"]) & set(split["test"])
     for entry in manifest["samples"]:
-        assert entry["source"] == "makehuman" and entry["name"].startswith("mh_rigged_")
-        assert entry["identity"] in split[entry["split"]] and entry["partner"] in split[entry["split"]]
+        assert entry["source"] == "makehuman" and entry["name"].startswith(f"mh_{entry['kind']}_")
+        own = manifest["identities"][entry["kind"]][entry["split"]]
+        assert entry["identity"] in own and entry["partner"] in own
         assert (root / entry["file"]).is_file()
     assert manifest["counts"]["rigged_train"] == 2 * len(split["train"])
+    stylised = next(e for e in manifest["samples"] if e["kind"] == "unrigged")  # stage-1 heads: no 3D truth
+    arrays = load_sample(root / stylised["file"])
+    assert "deltas" not in arrays and not arrays["labelled"].any() and len(arrays["landmarks"]) == 68
 
 
 def test_same_seed_same_heads(dataset, model, tmp_path):
     root, manifest = dataset
-    again = build_makehuman_dataset(None, tmp_path / "again", BuildOptions(**{**OPTIONS.__dict__, "rigged": 5}),
-                                    model=model)  # fmt: skip
+    again = build_makehuman_dataset(None, tmp_path / "again", OPTIONS, model=model)
     first = manifest["samples"][0]
     a, b = load_sample(root / first["file"]), load_sample(tmp_path / "again" / first["file"])
     assert [e["name"] for e in again["samples"]] == [e["name"] for e in manifest["samples"]]
