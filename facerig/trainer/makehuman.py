@@ -73,7 +73,6 @@ HELPER_PARTS = {
 }
 SKIN_GROUP = "body"
 _ETHNICITIES = ("african", "asian", "caucasian")
-_GENDERS = ("female", "male")
 _LEVELS = ("min", "average", "max")
 # Bounds on what a source may hold (the assets have 19,158 vertices and about 700 targets).
 _MAX_VERTICES = 200_000

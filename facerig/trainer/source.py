@@ -17,6 +17,7 @@ same way. :class:`ICTSource` wraps ICT-FaceKit; :class:`facerig.trainer.makehuma
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -125,7 +126,7 @@ class ICTSource(RiggedSource):
         self.regions = model.region_of_vertex()
         self.landmarks = model.landmarks
         self.licence_files = {"LICENSE-ICT-FaceKit.txt": model.licence} if model.licence else {}
-        self.description = {"kind": "ICT-FaceKit FaceXModel", "name": _source_name(model.source), "licence": "MIT"}
+        self.description = {"kind": "ICT-FaceKit FaceXModel", "name": Path(model.source).name, "licence": "MIT"}
 
     def head(self, options: "BuildOptions", kind: str, identity: int) -> np.ndarray:
         code, sigma = (1, options.identity_sigma) if kind == "rigged" else (2, options.unrigged_sigma)
@@ -134,9 +135,3 @@ class ICTSource(RiggedSource):
 
     def action_deltas(self, head: np.ndarray, spec: "SampleSpec", options: "BuildOptions") -> np.ndarray:
         return self.expression_deltas + gaze_deltas(head, self.parts, options.gaze_degrees)
-
-
-def _source_name(path: str) -> str:
-    from pathlib import Path
-
-    return Path(path).name
