@@ -600,7 +600,8 @@ def merge_datasets(roots: list[str | Path], outdir: str | Path, *, overwrite: bo
 
     The merged ``manifest.json`` lists every sample of every input with its ``file`` relative to ``outdir``
     (``../ict/samples/rigged_00000.npz``), so the inputs must stay where they are. Each sample keeps its
-    ``source``; the merged ``labelled`` is the union (a sample's own ``labelled`` array says what it has).
+    ``source``; training reads each sample's own ``labelled`` array, and the merged manifest's ``labelled``
+    (what ``facerig eval`` scores) is the intersection: the shapes every input has.
     ``options`` (the rig's gaze angle among them) are the first input's. Train with source weights in
     ``[data] source_weights``.
 
@@ -628,7 +629,9 @@ def merge_datasets(roots: list[str | Path], outdir: str | Path, *, overwrite: bo
             names.add(entry["name"])
             relative = os.path.relpath((root / entry["file"]).resolve(), outdir.resolve())
             entries.append({**entry, "source": entry.get("source", "ict"), "file": Path(relative).as_posix()})
-    labelled = np.any([np.asarray(m["labelled"], bool) for _, m in manifests], axis=0)
+    # Training reads each sample's own ``labelled``; the manifest's (what evaluation scores) keeps only the
+    # shapes every input has, so a source's unlabelled poses are never scored as zero truth.
+    labelled = np.all([np.asarray(m["labelled"], bool) for _, m in manifests], axis=0)
     manifest = {
         **{key: first[key] for key in _MERGE_KEYS},
         "builder_version": max(m.get("builder_version", 0) for _, m in manifests),

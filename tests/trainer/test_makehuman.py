@@ -226,6 +226,8 @@ def test_merged_with_ict_trains_with_source_weights(dataset, ict_dir, tmp_path):
     merged = merge_datasets([ict, root], tmp_path / "both")
     assert merged["sources"] == ["ict", "makehuman"]
     assert merged["counts"]["total"] == ict_manifest["counts"]["total"] + manifest["counts"]["total"]
+    both = np.array(ict_manifest["labelled"]) & np.array(manifest["labelled"])  # evaluation scores only these
+    assert merged["labelled"] == both.tolist() and 0 < both.sum() < np.sum(ict_manifest["labelled"])
     heads = TrainingHeads(tmp_path / "both", "train")
     sources = heads.sources()
     assert sources.count("ict") == ict_manifest["counts"]["rigged_train"]
