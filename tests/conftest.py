@@ -49,6 +49,14 @@ def ict_archive() -> Path:
 
 
 @pytest.fixture(scope="session")
+def makehuman_archive() -> Path:
+    """The MakeHuman assets ``.tar.xz`` (base mesh, identity targets, expression units; CC0)."""
+    archive = SHARED / "data" / "MakeHuman-assets.tar.xz"
+    assert archive.is_file(), f"test data missing: {archive}"
+    return archive
+
+
+@pytest.fixture(scope="session")
 def synthetic_rig(heads_dir: Path):
     """Suzanne (507 vertices, metres) with seeded smooth random deltas for every shape of the vocabulary: a rig
     whose shapes all differ, so a reader that swaps two of them fails."""
@@ -73,7 +81,7 @@ def synthetic_rig(heads_dir: Path):
 # ---------------------------------------------------------------------------------------------- test tiers
 # `make test-fast` (pytest -m "not slow") is the edit-test loop: no ICT unpack, no Blender, no Ray, no training.
 # `make test` (CI) runs everything.
-_SLOW_FIXTURES = {"ict_dir", "ict_neutral_path", "ict_archive"}
+_SLOW_FIXTURES = {"ict_dir", "ict_neutral_path", "ict_archive", "makehuman_archive"}
 _SLOW_MODULES = {
     "test_blender.py", "test_ray_backend.py", "test_kill_resume.py", "test_worker_crash.py", "test_train.py",
     "test_default_model.py", "test_batch_cli.py", "test_batch_safety.py",

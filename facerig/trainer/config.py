@@ -51,6 +51,9 @@ class DataConfig:
     split: str = "train"  # manifest split to train on
     targets: str = "transfer"  # unrigged 2D targets: "transfer" (built in) or a folder for DiskTargets
     eig_max_vertices: int = 0  # operators: approximate eigenpairs above this many vertices; 0 = exact
+    # Per source ("ict", "makehuman"; a manifest entry's "source"): how many times each of its heads is drawn per
+    # epoch. 1 when absent; 2 = twice; 0.5 = a seeded half of them (a new half each stage); 0 leaves the source out.
+    source_weights: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,8 @@ def _validate(config: TrainConfig, source: str | Path | None) -> None:
         raise ConfigError(f"run.device must be auto, cpu or cuda, got {run.device!r}", source)
     if run.checkpoint_every < 1 or run.threads < 0:
         raise ConfigError("run.checkpoint_every must be >= 1 and run.threads >= 0", source)
+    if any(w < 0 for w in config.data.source_weights.values()):
+        raise ConfigError(f"data.source_weights must be >= 0, got {dict(config.data.source_weights)}", source)
     allowed_weights = {"stage1": set(STAGE1_WEIGHTS), "stage2": set(STAGE2_WEIGHTS) | set(STAGE2_OPTIONAL)}
     for name in STAGES:
         stage = config.stage(name)

@@ -1,6 +1,14 @@
-"""The ICT-FaceKit training set: plan, synthesise, re-mesh, annotate and write heads; read them back.
+"""Training sets: plan, synthesise, re-mesh, annotate and write heads of any rigged-head source; read them back.
 
-What a build makes (``facerig data ict SOURCE -o DATASET``):
+Every source is a :class:`facerig.trainer.source.RiggedSource` (one topology with identities, named FACS
+deltas and unlabelled poses marked, parts, regions and landmarks): ICT-FaceKit (``facerig data ict``,
+described below) and MakeHuman (``facerig data makehuman``, :mod:`facerig.trainer.makehuman`: sampled
+identities wearing MakeHuman's expression units, 23 labelled actions, samples named ``mh_*``). Both go through
+the same planning, re-meshing, augmentation, annotation, split and writing below; each manifest entry
+records its ``source``. :func:`merge_datasets` (``facerig data merge``) lists several datasets' samples in
+one manifest to train on them together.
+
+What an ICT build makes (``facerig data ict SOURCE -o DATASET``):
 
 - **Rigged heads**: ``--rigged N`` identities, each neutral + Σ wᵢ identity deltaᵢ with w ~ N(0, σ). Their
   ground truth per FACS action is the sum of its ICT expression deltas (:meth:`Vocabulary.ict_recipes`);
@@ -33,7 +41,8 @@ On disk::
 
     DATASET/manifest.json          format, builder version, seed, options, vocabulary id, pose names,
                                    regions, parts, eyelid pairs, counts, splits, one entry per sample
-    DATASET/LICENSE-ICT-FaceKit.txt the kit's MIT licence (its terms require it to travel with the data)
+    DATASET/LICENSE-ICT-FaceKit.txt the kit's MIT licence (its terms require it to travel with the data;
+                                   a MakeHuman build writes LICENSE-MakeHuman-assets.md, CC0)
     DATASET/samples/<name>.npz     one compressed archive per sample (no pickles):
 
         vertices              (V, 3) float32   neutral, in the sample's units (``meters_per_unit``)
@@ -43,14 +52,14 @@ On disk::
                                                correctives), same units and axes as ``vertices``; rigged only
         labelled              (S,) bool        True where ``deltas`` is a 3D ground truth; all False if unrigged
         regions               (V,) int8        index into ``manifest["regions"]``
-        parts                 (V,) int8        index into ``manifest["parts"]`` (the ICT component ranges)
+        parts                 (V,) int8        index into ``manifest["parts"]`` (ICT's part names for every source)
         landmarks             (68,) int32      Multi-PIE landmarks: nearest vertex on the landmark's component
         landmark_triangles    (68,) int32      exact landmark points: triangle of :func:`sample_triangles` ...
         landmark_barycentrics (68, 3) float32  ... and barycentric weights there
         eyelid_pairs          (4, 2) int32     (upper, lower) indices into ``landmarks`` (:data:`EYELID_PAIRS`)
-        source_vertices       (V, 3) int32     source (ICT) triangle corners each vertex was projected onto ...
+        source_vertices       (V, 3) int32     source triangle corners (ICT or cropped MakeHuman topology) ...
         source_barycentrics   (V, 3) float32   ... and the weights: the transfer used for the ground truth
-        transform             (4, 4) float64   ICT frame (cm) -> sample frame: x' = s·R·x + t (deltas: s·R·d)
+        transform             (4, 4) float64   source frame (cm) -> sample frame: x' = s·R·x + t (deltas: s·R·d)
         meters_per_unit       () float64       0.01 for cm, 0.001 for mm, ...
 
 ICT's own frame is kept: +Y up, the face looks along +Z, +X is the character's left (the trainer
@@ -63,6 +72,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -72,10 +82,11 @@ from typing import Any, Iterator
 import numpy as np
 
 from facerig.errors import DatasetError
-from facerig.eyes import GAZE_DEGREES, GAZE_ROTATIONS, axis_rotation, fit_sphere
+from facerig.eyes import GAZE_DEGREES
 from facerig.fileio import atomic_path, write_bytes_atomic
-from facerig.trainer.ict import PARTS, REGIONS, ICTModel, load_ict
+from facerig.trainer.ict import REGIONS, ICTModel, load_ict
 from facerig.trainer.remesh import RemeshOptions, SurfaceIndex, connected_pieces, fan_triangles, remesh
+from facerig.trainer.source import PART_NAMES, ICTSource, RiggedSource, gaze_deltas
 
 __all__ = [
     "BUILDER_VERSION",
@@ -84,12 +95,15 @@ __all__ = [
     "BuildOptions",
     "HeadDataset",
     "SampleSpec",
+    "build_dataset",
+    "check_outdir",
     "build_ict_dataset",
     "build_sample",
     "gaze_deltas",
     "head_geometry",
     "load_sample",
     "make_context",
+    "merge_datasets",
     "plan_samples",
     "read_manifest",
     "sample_triangles",
@@ -194,8 +208,13 @@ def _split_identities(n: int, options: BuildOptions, kind_code: int) -> dict[str
     }
 
 
-def plan_samples(options: BuildOptions) -> tuple[list[SampleSpec], dict[str, dict[str, list[int]]]]:
-    """Every sample of a build, in a fixed order, and the identity splits per kind (pure function of options)."""
+def plan_samples(
+    options: BuildOptions, prefix: str = ""
+) -> tuple[list[SampleSpec], dict[str, dict[str, list[int]]]]:
+    """Every sample of a build, in a fixed order, and the identity splits per kind (pure function of options).
+
+    ``prefix`` starts every sample name, so datasets of different sources can be trained together.
+    """
     specs: list[SampleSpec] = []
     splits: dict[str, dict[str, list[int]]] = {}
     for kind_code, (kind, n, factor) in enumerate(
@@ -216,18 +235,13 @@ def plan_samples(options: BuildOptions) -> tuple[list[SampleSpec], dict[str, dic
                     if copy > 0 and others:
                         partner, alpha = int(rng.choice(others)), float(rng.uniform(0.0, 1.0))
                     augment = split_name == "train" and bool(rng.uniform() < options.augment_fraction)
-                    name = f"{kind}_{index:05d}"
+                    name = f"{prefix}{kind}_{index:05d}"
                     specs.append(SampleSpec(name, kind, index, split_name, identity, partner, alpha, augment))
                     index += 1
     return specs, splits
 
 
 # ---------------------------------------------------------------------------------------------- synthesis
-def _identity_weights(options: BuildOptions, kind: str, identity: int, n_modes: int) -> np.ndarray:
-    code, sigma = (1, options.identity_sigma) if kind == "rigged" else (2, options.unrigged_sigma)
-    return np.random.default_rng([options.seed, code, identity]).normal(0.0, sigma, n_modes)
-
-
 def _bump(x: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
     return np.exp(-((x - centre) ** 2).sum(1) / (2.0 * radius**2))[:, None]
 
@@ -263,37 +277,41 @@ def stylise(vertices: np.ndarray, landmarks: np.ndarray, rng: np.random.Generato
     return x
 
 
-def _base_head(model: ICTModel, options: BuildOptions, kind: str, identity: int) -> np.ndarray:
-    head = model.head(_identity_weights(options, kind, identity, len(model.identity_deltas)))
+def _as_source(source: RiggedSource | ICTModel) -> RiggedSource:
+    return ICTSource(source) if isinstance(source, ICTModel) else source
+
+
+def _base_head(source: RiggedSource, options: BuildOptions, kind: str, identity: int) -> np.ndarray:
+    head = source.head(options, kind, identity)
     if kind == "unrigged":
-        head = stylise(head, model.landmarks, np.random.default_rng([options.seed, 5, identity]))
+        head = stylise(head, source.landmarks, np.random.default_rng([options.seed, 5, identity]))
     return head
 
 
-def head_geometry(model: ICTModel, options: BuildOptions, spec: SampleSpec) -> np.ndarray:
-    """(V, 3) float64 the sample's head in ICT topology and frame: before crops, re-meshing and jitter."""
-    head = _base_head(model, options, spec.kind, spec.identity)
+def head_geometry(source: RiggedSource | ICTModel, options: BuildOptions, spec: SampleSpec) -> np.ndarray:
+    """(V, 3) float64 the sample's head in source topology and frame: before crops, re-meshing and jitter."""
+    source = _as_source(source)
+    head = _base_head(source, options, spec.kind, spec.identity)
     if spec.alpha > 0:
-        head = (1.0 - spec.alpha) * head + spec.alpha * _base_head(model, options, spec.kind, spec.partner)
+        head = (1.0 - spec.alpha) * head + spec.alpha * _base_head(source, options, spec.kind, spec.partner)
     return head
 
 
 def _crop_faces(
-    model: ICTModel, head: np.ndarray, rng: np.random.Generator, record: dict[str, Any]
+    source: RiggedSource, head: np.ndarray, rng: np.random.Generator, record: dict[str, Any]
 ) -> np.ndarray:
     """(F,) bool mask of source triangles kept after a random neck cut and dropped components."""
-    tris = model.triangles
-    part = model.part_of_vertex()
-    part_names = [name for name, *_ in PARTS]
+    tris = source.triangles
+    part = source.parts
     keep = np.ones(len(tris), bool)
     dropped = []
     for names, probability in _DROPPABLE:
-        if rng.uniform() < probability:
-            ids = [part_names.index(n) for n in names]
-            keep &= ~np.isin(part[tris], ids).any(axis=1)
-            dropped.extend(names)
+        if rng.uniform() < probability:  # drawn for every group, so a source without some parts keeps the stream
+            present = [n for n in names if n in PART_NAMES and (part == PART_NAMES.index(n)).any()]
+            keep &= ~np.isin(part[tris], [PART_NAMES.index(n) for n in present]).any(axis=1)
+            dropped.extend(present)
     if rng.uniform() < 0.5:
-        chin = head[model.landmarks[_CHIN], 1]
+        chin = head[source.landmarks[_CHIN], 1]
         bottom = head[:, 1].min()
         cut = float(rng.uniform(bottom, chin - 0.15 * (chin - bottom)))
         keep &= (head[tris, 1] >= cut).all(axis=1)
@@ -342,80 +360,47 @@ def _jitter(head: np.ndarray, rng: np.random.Generator, record: dict[str, Any]) 
 class BuildContext:
     """What every sample of a build shares (built once, inherited by forked workers)."""
 
-    model: ICTModel
+    source: RiggedSource
     options: BuildOptions
     shape_names: tuple[str, ...]
-    action_deltas: np.ndarray  # (A, V, 3) float32 ICT-frame deltas of the actions (0 where unlabelled)
     labelled: np.ndarray  # (S,) bool
     regions: np.ndarray  # (V,) region per source vertex
     parts: np.ndarray  # (V,) part per source vertex
     outdir: Path
 
+    @property
+    def model(self) -> ICTModel:
+        """The ICT model of an ICT build (kept for callers that read ``ctx.model``)."""
+        return self.source.model  # type: ignore[attr-defined]
 
-def make_context(model: ICTModel, options: BuildOptions, outdir: Path) -> BuildContext:
-    """The shared part of a build: FACS ground truth in ICT topology, label mask, per-vertex annotations."""
+
+def make_context(source: RiggedSource | ICTModel, options: BuildOptions, outdir: Path) -> BuildContext:
+    """The shared part of a build: the source (an :class:`ICTModel` is wrapped), label mask, annotations."""
     from facerig.vocabulary import load_vocabulary
 
-    vocabulary = load_vocabulary()
-    recipes = vocabulary.ict_recipes()
-    actions = vocabulary.action_names
-    deltas = np.zeros((len(actions), model.n_vertices, 3), np.float32)
-    for i, name in enumerate(actions):
-        for shape in recipes[name] or ():
-            deltas[i] += model.expression(shape)
-    action_labelled = {name: recipes[name] is not None for name in actions}
-    labelled = [action_labelled[name] for name in actions]
-    labelled += [all(action_labelled[b] for b in c.bases) for c in vocabulary.correctives]
+    source = _as_source(source)
     return BuildContext(
-        model=model,
+        source=source,
         options=options,
-        shape_names=vocabulary.shape_names,
-        action_deltas=deltas,
-        labelled=np.array(labelled, bool),
-        regions=model.region_of_vertex(),
-        parts=model.part_of_vertex(),
+        shape_names=load_vocabulary().shape_names,
+        labelled=source.labelled,
+        regions=source.regions,
+        parts=source.parts,
         outdir=outdir,
     )
 
 
-_EYEBALLS = ("eyeball_left", "eyeball_right")
-
-
-def gaze_deltas(head: np.ndarray, parts: np.ndarray, degrees: float) -> np.ndarray:
-    """(A, V, 3) float32: each eyeball turned about its own centre for the EyesLook actions, zero elsewhere.
-
-    Args:
-        head: (V, 3) the sample's head in ICT topology and frame (its eyeballs sit where its identity puts them).
-        parts: (V,) index into :data:`PARTS` of each vertex.
-        degrees: the full-look angle (:attr:`BuildOptions.gaze_degrees`).
-    """
-    from facerig.vocabulary import load_vocabulary
-
-    actions = load_vocabulary().action_names
-    deltas = np.zeros((len(actions), len(head), 3), np.float32)
-    if degrees == 0:
-        return deltas
-    part_names = [name for name, *_ in PARTS]
-    for eyeball in _EYEBALLS:  # ICT's frame has the canonical axes, so the rig's gaze convention applies as is
-        vertices = np.flatnonzero(parts == part_names.index(eyeball))
-        offsets = head[vertices] - fit_sphere(head[vertices])[0]
-        for action, (axis, sign) in GAZE_ROTATIONS.items():
-            turned = offsets @ axis_rotation(axis, sign * np.radians(degrees)).T
-            deltas[actions.index(action), vertices] = turned - offsets
-    return deltas
-
-
 def build_sample(ctx: BuildContext, spec: SampleSpec) -> dict[str, Any]:
     """Synthesise, re-mesh and write one sample; returns its manifest entry."""
-    model, options = ctx.model, ctx.options
+    source, options = ctx.source, ctx.options
     kind_code = 1 if spec.kind == "rigged" else 2
     rng = np.random.default_rng([options.seed, 6, kind_code, spec.index])
-    head = head_geometry(model, options, spec)
+    head = head_geometry(source, options, spec)
 
     record: dict[str, Any] = {}
-    tris = model.triangles
+    tris = source.triangles
     if spec.augment:
-        tris = _drop_fragments(model.n_vertices, tris[_crop_faces(model, head, rng, record)])
+        tris = _drop_fragments(source.n_vertices, tris[_crop_faces(source, head, rng, record)])
     remesh_options = RemeshOptions(
         budget=int(round(np.exp(rng.uniform(np.log(options.min_vertices), np.log(options.max_vertices))))),
         quads=bool(rng.uniform() < options.quad_fraction),
@@ -427,7 +412,7 @@ def build_sample(ctx: BuildContext, spec: SampleSpec) -> dict[str, Any]:
     dominant = transfer.source_vertices[np.arange(len(mesh.vertices)), transfer.barycentrics.argmax(axis=1)]
 
     # Landmarks: exact points on the new surface, on the same component as the source landmark vertex.
-    lm_source = model.landmarks
+    lm_source = source.landmarks
     lm_pieces = mesh.source_pieces[lm_source]
     if (lm_pieces < 0).any():
         raise DatasetError(f"{spec.name}: an augmentation removed a landmark's component")
@@ -460,8 +445,7 @@ def build_sample(ctx: BuildContext, spec: SampleSpec) -> dict[str, Any]:
         "meters_per_unit": np.float64(meters_per_unit),
     }
     if spec.kind == "rigged":
-        source_actions = ctx.action_deltas + gaze_deltas(head, ctx.parts, ctx.options.gaze_degrees)
-        actions = transfer.apply(source_actions) @ linear.T  # (A, N, 3)
+        actions = transfer.apply(source.action_deltas(head, spec, options)) @ linear.T  # (A, N, 3)
         correctives = np.zeros((len(ctx.shape_names) - len(actions),) + actions.shape[1:], actions.dtype)
         arrays["deltas"] = np.concatenate([actions, correctives]).astype(np.float16)
 
@@ -471,6 +455,7 @@ def build_sample(ctx: BuildContext, spec: SampleSpec) -> dict[str, Any]:
             np.savez_compressed(handle, **arrays)
     return {
         **asdict(spec),
+        "source": source.name,
         "file": f"samples/{spec.name}.npz",
         "vertices": int(len(mesh.vertices)),
         "polygons": int(len(mesh.face_vertex_counts)),
@@ -496,7 +481,9 @@ def _build_in_worker(spec: SampleSpec) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- build
-def _prepare_outdir(outdir: Path, overwrite: bool) -> None:
+def check_outdir(outdir: str | Path, overwrite: bool) -> None:
+    """Refuse an output that is a file, a non-empty folder (unless ``overwrite``) or a folder of something else."""
+    outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():
         raise DatasetError("output exists and is not a folder", outdir)
     if outdir.is_dir() and any(outdir.iterdir()):
@@ -504,6 +491,11 @@ def _prepare_outdir(outdir: Path, overwrite: bool) -> None:
             raise DatasetError("output folder is not empty (pass overwrite / --force to replace a dataset)", outdir)
         if not (outdir / "manifest.json").is_file() and not (outdir / "samples").is_dir():
             raise DatasetError("output folder holds something that is not a facerig dataset; not touching it", outdir)
+
+
+def _prepare_outdir(outdir: Path, overwrite: bool) -> None:
+    check_outdir(outdir, overwrite)
+    if outdir.is_dir() and any(outdir.iterdir()):
         (outdir / "manifest.json").unlink(missing_ok=True)
         shutil.rmtree(outdir / "samples", ignore_errors=True)
     (outdir / "samples").mkdir(parents=True, exist_ok=True)
@@ -529,43 +521,131 @@ def build_ict_dataset(
         model: an already loaded :class:`ICTModel`, to skip reading the source again.
     """
     options.validate()
-    outdir = Path(outdir)
+    check_outdir(outdir, overwrite)
     if model is None:
         model = load_ict(source)
+    return build_dataset(ICTSource(model), outdir, options, workers=workers, overwrite=overwrite, progress=progress)
+
+
+def build_dataset(
+    source: RiggedSource,
+    outdir: str | Path,
+    options: BuildOptions,
+    *,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: bool = False,
+    prefix: str = "",
+) -> dict[str, Any]:
+    """Build a training set from any rigged-head source: plan, synthesise, re-mesh, annotate, write.
+
+    Args:
+        source: the heads and their FACS ground truth (:class:`facerig.trainer.source.RiggedSource`).
+        outdir: the dataset folder; must be empty or absent unless ``overwrite``.
+        options: what to build. workers: processes (the result does not depend on the count).
+        prefix: starts every sample name (MakeHuman builds use ``mh_`` so they can be merged with ICT's).
+    """
+    options.validate()
+    outdir = Path(outdir)
     _prepare_outdir(outdir, overwrite)
-    ctx = make_context(model, options, outdir)
-    specs, splits = plan_samples(options)
+    ctx = make_context(source, options, outdir)
+    specs, splits = plan_samples(options, prefix)
     started = time.perf_counter()
     entries = list(_run(ctx, specs, workers, progress))
     entries.sort(key=lambda entry: entry["name"])
-    if model.licence:
-        write_bytes_atomic(outdir / "LICENSE-ICT-FaceKit.txt", model.licence.encode())
+    for name, text in source.licence_files.items():
+        write_bytes_atomic(outdir / name, text.encode())
 
     from facerig.vocabulary import load_vocabulary
 
-    counts: dict[str, int] = {}
-    for entry in entries:
-        key = f"{entry['kind']}_{entry['split']}"
-        counts[key] = counts.get(key, 0) + 1
     manifest = {
         "format": FORMAT,
         "builder_version": BUILDER_VERSION,
         "seed": options.seed,
         "options": asdict(options),
-        "source": {"kind": "ICT-FaceKit FaceXModel", "name": Path(model.source).name, "licence": "MIT"},
+        "source": source.description,
+        "sources": [source.name],
         "vocabulary_id": load_vocabulary().id,
         "shapes": list(ctx.shape_names),
         "labelled": ctx.labelled.tolist(),
         "regions": list(REGIONS),
-        "parts": [name for name, *_ in PARTS],
+        "parts": list(PART_NAMES),
         "eyelid_pairs": EYELID_PAIRS.tolist(),
         "eyelid_sides": list(EYELID_SIDES),
-        "units": "each sample's meters_per_unit; ICT itself is in centimetres",
+        "units": "each sample's meters_per_unit; the source frame is in centimetres",
         "axes": "+Y up, face along +Z, +X the character's left (before each sample's transform)",
-        "counts": dict(sorted(counts.items())) | {"total": len(entries)},
+        "counts": _counts(entries),
         "identities": splits,
         "build_seconds": round(time.perf_counter() - started, 1),
         "samples": entries,
+    }
+    write_bytes_atomic(outdir / "manifest.json", json.dumps(manifest, indent=1, allow_nan=False).encode())
+    return manifest
+
+
+def _counts(entries: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for entry in entries:
+        key = f"{entry['kind']}_{entry['split']}"
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items())) | {"total": len(entries)}
+
+
+# Manifest keys that must agree for datasets to be trained together.
+_MERGE_KEYS = ("format", "vocabulary_id", "shapes", "regions", "parts", "eyelid_pairs")
+
+
+def merge_datasets(roots: list[str | Path], outdir: str | Path, *, overwrite: bool = False) -> dict[str, Any]:
+    """Write a dataset that trains on several built datasets together, without copying a sample.
+
+    The merged ``manifest.json`` lists every sample of every input with its ``file`` relative to ``outdir``
+    (``../ict/samples/rigged_00000.npz``), so the inputs must stay where they are. Each sample keeps its
+    ``source``; training reads each sample's own ``labelled`` array, and the merged manifest's ``labelled``
+    (what ``facerig eval`` scores) is the intersection: the shapes every input has.
+    ``options`` (the rig's gaze angle among them) are the first input's. Train with source weights in
+    ``[data] source_weights``.
+
+    Raises:
+        DatasetError: fewer than two inputs, inputs with different shapes/regions/parts/vocabulary, or two
+            samples with one name (build MakeHuman sets with their ``mh_`` prefix).
+    """
+    outdir = Path(outdir)
+    if len(roots) < 2:
+        raise DatasetError("merging needs at least two datasets", outdir)
+    manifests = [(Path(root), read_manifest(root)) for root in roots]
+    first_root, first = manifests[0]
+    for root, manifest in manifests[1:]:
+        for key in _MERGE_KEYS:
+            if manifest.get(key) != first.get(key):
+                raise DatasetError(f"its {key} differ from {first_root}'s; rebuild one of them", root)
+    check_outdir(outdir, overwrite)
+    outdir.mkdir(parents=True, exist_ok=True)
+    entries: list[dict[str, Any]] = []
+    names: set[str] = set()
+    for root, manifest in manifests:
+        for entry in manifest["samples"]:
+            if entry["name"] in names:
+                raise DatasetError(f"sample name {entry['name']} is in two inputs", root)
+            names.add(entry["name"])
+            relative = os.path.relpath((root / entry["file"]).resolve(), outdir.resolve())
+            entries.append({**entry, "source": entry.get("source", "ict"), "file": Path(relative).as_posix()})
+    # Training reads each sample's own ``labelled``; the manifest's (what evaluation scores) keeps only the
+    # shapes every input has, so a source's unlabelled poses are never scored as zero truth.
+    labelled = np.all([np.asarray(m["labelled"], bool) for _, m in manifests], axis=0)
+    manifest = {
+        **{key: first[key] for key in _MERGE_KEYS},
+        "builder_version": max(m.get("builder_version", 0) for _, m in manifests),
+        "seed": first.get("seed"),
+        "options": first.get("options", {}),
+        "merged_from": [{"path": str(root), "source": m.get("source"), "seed": m.get("seed"),
+                         "counts": m.get("counts")} for root, m in manifests],  # fmt: skip
+        "sources": sorted({e["source"] for e in entries}),
+        "labelled": labelled.tolist(),
+        "eyelid_sides": first.get("eyelid_sides", list(EYELID_SIDES)),
+        "units": first.get("units"),
+        "axes": first.get("axes"),
+        "counts": _counts(entries),
+        "samples": sorted(entries, key=lambda e: e["name"]),
     }
     write_bytes_atomic(outdir / "manifest.json", json.dumps(manifest, indent=1, allow_nan=False).encode())
     return manifest

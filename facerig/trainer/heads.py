@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -83,8 +83,32 @@ class TrainingHeads:
         """Per sample, whether it has a 3D ground truth (from the manifest; no sample is read)."""
         return [entry["kind"] == "rigged" for entry in self._dataset.entries]
 
+    def sources(self) -> list[str]:
+        """Per sample, the rigged-head source it came from (manifest entries without one predate MakeHuman: ICT)."""
+        return [entry.get("source", "ict") for entry in self._dataset.entries]
+
     def __getitem__(self, index: int) -> Head:
         return canonical_head(self._dataset[index], self.activations)
+
+
+def weighted_indices(
+    indices: list[int], sources: list[str], weights: Mapping[str, float], seed: Sequence[int]
+) -> list[int]:
+    """``indices`` with each source's heads repeated by its weight (see ``DataConfig.source_weights``).
+
+    A weight w gives every head of the source floor(w) slots plus one more for a seeded round(frac(w)·n) of
+    them; sources without a weight keep one slot per head. Pure function of its arguments.
+    """
+    if not weights:
+        return list(indices)
+    out: list[int] = []
+    for code, name in enumerate(sorted({sources[i] for i in indices})):
+        own = [i for i in indices if sources[i] == name]
+        weight = float(weights.get(name, 1.0))
+        whole, fraction = int(weight), weight - int(weight)
+        extra = np.random.default_rng([*seed, 11, code]).permutation(own)[: round(fraction * len(own))]
+        out += own * whole + sorted(int(i) for i in extra)
+    return sorted(out)
 
 
 def canonical_head(item: dict[str, Any], activations: np.ndarray) -> Head:

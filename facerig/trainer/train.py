@@ -46,7 +46,7 @@ from facerig.trainer.config import STAGES, StageConfig, TrainConfig, load_config
 from facerig.trainer.ddp import DistContext, barrier, distributed, gather_objects, mean_across_ranks, unwrap, wrap
 from facerig.trainer.schedule import build_scheduler, check_schedule
 from facerig.trainer.grow import widen_state
-from facerig.trainer.heads import Head, TrainingHeads
+from facerig.trainer.heads import Head, TrainingHeads, weighted_indices
 from facerig.trainer.targets import DiskTargets, TargetSource, TransferTargets, render_targets
 
 CHECKPOINT_FORMAT = "facerig-checkpoint"
@@ -132,6 +132,9 @@ def run_stage(
         network.load_state_dict(_initial_weights(_load_checkpoint(Path(stage.init)), network))
     rigged = heads.rigged()
     indices = [i for i, is_rigged in enumerate(rigged) if is_rigged or stage.heads == "all"]
+    if config.data.source_weights:
+        indices = weighted_indices(indices, heads.sources(), config.data.source_weights,
+                                   [config.run.seed, STAGES.index(name)])
     if not indices:
         raise DatasetError(f"{name} trains on {stage.heads} heads and the split has none")
     source = _target_source(config, heads, rigged) if stage.heads == "all" and not all(rigged) else None
