@@ -13,6 +13,7 @@ __all__ = [
     "cross_rows",
     "dot_rows",
     "face_normals",
+    "fan_triangles",
     "norm_rows",
     "triangle_quality",
     "vertex_areas",
@@ -122,3 +123,13 @@ def closest_point_on_triangles(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: n
         m = (d1 <= 0) & (d2 <= 0)
         bary[m] = (1.0, 0.0, 0.0)
     return np.clip(bary, 0.0, 1.0)
+
+
+def fan_triangles(counts: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """(F, 3) int64 fan triangulation of polygons, in polygon order (as :attr:`facerig.mesh.Mesh.triangles`)."""
+    counts = np.asarray(counts, np.int64)
+    per = counts - 2
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    first = np.repeat(starts, per)
+    k = np.arange(int(per.sum())) - np.repeat(np.cumsum(per) - per, per)
+    return np.stack([corners[first], corners[first + k + 1], corners[first + k + 2]], axis=1).astype(np.int64)

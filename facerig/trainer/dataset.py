@@ -81,15 +81,15 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from facerig.datasets import BUILDER_VERSION, FORMAT, load_sample, read_manifest, sample_triangles
 from facerig.errors import DatasetError
 from facerig.eyes import GAZE_DEGREES
 from facerig.fileio import atomic_path, write_bytes_atomic
 from facerig.trainer.ict import REGIONS, ICTModel, load_ict
-from facerig.trainer.remesh import RemeshOptions, SurfaceIndex, connected_pieces, fan_triangles, remesh
+from facerig.trainer.remesh import RemeshOptions, SurfaceIndex, connected_pieces, remesh
 from facerig.trainer.source import PART_NAMES, ICTSource, RiggedSource, gaze_deltas
 
 __all__ = [
-    "BUILDER_VERSION",
     "EYELID_PAIRS",
     "BuildContext",
     "BuildOptions",
@@ -101,17 +101,12 @@ __all__ = [
     "build_sample",
     "gaze_deltas",
     "head_geometry",
-    "load_sample",
     "make_context",
     "merge_datasets",
     "plan_samples",
-    "read_manifest",
-    "sample_triangles",
     "stylise",
 ]
 
-FORMAT = "facerig-ict-dataset"
-BUILDER_VERSION = 2  # 2: EyesLook ground truth turns the eyeballs (gaze_degrees)
 # (upper, lower) lid landmark pairs in 0-based Multi-PIE order. 36–41 is the character's right eye in ICT
 # (negative x), 42–47 the left: right 37/41, 38/40, then left 43/47, 44/46.
 EYELID_PAIRS = np.array([[37, 41], [38, 40], [43, 47], [44, 46]], np.int32)
@@ -671,45 +666,7 @@ def _run(ctx: BuildContext, specs: list[SampleSpec], workers: int, progress: boo
 
 
 # ---------------------------------------------------------------------------------------------- reading
-_REQUIRED_KEYS = (
-    "vertices", "face_vertex_counts", "face_vertex_indices", "labelled", "regions", "parts", "landmarks",
-    "landmark_triangles", "landmark_barycentrics", "eyelid_pairs", "transform", "meters_per_unit",
-)  # fmt: skip
-
-
-def read_manifest(root: str | Path) -> dict[str, Any]:
-    """The dataset's manifest, checked for format and builder version."""
-    path = Path(root) / "manifest.json"
-    if not path.is_file():
-        raise DatasetError("no manifest.json: not a dataset, or an unfinished build", root)
-    try:
-        manifest = json.loads(path.read_text())
-    except (ValueError, OSError) as exc:
-        raise DatasetError(f"manifest.json is unreadable ({exc})", root) from None
-    if manifest.get("format") != FORMAT:
-        raise DatasetError(f"not a {FORMAT} manifest", path)
-    if manifest.get("builder_version", 0) > BUILDER_VERSION:
-        raise DatasetError(f"made by a newer builder (version {manifest['builder_version']})", path)
-    return manifest
-
-
-def load_sample(path: str | Path) -> dict[str, np.ndarray]:
-    """A sample's arrays (see the module docstring), read without pickles; ``deltas`` only for rigged heads."""
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError) as exc:
-        raise DatasetError(f"unreadable sample ({exc})", path) from None
-    missing = [key for key in _REQUIRED_KEYS if key not in arrays]
-    if missing:
-        raise DatasetError(f"sample lacks {', '.join(missing)}", path)
-    return arrays
-
-
-def sample_triangles(arrays: dict[str, np.ndarray]) -> np.ndarray:
-    """(F, 3) int64 fan triangulation of a sample's polygons (what ``landmark_triangles`` index)."""
-    return fan_triangles(arrays["face_vertex_counts"], arrays["face_vertex_indices"].astype(np.int64))
+# The read side of the format lives in facerig.datasets (evaluation reads datasets without the trainer).
 
 
 class HeadDataset:

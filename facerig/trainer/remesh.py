@@ -34,6 +34,7 @@ from facerig.geometry import (
     connected_components,
     cross_rows,
     dot_rows,
+    fan_triangles,
     face_normals,
     norm_rows,
     triangle_quality,
@@ -349,16 +350,6 @@ def quadrangulate(
     quads = quad[merged]
     counts = np.r_[np.full(len(singles), 3, np.int32), np.full(len(quads), 4, np.int32)]
     return counts, np.r_[singles.ravel(), quads.ravel()].astype(np.int64)
-
-
-def fan_triangles(counts: np.ndarray, corners: np.ndarray) -> np.ndarray:
-    """(F, 3) int64 fan triangulation of polygons, in polygon order (as :attr:`facerig.mesh.Mesh.triangles`)."""
-    counts = np.asarray(counts, np.int64)
-    per = counts - 2
-    starts = np.r_[0, np.cumsum(counts)[:-1]]
-    first = np.repeat(starts, per)
-    k = np.arange(int(per.sum())) - np.repeat(np.cumsum(per) - per, per)
-    return np.stack([corners[first], corners[first + k + 1], corners[first + k + 2]], axis=1).astype(np.int64)
 
 
 # ---------------------------------------------------------------------------------------------- remesh

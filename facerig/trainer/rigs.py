@@ -36,7 +36,8 @@ from facerig.canonical import axes_rotation
 from facerig.errors import DatasetError, FacerigError
 from facerig.fileio import atomic_path, write_bytes_atomic
 from facerig.rigged_heads import RiggedHead, find_rigged_heads, load_mapping, load_rigged_head
-from facerig.trainer.dataset import BUILDER_VERSION, FORMAT, BuildOptions, _prepare_outdir, _split_identities
+from facerig.datasets import BUILDER_VERSION, FORMAT
+from facerig.trainer.dataset import BuildOptions, _prepare_outdir, _split_identities
 from facerig.vocabulary import Vocabulary, load_vocabulary
 
 REPORT_STEM = "import_report"

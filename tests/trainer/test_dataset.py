@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from facerig.errors import DatasetError
+from facerig.datasets import load_sample, read_manifest, sample_triangles
 from facerig.trainer.dataset import (
     BuildOptions,
     HeadDataset,
@@ -16,11 +17,8 @@ from facerig.trainer.dataset import (
     build_ict_dataset,
     build_sample,
     head_geometry,
-    load_sample,
     make_context,
     plan_samples,
-    read_manifest,
-    sample_triangles,
 )
 from facerig.trainer.ict import PARTS, REGIONS, load_ict
 from facerig.trainer.remesh import SurfaceIndex, connected_pieces

@@ -17,7 +17,8 @@ from facerig.cli import run
 from facerig.errors import DatasetError
 from facerig.exporters import export_rig
 from facerig.rig import Rig
-from facerig.trainer.dataset import HeadDataset, load_sample, read_manifest
+from facerig.datasets import load_sample, read_manifest
+from facerig.trainer.dataset import HeadDataset
 
 REPO = Path(__file__).resolve().parents[2]
 N_ACTIONS, N_SHAPES = 47, 95
