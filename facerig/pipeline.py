@@ -140,6 +140,7 @@ def rig_mesh(
         "model_name": packaged.name,
         "vocabulary_id": vocabulary.id,
         "canonical_frame": frame.to_dict(),
+        "warnings": [warning for warning in (frame.axes.warning,) if warning],
         "eyeballs_turned": len(eyeballs) if turn_eyes else 0,
         "eye_shell_vertices": 0 if shells is None else int(np.count_nonzero(np.isin(to_surface, shells.vertices))),
         "mirror_averaged": mirror_average,

@@ -39,7 +39,7 @@ from scipy.spatial import cKDTree
 from facerig.canonical import CanonicalFrame, canonical_frame
 from facerig.errors import FacerigError
 from facerig.eyes import find_eyeballs, turn_eyeballs
-from facerig.geometry import SurfaceIndex, largest_area_component, skin_mask, vertex_areas, vertex_normals
+from facerig.geometry import SurfaceIndex, skin_mask, vertex_areas, vertex_normals
 from facerig.mesh import Mesh
 from facerig.rig import Rig
 from facerig.version import __version__
@@ -328,7 +328,7 @@ def rig_by_transfer(
     surface, to_surface = mesh.welded.surface, mesh.welded.to_surface
     target = frame.to_canonical(surface.vertices)
     target_parts = surface.component_labels
-    target_skin = largest_area_component(target_parts, vertex_areas(surface.vertices, surface.triangles))
+    target_skin = mesh.welded.skin
     template_skin = template.skin
 
     fit = register(template.canonical_vertices, template.triangles, template_skin, target, surface.triangles,
@@ -358,6 +358,7 @@ def rig_by_transfer(
         "method": "transfer",
         "vocabulary_id": vocabulary.id,
         "canonical_frame": frame.to_dict(),
+        "warnings": [warning for warning in (frame.axes.warning,) if warning],
         "eyeballs_turned": len(eyeballs),
         "transfer": {"skin_rms_canonical": round(fit.skin_rms, 6), "similarity_scale": round(fit.scale, 6)},
         "timings_s": {"total": round(time.perf_counter() - start, 6)},
