@@ -26,9 +26,11 @@ This frame does not undo small rotations (the network is trained with rotation j
 moves its centre and size with the head. 25 ms of CPU for the 26,719-vertex ICT head, plus 11 ms for the
 mesh's connected components, which the mesh caches.
 
-Axes: ``up``/``front`` arguments ("+Y", "-Z", ...) win; otherwise the mesh's stated ``up_axis``.
-Z-up files are assumed to look along -Y (the Blender / USD Z-up convention: the front view looks along +Y
-at the face), Y-up files along +Z (glTF, OBJ exported Y-up, ICT-FaceKit).
+Axes: ``up``/``front`` arguments ("+Y", "-Z", ...) win; otherwise the mesh's stated ``up_axis``: Z-up files
+are assumed to look along -Y (the Blender / USD Z-up convention: the front view looks along +Y at the face),
+Y-up files along +Z (glTF, ICT-FaceKit). A file that states nothing (OBJ, PLY) is oriented by its own shape
+(:mod:`facerig.orientation`); when that is unclear, +Y up and +Z front, flagged as a guess
+(:class:`AxesChoice`).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from facerig.errors import ConfigError, FacerigError, MeshLoadError
-from facerig.geometry import SphereFitter, largest_area_component, vertex_areas
+from facerig.geometry import SphereFitter
 from facerig.mesh import Mesh
 
 FRAME_VERSION = 1
@@ -61,11 +63,13 @@ class CanonicalFrame:
         rotation: (3, 3) float64 orthonormal; its rows are the canonical X, Y, Z axes in input coordinates.
         center: (3,) float64 the canonical origin, in input coordinates and units.
         scale: canonical units per input unit (1 / cranium radius).
+        axes: how the up and front axes were chosen (:class:`AxesChoice`), when known.
     """
 
     rotation: np.ndarray
     center: np.ndarray
     scale: float
+    axes: "AxesChoice | None" = None
 
     def __post_init__(self) -> None:
         rotation = np.array(self.rotation, dtype=np.float64)
@@ -101,13 +105,16 @@ class CanonicalFrame:
         return (deltas.astype(dtype, copy=False) @ (self.rotation / self.scale).astype(dtype)).astype(dtype, copy=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: {"version", "rotation": 3x3 list, "center": 3 list, "scale"}; exact round trip."""
-        return {
+        """JSON-ready: {"version", "rotation": 3x3 list, "center": 3 list, "scale"[, "axes"]}; exact round trip."""
+        document = {
             "version": FRAME_VERSION,
             "rotation": self.rotation.tolist(),
             "center": self.center.tolist(),
             "scale": self.scale,
         }
+        if self.axes is not None:
+            document["axes"] = self.axes.to_dict()
+        return document
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "CanonicalFrame":
@@ -119,7 +126,8 @@ class CanonicalFrame:
         try:
             rotation = np.array(data["rotation"], np.float64)
             center = np.array(data["center"], np.float64)
-            return cls(rotation=rotation, center=center, scale=float(data["scale"]))
+            axes = AxesChoice.from_dict(data["axes"]) if isinstance(data.get("axes"), Mapping) else None
+            return cls(rotation=rotation, center=center, scale=float(data["scale"]), axes=axes)
         except (TypeError, ValueError) as exc:
             raise FacerigError(f"canonical frame: malformed numbers ({exc})") from None
 
@@ -158,22 +166,87 @@ def axes_rotation(up: str | None = None, front: str | None = None, up_axis: str 
     return np.stack([np.cross(up_vec, front_vec), up_vec, front_vec])
 
 
+@dataclass(frozen=True)
+class AxesChoice:
+    """Which input axes are up and front, and where that came from.
+
+    Attributes:
+        up, front: input axes such as "+Y", "-Z".
+        source: "arguments" (``up``/``front`` given), "file" (the file states its up axis), "geometry" (found
+            from the head's shape: :mod:`facerig.orientation`) or "default" (+Y up, +Z front: nothing said and
+            the shape was not clear enough; the rig carries a warning).
+        confidence: the detector's confidence when it was asked, else None.
+    """
+
+    up: str
+    front: str
+    source: str
+    confidence: float | None = None
+
+    @property
+    def warning(self) -> str | None:
+        """A line for the user when the axes are a guess."""
+        if self.source != "default":
+            return None
+        return (f"orientation is a guess (up {self.up}, front {self.front}): the file states none and the head's "
+                f"shape was not clear enough (confidence {self.confidence:.2f}); pass --up/--front if it is wrong")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"up": self.up, "front": self.front, "source": self.source, "confidence": self.confidence}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "AxesChoice":
+        try:
+            confidence = data.get("confidence")
+            return cls(str(data["up"]), str(data["front"]), str(data["source"]),
+                       None if confidence is None else float(confidence))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FacerigError(f"canonical frame: malformed axes record ({exc})") from None
+
+
+def choose_axes(mesh: Mesh, up: str | None = None, front: str | None = None) -> AxesChoice:
+    """Up and front of a head: the arguments, else the file's statement, else the head's own shape.
+
+    Only files that state nothing (OBJ, PLY, a USD/FBX without axis metadata never reaches here: those set
+    ``up_axis``) are looked at: eyes, nose and jaw decide (:func:`facerig.orientation.detect_orientation`); a
+    head whose shape does not decide keeps the default +Y up, +Z front, flagged as a guess.
+    """
+    if up is not None or front is not None:
+        rotation = axes_rotation(up, front, mesh.up_axis)
+        return AxesChoice(_axis_label(rotation[1]), _axis_label(rotation[2]), "arguments")
+    if mesh.up_axis is not None:
+        rotation = axes_rotation(None, None, mesh.up_axis)
+        return AxesChoice(_axis_label(rotation[1]), _axis_label(rotation[2]), "file")
+    from facerig.orientation import detect_orientation
+
+    found = detect_orientation(mesh)
+    if found.confident:
+        return AxesChoice(found.up, found.front, "geometry", round(found.confidence, 4))
+    return AxesChoice("+Y", "+Z", "default", round(found.confidence, 4))
+
+
+def _axis_label(axis: np.ndarray) -> str:
+    index = int(np.argmax(np.abs(axis)))
+    return ("+" if axis[index] > 0 else "-") + "XYZ"[index]
+
+
 def canonical_frame(mesh: Mesh, up: str | None = None, front: str | None = None) -> CanonicalFrame:
-    """The canonical frame of a head mesh: axes from ``up``/``front`` or the file, centre and size from
-    a robust sphere fit to the cranium (see the module docstring).
+    """The canonical frame of a head mesh: axes from ``up``/``front``, the file or the head's shape
+    (:func:`choose_axes`), centre and size from a robust sphere fit to the cranium (see the module docstring).
 
     Raises:
         ConfigError: ``up``/``front`` are not axes or are the same axis.
         MeshLoadError: the mesh has no surface area.
     """
-    rotation = axes_rotation(up, front, mesh.up_axis)
+    axes = choose_axes(mesh, up, front)
+    rotation = axes_rotation(axes.up, axes.front)
     points, weights = _skin(mesh)
     # Work in canonical axes so "above the centre" is along canonical +Y; the fit itself is axis-free.
     points = points @ rotation.T
     center, radius = _cranium_sphere(points, weights)
     if not np.isfinite(radius) or radius <= 0:
         raise MeshLoadError("cannot find a head size: the surface is degenerate", mesh.source or mesh.name)
-    return CanonicalFrame(rotation=rotation, center=center @ rotation, scale=1.0 / radius)
+    return CanonicalFrame(rotation=rotation, center=center @ rotation, scale=1.0 / radius, axes=axes)
 
 
 # ---------------------------------------------------------------------------------------------- fitting
@@ -184,12 +257,10 @@ def _skin(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
     (a flat-shaded export is one piece per face) would otherwise offer a panel of a few coplanar vertices as
     its "largest piece", and a sphere through a plane is not defined.
     """
-    surface = mesh.welded.surface
-    vertex_area = vertex_areas(surface.vertices, surface.triangles)
-    if not vertex_area.sum() > 0:
+    welded = mesh.welded
+    if not welded.vertex_areas.sum() > 0:
         raise MeshLoadError("cannot find a head size: the mesh has no surface area", mesh.source or mesh.name)
-    skin = largest_area_component(surface.component_labels, vertex_area)
-    return surface.vertices[skin], vertex_area[skin]
+    return welded.surface.vertices[welded.skin], welded.vertex_areas[welded.skin]
 
 
 def _refit_until_still(fitter: SphereFitter, center: np.ndarray, radius: float, weigh) -> tuple[np.ndarray, float]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from facerig.errors import MeshLoadError
-from facerig.geometry import connected_components, weld_vertices
+from facerig.geometry import connected_components, largest_area_component, vertex_areas, weld_vertices
 
 
 def _readonly(array: np.ndarray | None, dtype: type) -> np.ndarray | None:
@@ -243,6 +243,22 @@ class WeldedSurface:
     def component_labels(self) -> np.ndarray:
         """(V,) welded piece of each of the mesh's vertices (a seam-split piece counts as one)."""
         return self.surface.component_labels[self.to_surface]
+
+    @cached_property
+    def vertex_areas(self) -> np.ndarray:
+        """(W,) each welded vertex's share of the surface area (a third of its triangles' areas)."""
+        areas = vertex_areas(self.surface.vertices, self.surface.triangles)
+        areas.setflags(write=False)
+        return areas
+
+    @cached_property
+    def skin(self) -> np.ndarray:
+        """(W,) bool: the welded piece with the largest surface area, the skin (inner parts, eyeballs, teeth
+        and lashes are separate, smaller pieces). The canonical frame's sphere fit and the orientation
+        detector both start from it."""
+        mask = largest_area_component(self.surface.component_labels, self.vertex_areas)
+        mask.setflags(write=False)
+        return mask
 
 
 def source_name(path: str | Path) -> str:

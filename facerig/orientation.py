@@ -26,7 +26,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from facerig.canonical import _skin
 from facerig.errors import MeshLoadError
 from facerig.mesh import Mesh
 
@@ -60,7 +59,8 @@ class Orientation:
 
 def detect_orientation(mesh: Mesh) -> Orientation:
     """The up and front axes of a head mesh, from its geometry (see the module docstring)."""
-    vertices, _ = _skin(mesh)  # the outline of the head: eyeballs, teeth and lashes are not part of it
+    # the outline of the head: eyeballs, teeth and lashes are not part of it
+    vertices = mesh.welded.surface.vertices[mesh.welded.skin]
     low, high = vertices.min(axis=0), vertices.max(axis=0)
     size = float((high - low).max())
     if not size > 0:

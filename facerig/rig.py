@@ -92,6 +92,9 @@ class Rig:
         Args:
             deltas: (S, V, 3) in ``vocabulary.shape_names`` order, in the neutral's units and axes.
         """
+        # Warnings for the user: a guessed orientation (facerig.canonical.AxesChoice), then the method's own.
+        warnings = [w for w in (frame.axes.warning if frame.axes is not None else None,) if w]
+        warnings += list(facts.pop("warnings", ()))
         metadata = {
             "facerig_version": __version__,
             "method": method,
@@ -99,6 +102,7 @@ class Rig:
             "canonical_frame": frame.to_dict(),
             "eyeballs_turned": eyeballs_turned,
             **facts,
+            "warnings": warnings,
         }
         recipes = {corrective.name: corrective.bases for corrective in vocabulary.correctives}
         return cls(neutral, vocabulary.shape_names, deltas, recipes, metadata, timings)

@@ -38,7 +38,7 @@ from scipy.spatial import cKDTree
 from facerig.canonical import CanonicalFrame, canonical_frame
 from facerig.errors import FacerigError
 from facerig.eyes import find_eyeballs, turn_eyeballs
-from facerig.geometry import SurfaceIndex, largest_area_component, skin_mask, vertex_areas, vertex_normals
+from facerig.geometry import SurfaceIndex, skin_mask, vertex_areas, vertex_normals
 from facerig.mesh import Mesh
 from facerig.rig import Rig
 from facerig.timings import RigTimings
@@ -327,7 +327,7 @@ def rig_by_transfer(
     surface, to_surface = mesh.welded.surface, mesh.welded.to_surface
     target = frame.to_canonical(surface.vertices)
     target_parts = surface.component_labels
-    target_skin = largest_area_component(target_parts, vertex_areas(surface.vertices, surface.triangles))
+    target_skin = mesh.welded.skin
     template_skin = template.skin
 
     fit = register(template.canonical_vertices, template.triangles, template_skin, target, surface.triangles,

@@ -68,3 +68,44 @@ def test_a_non_human_head_is_reported_unsure(heads_dir: Path) -> None:
     found = detect_orientation(load_mesh(heads_dir / "suzanne.obj"))
     assert not found.confident and found.confidence < CONFIDENT
     assert set(found.margins) == {"lateral", "front", "up"}
+
+
+# ---------------------------------------------------------------------------------------------- in the rig
+def _pose_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(S,) cosine between two (S, V, 3) shape stacks, per shape, over all vertices."""
+    dot = (a * b).sum(axis=(1, 2))
+    return dot / np.maximum(np.linalg.norm(a, axis=(1, 2)) * np.linalg.norm(b, axis=(1, 2)), 1e-30)
+
+
+def test_the_same_head_in_any_pose_and_unit_rigs_the_same_without_flags(ict_head: Mesh, tmp_path) -> None:
+    """Y-up, Z-up and -Z-facing copies of one head, in mm, dm and m, saved as OBJ (no orientation in the
+    file): with no --up/--front, each rig is the canonical one turned into the copy's axes and units."""
+    from facerig.pipeline import load_model, rig_mesh
+
+    model = load_model()
+    reference = rig_mesh(ict_head, model, cache_dir=tmp_path)
+    assert reference.metadata["canonical_frame"]["axes"]["source"] == "geometry"
+    labelled = [i for i, name in enumerate(reference.shape_names) if np.abs(reference.deltas[i]).max() > 0]
+    variants = {
+        "z-up mm": (np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]]), 10.0),
+        "facing -z dm": (np.diag([-1.0, 1.0, -1.0]), 0.1),
+        "y-up m": (np.eye(3), 0.01),
+    }
+    for name, (rotation, scale) in variants.items():
+        moved = replace(ict_head, vertices=scale * ict_head.vertices @ rotation.T, up_axis=None)
+        rig = rig_mesh(moved, model, cache_dir=tmp_path)
+        assert rig.metadata["canonical_frame"]["axes"]["source"] == "geometry", name
+        assert rig.metadata["warnings"] == [], name
+        expected = scale * reference.deltas @ rotation.T.astype(np.float32)
+        cosines = _pose_cosines(rig.deltas[labelled], expected[labelled])
+        assert cosines.min() >= 0.99, (name, cosines.min())
+
+
+def test_a_head_whose_shape_does_not_decide_keeps_the_default_and_says_so(heads_dir) -> None:
+    """Suzanne (a cartoon monkey with open eye sockets) is not clear enough: +Y up, +Z front, with a warning."""
+    from facerig.canonical import canonical_frame
+
+    frame = canonical_frame(load_mesh(heads_dir / "suzanne.obj"))
+    assert (frame.axes.up, frame.axes.front, frame.axes.source) == ("+Y", "+Z", "default")
+    assert "--up/--front" in frame.axes.warning
+    assert canonical_frame(load_mesh(heads_dir / "suzanne.obj"), up="+Y").axes.source == "arguments"

@@ -120,7 +120,7 @@ def canonical_head(item: dict[str, Any], activations: np.ndarray) -> Head:
     """
     vertices = item["vertices"].numpy().astype(np.float64)
     triangles = item["triangles"].numpy()
-    frame = canonical_frame(Mesh.from_triangles(vertices, triangles))
+    frame = canonical_frame(Mesh.from_triangles(vertices, triangles), up="+Y", front="+Z")  # samples keep ICT's axes
     deltas = None
     if "deltas" in item:
         shapes = item["deltas"].numpy()  # (S, V, 3) in the sample's units and axes
