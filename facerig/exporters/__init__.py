@@ -24,15 +24,18 @@ import importlib
 import importlib.util
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from facerig.errors import ExportError
 from facerig.exporters import gltf, usd
+from facerig.exporters.gltf_asset import GLTF_SUFFIXES, export_onto_asset, open_source_asset
 from facerig.exporters.common import (
     SIDECAR_SUFFIX,
     ExportOptions,
     Exporter,
     ExportRig,
+    Writer,
     gather,
     sidecar_bytes,
 )
@@ -80,6 +83,7 @@ def export_rig(
     naming: str = "facs",
     preview_animation: bool = False,
     overwrite: bool = True,
+    preserve_source: bool | None = None,
 ) -> Path:
     """Write ``rig`` to ``path`` (plus a ``<file>.facerig.json`` sidecar, and ``<stem>.bin`` for .gltf).
 
@@ -90,6 +94,11 @@ def export_rig(
         naming: "facs" (the rig's own FACS names, correctives included) or "arkit" (the 52 ARKit shapes).
         preview_animation: add an animation stepping through every shape, one per frame.
         overwrite: when False, refuse to replace an existing file.
+        preserve_source: glTF/GLB output only: write the rig's own source glTF document back (materials,
+            skins, animations, hierarchy kept) with the shapes as morph targets on the head's meshes
+            (:mod:`facerig.exporters.gltf_asset`). None (default): when the neutral came from a glTF file that
+            still holds its vertices, else the plain writer (the reason is in the metadata's
+            ``source_document``); True: required (ExportError when impossible); False: never.
 
     Returns:
         The path of the main file written.
@@ -107,8 +116,11 @@ def export_rig(
         raise ExportError("file exists and overwrite is off", path)
 
     ir = gather(rig, naming)
+    write = exporter.write
+    if name in ("glb", "gltf") and preserve_source is not False:
+        ir, write = _source_document_writer(ir, write, binary=name == "glb", required=bool(preserve_source))
     stem = path.name[: -len(path.suffix)] if path.suffix else path.name
-    written = exporter.write(ir, ExportOptions(preview_animation=preview_animation, stem=stem))
+    written = write(ir, ExportOptions(preview_animation=preview_animation, stem=stem))
     if isinstance(written, bytes):
         files = {path: written}
     else:  # the first entry is the main file; the others go beside it under their own names
@@ -125,6 +137,21 @@ def export_rig(
     except OSError as exc:
         raise ExportError(f"cannot write the {name} export ({exc.strerror or exc})", path) from None
     return path
+
+
+def _source_document_writer(ir: ExportRig, plain: Writer, binary: bool, required: bool) -> tuple[ExportRig, Writer]:
+    """The glTF writer that keeps the rig's source document when it can, and the IR noting which was used."""
+    source, why = open_source_asset(ir)
+    if source is None:
+        if required:
+            raise ExportError(f"cannot keep the source glTF document: {why}", ir.mesh.source)
+        from_gltf = ir.mesh.source is not None and Path(ir.mesh.source).suffix.lower() in GLTF_SUFFIXES
+        if not from_gltf:
+            return ir, plain
+        return replace(ir, metadata={**ir.metadata, "source_document": {"kept": False, "reason": why}}), plain
+    kept = {"kept": True, "file": Path(ir.mesh.source).name}
+    ir = replace(ir, metadata={**ir.metadata, "source_document": kept})
+    return ir, lambda ir, options: export_onto_asset(ir, source, binary, options)
 
 
 def _write_all_atomic(files: dict[Path, bytes]) -> None:

@@ -84,6 +84,59 @@ def load_gltf_blend_shapes(source: MeshSource, limits: LoadLimits | None = None,
     return _read(source, limits, lambda reader: reader.read_blend_shapes(select))
 
 
+@dataclass(frozen=True, eq=False)
+class PrimitiveInstance:
+    """One triangle primitive of the default scene as placed by one node, in the reader's walk order.
+
+    Attributes:
+        node: index of the node that instances the mesh.
+        mesh: index of the glTF mesh.
+        primitive: index of the primitive in the mesh.
+        label: the polygon group name :func:`load_gltf` gives it (``"<mesh>.<p>"``, without an ``@node`` suffix).
+        node_name: the node's name (or its index as text): what :func:`load_gltf` appends after ``@``.
+        world: (4, 4) float64 world transform of the node.
+        positions: (n, 3) float64 world positions of the primitive's vertices, in the order they are stored.
+    """
+
+    node: int
+    mesh: int
+    primitive: int
+    label: str
+    node_name: str
+    world: np.ndarray
+    positions: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class GltfAsset:
+    """A whole glTF document, opened to be written back with additions (see :mod:`facerig.exporters.gltf_asset`).
+
+    Attributes:
+        document: the glTF JSON as parsed (not to be modified in place).
+        buffers: the bytes of every buffer, in ``document["buffers"]`` order (GLB chunk, data URI or file).
+        images: image index -> bytes of the images stored as files beside a .gltf (data URIs and bufferView
+            images are in the document already).
+        instances: every triangle primitive of the default scene, in :func:`load_gltf`'s vertex order when
+            nothing is selected.
+        read_accessor: accessor index -> its (count, components) float64 values (sparse applied).
+    """
+
+    document: dict
+    buffers: tuple[bytes, ...]
+    images: dict[int, bytes]
+    instances: tuple[PrimitiveInstance, ...]
+    read_accessor: Callable[[int], np.ndarray]
+
+
+def open_gltf_asset(source: MeshSource, limits: LoadLimits | None = None) -> GltfAsset:
+    """Open a glTF/GLB file as a whole document: JSON, buffers, external images, triangle primitives.
+
+    Raises:
+        MeshLoadError: as :func:`load_gltf`; also an external image outside the file's folder or over ``limits``.
+    """
+    return _read(source, limits, lambda reader: reader.asset())
+
+
 def _read(source: MeshSource, limits: LoadLimits | None, action: Callable[["_Reader"], _Result]) -> _Result:
     """Open the container and JSON of ``source`` and run ``action`` on a reader of it."""
     limits = limits or LoadLimits()
@@ -272,6 +325,34 @@ class _Reader:
             up_axis="Y", meters_per_unit=1.0, warnings=self.warnings,
         )  # fmt: skip
 
+    def asset(self) -> GltfAsset:
+        required = set(self.doc.raw.get("extensionsRequired") or ()) & _UNSUPPORTED_EXTENSIONS
+        if required:
+            self.fail(f"compressed meshes ({', '.join(sorted(required))}) are not supported; decompress first")
+        instances = []
+        for node_index, world, _ in self._walk_scene(None):
+            node = self.doc.get("nodes", node_index)
+            if node.mesh is None:
+                continue
+            mesh = self.doc.get("meshes", node.mesh)
+            for p, primitive in enumerate(mesh.primitives):
+                if (_TRIANGLES if primitive.mode is None else primitive.mode) not in (
+                        _TRIANGLES, _TRIANGLE_STRIP, _TRIANGLE_FAN) or primitive.attributes.POSITION is None:
+                    continue
+                positions = self._accessor(primitive.attributes.POSITION, "POSITION")
+                instances.append(PrimitiveInstance(
+                    node=node_index, mesh=node.mesh, primitive=p, label=f"{mesh.name or f'mesh{node.mesh}'}.{p}",
+                    node_name=str(node.name or node_index), world=world,
+                    positions=positions @ world[:3, :3].T + world[:3, 3],
+                ))  # fmt: skip
+        buffers = tuple(self._buffer(i) for i in range(self.doc.count("buffers")))
+        images = {}
+        for i, image in enumerate(self.doc.raw.get("images") or []):
+            uri = image.get("uri") if isinstance(image, dict) else None
+            if isinstance(uri, str) and not uri.startswith("data:"):
+                images[i] = self._external(uri, i, what="image")
+        return GltfAsset(self.doc.raw, buffers, images, tuple(instances), lambda i: self._accessor(i, "accessor"))
+
     def read_blend_shapes(self, select: str | None) -> BlendShapes:
         mesh = self.read(select)
         target_names = [self._target_names(morphs.mesh, len(morphs.accessors)) for morphs in self.morphs]
@@ -405,20 +486,20 @@ class _Reader:
         self.buffers[index] = data
         return data
 
-    def _external(self, uri: str, index: int) -> bytes:
-        """Bytes of an external buffer file, which must sit inside the .gltf's own folder."""
+    def _external(self, uri: str, index: int, what: str = "buffer") -> bytes:
+        """Bytes of an external buffer (or image) file, which must sit inside the .gltf's own folder."""
         if self.src.path is None:
-            self.fail(f"buffer {index} refers to file {uri!r}; read .gltf files from a path, not bytes")
+            self.fail(f"{what} {index} refers to file {uri!r}; read .gltf files from a path, not bytes")
         folder = Path(self.src.path).resolve().parent
         target = (folder / unquote(uri)).resolve()
         if not target.is_relative_to(folder):
-            self.fail(f"buffer {index} refers to {uri!r}, outside the file's folder")
+            self.fail(f"{what} {index} refers to {uri!r}, outside the file's folder")
         try:
             return check_file(target, self.limits).read_bytes()
         except MeshLoadError as exc:  # name the .gltf the user asked for, and the buffer file in the reason
-            self.fail(f"buffer {index} ({uri}): {exc.reason}")
+            self.fail(f"{what} {index} ({uri}): {exc.reason}")
         except OSError as exc:
-            self.fail(f"buffer {index} ({uri}): cannot read: {exc.strerror or exc}")
+            self.fail(f"{what} {index} ({uri}): cannot read: {exc.strerror or exc}")
 
     def _accessor(self, index: int, what: str, integer: bool = False) -> np.ndarray:
         """(count, components) array of an accessor: float64, or int64 when ``integer``."""
