@@ -34,7 +34,7 @@ def rig(
     model: Annotated[Optional[Path], typer.Option(help="Packaged model folder; default: the bundled model.")] = None,
     method: Annotated[str, typer.Option(help="'network' (default) or 'transfer' (template deformation transfer).")] = "network",
     poses: Annotated[Optional[Path], typer.Option(help="Pose vocabulary JSON replacing the default 48 poses + 48 correctives.")] = None,
-    naming: Annotated[str, typer.Option(help="Shape names in exported files: 'facs' (default) or 'arkit'.")] = "facs",
+    naming: Annotated[str, typer.Option(help="Shape names in exported files: 'facs' (default), 'arkit' or 'roblox'.")] = "facs",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     up: Annotated[Optional[str], typer.Option(help="Up axis of the input, e.g. +Y or +Z, when the file does not say.")] = None,
     front: Annotated[Optional[str], typer.Option(help="Axis the face looks along, e.g. +Z or -Y.")] = None,
@@ -68,7 +68,8 @@ def rig(
         for fmt in wanted:
             if fmt != "npz":
                 written.append(
-                    export_rig(result, output / f"{mesh.name}.{fmt}", format=fmt, naming=naming, overwrite=overwrite)
+                    export_rig(result, output / f"{mesh.name}.{fmt}", format=fmt, naming=naming, overwrite=overwrite,
+                               report=lambda note, fmt=fmt: typer.echo(f"{head} ({fmt}): {note}", err=True))
                 )
         seconds = result.metadata.get("timings_s", {}).get("total", float("nan"))
         typer.echo(f"{head}: {result.n_shapes} shapes in {seconds:.2f} s -> " + ", ".join(str(p) for p in written))
@@ -93,7 +94,7 @@ def export(
     bundle: Annotated[Path, typer.Argument(help="A .facerig.npz rig bundle written by `facerig rig` or `facerig batch`.")],
     formats: Annotated[str, typer.Option("--format", "-f", help=FORMATS_HELP)] = "usd",
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output folder; default: beside the bundle.")] = None,
-    naming: Annotated[str, typer.Option(help="Shape names: 'facs' (default) or 'arkit'.")] = "facs",
+    naming: Annotated[str, typer.Option(help="Shape names: 'facs' (default), 'arkit' or 'roblox'.")] = "facs",
     preview_animation: Annotated[bool, typer.Option(help="Add an animation that steps through every shape.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = True,
 ) -> None:
@@ -109,6 +110,7 @@ def export(
         path = export_rig(
             loaded, folder / f"{stem}.{fmt}", format=fmt, naming=naming,
             preview_animation=preview_animation, overwrite=overwrite,
+            report=lambda note, fmt=fmt: typer.echo(f"{bundle} ({fmt}): {note}", err=True),
         )
         typer.echo(str(path))
 

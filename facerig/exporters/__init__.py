@@ -26,10 +26,10 @@ import os
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 from facerig.errors import ExportError
 from facerig.exporters import gltf, usd
-from facerig.exporters.gltf_asset import GLTF_SUFFIXES, export_onto_asset, open_source_asset
 from facerig.exporters.common import (
     SIDECAR_SUFFIX,
     ExportOptions,
@@ -39,6 +39,8 @@ from facerig.exporters.common import (
     gather,
     sidecar_bytes,
 )
+from facerig.exporters.gltf_asset import GLTF_SUFFIXES, export_onto_asset, open_source_asset
+from facerig.exporters.naming import naming_notes
 from facerig.fileio import atomic_path
 from facerig.rig import BUNDLE_SUFFIX, Rig
 
@@ -84,6 +86,7 @@ def export_rig(
     preview_animation: bool = False,
     overwrite: bool = True,
     preserve_source: bool | None = None,
+    report: Callable[[str], None] | None = None,
 ) -> Path:
     """Write ``rig`` to ``path`` (plus a ``<file>.facerig.json`` sidecar, and ``<stem>.bin`` for .gltf).
 
@@ -91,7 +94,8 @@ def export_rig(
         rig: the rig.
         path: the output file; its suffix selects the format when ``format`` is None.
         format: one of :data:`EXPORTERS` (usd, usda, usdc, glb, gltf, npz, fbx), case-insensitive.
-        naming: "facs" (the rig's own FACS names, correctives included) or "arkit" (the 52 ARKit shapes).
+        naming: "facs" (the rig's own FACS names, correctives included), "arkit" (the 52 ARKit shapes) or
+            "roblox" (Roblox's FACS names; see :mod:`facerig.exporters.naming`).
         preview_animation: add an animation stepping through every shape, one per frame.
         overwrite: when False, refuse to replace an existing file.
         preserve_source: glTF/GLB output only: write the rig's own source glTF document back (materials,
@@ -99,6 +103,9 @@ def export_rig(
             (:mod:`facerig.exporters.gltf_asset`). None (default): when the neutral came from a glTF file that
             still holds its vertices, else the plain writer (the reason is in the metadata's
             ``source_document``); True: required (ExportError when impossible); False: never.
+        report: called with one sentence per thing the user should know about this export: what the naming
+            preset dropped, renamed or left empty (:func:`facerig.exporters.naming.naming_notes`), and why a
+            glTF source document could not be kept. The same facts are in the file's metadata and sidecar.
 
     Returns:
         The path of the main file written.
@@ -119,6 +126,12 @@ def export_rig(
     write = exporter.write
     if name in ("glb", "gltf") and preserve_source is not False:
         ir, write = _source_document_writer(ir, write, binary=name == "glb", required=bool(preserve_source))
+    if report is not None:
+        for note in naming_notes(ir.metadata):
+            report(f"{naming} naming: {note}")
+        kept = ir.metadata.get("source_document", {})
+        if kept.get("kept") is False:
+            report(f"the source glTF document is not kept, the plain writer is used: {kept['reason']}")
     stem = path.name[: -len(path.suffix)] if path.suffix else path.name
     written = write(ir, ExportOptions(preview_animation=preview_animation, stem=stem))
     if isinstance(written, bytes):
