@@ -41,6 +41,7 @@ from facerig.exporters.common import (
 )
 from facerig.exporters.gltf_asset import GLTF_SUFFIXES, export_onto_asset, open_source_asset
 from facerig.exporters.naming import naming_notes
+from facerig.exporters.usd_layer import export_usd_rig_layer
 from facerig.fileio import atomic_path
 from facerig.rig import BUNDLE_SUFFIX, Rig
 
@@ -98,11 +99,14 @@ def export_rig(
             "roblox" (Roblox's FACS names; see :mod:`facerig.exporters.naming`).
         preview_animation: add an animation stepping through every shape, one per frame.
         overwrite: when False, refuse to replace an existing file.
-        preserve_source: glTF/GLB output only: write the rig's own source glTF document back (materials,
-            skins, animations, hierarchy kept) with the shapes as morph targets on the head's meshes
-            (:mod:`facerig.exporters.gltf_asset`). None (default): when the neutral came from a glTF file that
-            still holds its vertices, else the plain writer (the reason is in the metadata's
-            ``source_document``); True: required (ExportError when impossible); False: never.
+        preserve_source: keep the user's own asset. glTF/GLB: write the rig's source glTF document back
+            (materials, skins, animations, hierarchy kept) with the shapes as morph targets on the head's
+            meshes (:mod:`facerig.exporters.gltf_asset`); None (default) does so when the neutral came from a
+            glTF file that still holds its vertices, else uses the plain writer (the reason is in the
+            metadata's ``source_document``). USD: True writes a rig layer that sublayers the source USD file
+            (by a relative path) and adds the BlendShapes over its meshes (:mod:`facerig.exporters.usd_layer`);
+            None/False write the stand-alone asset. True raises ExportError when the source cannot be kept;
+            False always writes the stand-alone file.
         report: called with one sentence per thing the user should know about this export: what the naming
             preset dropped, renamed or left empty (:func:`facerig.exporters.naming.naming_notes`), and why a
             glTF source document could not be kept. The same facts are in the file's metadata and sidecar.
@@ -126,6 +130,13 @@ def export_rig(
     write = exporter.write
     if name in ("glb", "gltf") and preserve_source is not False:
         ir, write = _source_document_writer(ir, write, binary=name == "glb", required=bool(preserve_source))
+    elif name in ("usd", "usda", "usdc") and preserve_source:
+        kept = {"kept": True, "file": Path(ir.mesh.source or "").name, "as": "sublayer"}
+        ir = replace(ir, metadata={**ir.metadata, "source_document": kept})
+        binary = name != "usda"
+        write = lambda ir, options: export_usd_rig_layer(ir, path, binary, options)  # noqa: E731
+    elif preserve_source:
+        raise ExportError(f"keeping the source asset is supported for glTF and USD outputs, not {name}", path)
     if report is not None:
         for note in naming_notes(ir.metadata):
             report(f"{naming} naming: {note}")
