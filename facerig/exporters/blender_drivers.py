@@ -208,11 +208,6 @@ def _register_classes() -> tuple:
         bl_label = "facerig: Wire Corrective Drivers"
         bl_options = {"REGISTER", "UNDO"}
 
-        filepath: bpy.props.StringProperty(  # type: ignore[valid-type]
-            name="Sidecar", description="A .facerig.json sidecar; empty: the objects' own custom properties",
-            subtype="FILE_PATH", default="",
-        )  # fmt: skip
-
         def execute(self, context):  # noqa: ANN001, ANN201 (Blender's signature)
             objects = context.selected_objects or list(context.scene.objects)
             try:
@@ -224,6 +219,15 @@ def _register_classes() -> tuple:
             count = sum(len(names) for names in wired.values())
             self.report({"INFO"}, f"wired {count} corrective drivers on {len(wired)} objects")
             return {"FINISHED"}
+
+    # Blender reads properties from the class annotations as objects; this module's postponed (string)
+    # annotations would hide them, so the property is set as an object here.
+    FACERIG_OT_wire_correctives.__annotations__ = {
+        "filepath": bpy.props.StringProperty(
+            name="Sidecar", description="A .facerig.json sidecar; empty: the objects' own custom properties",
+            subtype="FILE_PATH", default="",
+        ),
+    }  # fmt: skip
 
     def menu(self, context):  # noqa: ANN001, ANN202
         self.layout.operator(FACERIG_OT_wire_correctives.bl_idname)

@@ -34,7 +34,7 @@ import numpy as np
 
 from facerig.errors import FacerigError
 from facerig.exporters.common import ExportOptions, ExportRig, describe
-from facerig.exporters.gltf import _Buffer, _glb, _json_bytes, _morph_accessor
+from facerig.exporters.gltf import _Buffer, _morph_accessor, package
 from facerig.io.gltf import GltfAsset, PrimitiveInstance, open_gltf_asset
 
 GLTF_SUFFIXES = (".gltf", ".glb")
@@ -118,13 +118,7 @@ def export_onto_asset(
         document["meshes"][mesh_index]["extras"]["facerig"] = description
         _pad_weights(document, asset, buffer, mesh_index, added)
 
-    blob = buffer.to_bytes()
-    if binary:
-        document["buffers"] = [{"byteLength": len(blob)}]
-        return _glb(_json_bytes(document), blob)
-    bin_name = f"{options.stem}.bin"
-    document["buffers"] = [{"byteLength": len(blob), "uri": urllib.parse.quote(bin_name)}]
-    return {f"{options.stem}.gltf": _json_bytes(document), bin_name: blob}
+    return package(document, buffer.to_bytes(), binary, options.stem)
 
 
 # ---------------------------------------------------------------------------------------------- buffers

@@ -52,8 +52,12 @@ GROUP_FAMILY = "materialBind"
 
 def export_usd(ir: ExportRig, binary: bool = True, options: ExportOptions = ExportOptions()) -> bytes:
     """The rig as one USD layer: crate (.usdc) bytes when ``binary``, else usda text bytes."""
-    stage = build_stage(ir, options)
-    layer = stage.GetRootLayer()
+    stage = build_stage(ir, options)  # held: the anonymous root layer lives only as long as its stage
+    return layer_bytes(stage.GetRootLayer(), binary)
+
+
+def layer_bytes(layer: Sdf.Layer, binary: bool) -> bytes:
+    """A layer as crate (.usdc) bytes when ``binary``, else as usda text bytes."""
     if not binary:
         return layer.ExportToString().encode()
     # The crate format can only be written to a file; the temp file never leaves this function.

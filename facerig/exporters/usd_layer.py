@@ -22,7 +22,6 @@ to prims by name and by their points, so a file changed since rigging is refused
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from pxr import Sdf, Usd, UsdGeom, UsdSkel
 
 from facerig.errors import ExportError
 from facerig.exporters.common import ExportOptions, ExportRig, ExportShape
-from facerig.exporters.usd import bind_shapes, define_skeleton
+from facerig.exporters.usd import bind_shapes, define_skeleton, layer_bytes
 
 USD_SUFFIXES = (".usd", ".usda", ".usdc", ".usdz")
 SKELETON_NAME = "facerig_Skel"
@@ -133,12 +132,7 @@ def export_usd_rig_layer(ir: ExportRig, path: Path, binary: bool, options: Expor
     source = Path(ir.mesh.source or "").resolve()
     sublayer = Path(os.path.relpath(source, path.resolve().parent)).as_posix()
     layer = build_rig_layer(ir, sublayer if sublayer.startswith(".") else f"./{sublayer}", options)
-    if not binary:
-        return layer.ExportToString().encode()
-    with tempfile.TemporaryDirectory(prefix="facerig-usd-layer-") as tmp:
-        out = Path(tmp) / "layer.usdc"
-        layer.Export(str(out))
-        return out.read_bytes()
+    return layer_bytes(layer, binary)
 
 
 def _local_shape(shape: ExportShape, prim: SourcePrim, to_local: np.ndarray) -> ExportShape:

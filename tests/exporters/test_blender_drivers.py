@@ -86,3 +86,21 @@ def test_recipes_from_every_metadata_block(small_rig: Rig) -> None:
     with pytest.raises(RecipeError):
         recipes_from_metadata({"correctives": {"A_B": {"drivers": [], "rule": "product"}}})
     assert driver_expression(3) == "w0 * w1 * w2"
+
+
+@pytest.mark.parametrize("use_sidecar", [False, True], ids=["custom-properties", "sidecar"])
+def test_addon_operator_wires_imported_file(small_rig: Rig, tmp_path: Path, use_sidecar: bool) -> None:
+    """The same file installed as an add-on: its operator wires the scene's objects."""
+    from facerig.exporters import blender_drivers
+
+    path = export_rig(small_rig, tmp_path / "head.fbx")
+    sidecar = str(tmp_path / "head.fbx.facerig.json") if use_sidecar else ""
+    proc = subprocess.run(
+        [sys.executable, str(CHECK.with_name("blender_addon_check.py")), blender_drivers.__file__, str(path), sidecar],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (line,) = [line for line in proc.stdout.splitlines() if line.startswith(MARKER)]
+    report = json.loads(line[len(MARKER) :])
+    assert report["operator"] == ["FINISHED"]
+    assert list(report["drivers"].values()) == [[f'key_blocks["{CORRECTIVE}"].value']]
