@@ -19,7 +19,9 @@ from facerig.errors import ExportError
 from facerig.exporters import export_rig
 from facerig.exporters.blender_drivers import RecipeError, driver_expression, recipes_from_metadata, write_blend_with_drivers
 from facerig.exporters.common import describe, gather
+from facerig.io import load_mesh
 from facerig.rig import Rig
+from test_gltf_asset import shaped_rig
 
 CHECK = Path(__file__).with_name("blender_drivers_check.py")
 MARKER = "FACERIG_RESULT "
@@ -104,3 +106,15 @@ def test_addon_operator_wires_imported_file(small_rig: Rig, tmp_path: Path, use_
     report = json.loads(line[len(MARKER) :])
     assert report["operator"] == ["FINISHED"]
     assert list(report["drivers"].values()) == [[f'key_blocks["{CORRECTIVE}"].value']]
+
+
+def test_robot_glb_round_trip_drives_in_blender(heads_dir: Path, tmp_path: Path) -> None:
+    """The robot's own document, kept by the glTF round trip, carries the recipes on its Head mesh: Blender
+    imports them with the mesh, and the corrective is driven next to the robot's own expressions."""
+    rig = shaped_rig(load_mesh(heads_dir / "robot_expressive.glb", select="Head"))
+    path = export_rig(rig, tmp_path / "robot.glb")
+    (tmp_path / "robot.glb.facerig.json").unlink()
+    result = write_blend_with_drivers(path)
+    assert result.n_drivers == 1 and [CORRECTIVE] in result.wired.values()
+    report = check_blend(result.blend)
+    assert report["values"] == pytest.approx(EXPECTED, abs=1e-6)
