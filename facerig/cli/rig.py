@@ -97,6 +97,10 @@ def export(
     naming: Annotated[str, typer.Option(help="Shape names: 'facs' (default), 'arkit' or 'roblox'.")] = "facs",
     preview_animation: Annotated[bool, typer.Option(help="Add an animation that steps through every shape.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = True,
+    keep_source: Annotated[Optional[bool], typer.Option(
+        "--keep-source/--standalone",
+        help="Keep the head's own file: glTF -> its document with morph targets added (default when possible); "
+             "USD -> a layer over it. --standalone writes facerig's own file.")] = None,
 ) -> None:
     """Export a rig bundle to USD, glTF/GLB or FBX."""
     from facerig.exporters import export_rig
@@ -109,7 +113,7 @@ def export(
     for fmt in parse_formats(formats):
         path = export_rig(
             loaded, folder / f"{stem}.{fmt}", format=fmt, naming=naming,
-            preview_animation=preview_animation, overwrite=overwrite,
+            preview_animation=preview_animation, overwrite=overwrite, preserve_source=keep_source,
             report=lambda note, fmt=fmt: typer.echo(f"{bundle} ({fmt}): {note}", err=True),
         )
         typer.echo(str(path))

@@ -145,3 +145,15 @@ def test_standalone_asset_structure(small_rig: Rig, tmp_path: Path) -> None:
     assert mesh.GetNormalsInterpolation() == UsdGeom.Tokens.vertex
     assert normals.shape == (small_rig.neutral.n_vertices, 3)
     np.testing.assert_allclose(np.linalg.norm(normals, axis=1), 1.0, atol=1e-5)
+
+
+def test_cli_export_keep_source_writes_the_layer(character: tuple[Path, Rig], tmp_path: Path) -> None:
+    from facerig.cli import run
+
+    source, rig = character
+    bundle = rig.save(tmp_path / "character.facerig.npz")
+    assert run(["export", str(bundle), "--format", "usda", "--keep-source", "-o", str(tmp_path / "out")]) == 0
+    layer = Sdf.Layer.FindOrOpen(str(tmp_path / "out" / "character.usda"))
+    assert list(layer.subLayerPaths) == ["../asset/character.usda"]
+    assert run(["export", str(bundle), "--format", "usda", "--standalone", "-o", str(tmp_path / "own")]) == 0
+    assert not list(Sdf.Layer.FindOrOpen(str(tmp_path / "own" / "character.usda")).subLayerPaths)
