@@ -329,7 +329,7 @@ class _Reader:
         required = set(self.doc.raw.get("extensionsRequired") or ()) & _UNSUPPORTED_EXTENSIONS
         if required:
             self.fail(f"compressed meshes ({', '.join(sorted(required))}) are not supported; decompress first")
-        instances = []
+        instances, n_points = [], 0
         for node_index, world, _ in self._walk_scene(None):
             node = self.doc.get("nodes", node_index)
             if node.mesh is None:
@@ -340,6 +340,8 @@ class _Reader:
                         _TRIANGLES, _TRIANGLE_STRIP, _TRIANGLE_FAN) or primitive.attributes.POSITION is None:
                     continue
                 positions = self._accessor(primitive.attributes.POSITION, "POSITION")
+                n_points += len(positions)
+                check_vertex_count(n_points, self.limits, self.src.label)
                 instances.append(PrimitiveInstance(
                     node=node_index, mesh=node.mesh, primitive=p, label=f"{mesh.name or f'mesh{node.mesh}'}.{p}",
                     node_name=str(node.name or node_index), world=world,
