@@ -10,10 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facerig.errors import ExportError
+from facerig.errors import ExportError, MeshLoadError
 from facerig.exporters import export_rig
-from facerig.io import load_blend_shapes, load_mesh
+from facerig.io import LoadLimits, load_blend_shapes, load_mesh
+from facerig.io.gltf import open_gltf_asset
 from facerig.mesh import Mesh
+from facerig.png import write_png
 from facerig.rig import Rig
 
 CORRECTIVE = "JawDrop_LeftLipCornerPuller"
@@ -150,3 +152,40 @@ def test_moved_neutral_falls_back_with_reason(robot_rig: Rig, tmp_path: Path) ->
     sidecar = json.loads((tmp_path / "moved.glb.facerig.json").read_text())
     assert sidecar["source_document"]["kept"] is False
     assert "no longer holds the rig's neutral" in sidecar["source_document"]["reason"]
+
+
+def test_gltf_source_with_external_files_becomes_self_contained(small_rig: Rig, tmp_path: Path, gltf_validator) -> None:
+    """A .gltf whose buffer and texture are files beside it: the output GLB embeds both, wherever it is written."""
+    source_dir = tmp_path / "source"
+    source = export_rig(small_rig, source_dir / "eye.gltf")
+    (source_dir / "eye.gltf.facerig.json").unlink()
+    texture = np.zeros((4, 4, 3), np.uint8)
+    texture[:, :, 0] = 200
+    write_png(source_dir / "skin tex.png", texture)
+    document = json.loads(source.read_text())
+    document["images"] = [{"uri": "skin%20tex.png"}]
+    document["textures"] = [{"source": 0}]
+    document["materials"][0]["pbrMetallicRoughness"] = {"baseColorTexture": {"index": 0}}
+    source.write_text(json.dumps(document))
+
+    rig = shaped_rig(load_mesh(source), ("Extra",))
+    out = export_rig(rig, tmp_path / "elsewhere" / "eye_rig.glb")
+    output = glb_json(out)
+    image = output["images"][0]
+    assert "uri" not in image and image["mimeType"] == "image/png"
+    view = output["bufferViews"][image["bufferView"]]
+    data = out.read_bytes()
+    chunk_start = 20 + struct.unpack_from("<I", data, 12)[0] + 8
+    embedded = data[chunk_start + view["byteOffset"] : chunk_start + view["byteOffset"] + view["byteLength"]]
+    assert embedded == (source_dir / "skin tex.png").read_bytes()
+    assert output["buffers"] == [{"byteLength": len(data) - chunk_start}]
+    report = gltf_validator(out)
+    assert report["issues"]["numErrors"] == 0, report["issues"]["messages"][:5]
+    assert report["info"]["hasTextures"]
+    assert output["meshes"][0]["extras"]["targetNames"] == [*small_rig.shape_names, "Extra"]
+
+
+def test_source_document_within_vertex_limit(robot_path: Path) -> None:
+    with pytest.raises(MeshLoadError, match="LoadLimits.max_vertices|over the limit"):
+        open_gltf_asset(robot_path, LoadLimits(max_vertices=1000))
+    assert len(open_gltf_asset(robot_path).instances) == 19  # every triangle primitive of the robot
