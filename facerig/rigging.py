@@ -196,6 +196,7 @@ def rig_and_write(
     model: PackagedModel | None = None,
     vocabulary: Vocabulary | None = None,
     overwrite: bool = True,
+    report: Callable[[str], None] | None = None,
 ) -> RigResult:
     """Rig one head and write ``OUTDIR/<stem>.facerig.npz`` plus one file per format, as one set.
 
@@ -210,6 +211,8 @@ def rig_and_write(
         model: the loaded model for the network method (None: the bundled one, loaded for this head).
         vocabulary: the poses to build (None: the default vocabulary).
         overwrite: when False, refuse (before any work) to replace an existing output.
+        report: called with each sentence the exports have for the user (what a naming preset dropped or left
+            empty, why a source document was not kept; :func:`facerig.exporters.export_rig`).
 
     Returns:
         The rig, the files written and the timings.
@@ -249,7 +252,7 @@ def rig_and_write(
     (_, bundle), *exports = targets
     files = {bundle: rig.bundle_bytes()}
     for fmt, path in exports:
-        files.update(export_files(rig, path, fmt, naming))
+        files.update(export_files(rig, path, fmt, naming, report=report))
     write_export_files(files, bundle)
     rigged = rig.timings or RigTimings()
     timings = replace(rigged, load=rigged.load + load_s, export=time.perf_counter() - tick,

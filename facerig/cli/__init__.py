@@ -15,5 +15,6 @@ from facerig.cli import data as _data  # noqa: E402,F401  data ict
 from facerig.cli import train as _train  # noqa
 from facerig.cli import evaluate as _evaluate  # noqa
 from facerig.cli import preview as _preview  # noqa
+from facerig.cli import blender as _blender  # noqa: E402,F401  blender-drivers
 
 __all__ = ["app", "main", "run"]

@@ -50,7 +50,7 @@ def rig(
     model: Annotated[Optional[Path], typer.Option(help="Packaged model folder; default: the bundled model.")] = None,
     method: Annotated[RigMethod, typer.Option(help="network: the neural network; transfer: template deformation transfer.")] = RigMethod.network,
     poses: Annotated[Optional[Path], typer.Option(help="Pose vocabulary JSON replacing the default 48 poses + 48 correctives.")] = None,
-    naming: Annotated[Naming, typer.Option(help="Shape names in exported files: FACS (with correctives) or the 52 ARKit shapes.")] = Naming.facs,
+    naming: Annotated[Naming, typer.Option(help="Shape names in exported files: FACS (with correctives), the 52 ARKit shapes or Roblox's FACS names.")] = Naming.facs,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     up: Annotated[Optional[str], typer.Option(help="Up axis of the input, e.g. +Y or +Z, when the file does not say.")] = None,
     front: Annotated[Optional[str], typer.Option(help="Axis the face looks along, e.g. +Z or -Y.")] = None,
@@ -85,7 +85,8 @@ def rig(
     for head in heads:
         try:
             result = rig_and_write(head, output, parse_formats(formats), method, naming, options, model=packaged,
-                                   vocabulary=vocabulary, overwrite=overwrite)
+                                   vocabulary=vocabulary, overwrite=overwrite,
+                                   report=lambda note, head=head: typer.echo(f"{head}: {note}", err=True))
         except FacerigError as exc:
             if len(heads) == 1:
                 raise
@@ -93,7 +94,11 @@ def rig(
             failed.append(head)
             continue
         chosen = units_summary(result.rig.neutral, given=units is not None)["units"]
-        typer.echo(f"{head}: units {chosen['name']} ({chosen['source']})", err=True)
+        axes = result.rig.metadata.get("canonical_frame", {}).get("axes")
+        frame = f", up {axes['up']} front {axes['front']} ({axes['source']})" if axes else ""
+        typer.echo(f"{head}: units {chosen['name']} ({chosen['source']}){frame}", err=True)
+        for warning in result.rig.metadata.get("warnings", []):
+            typer.echo(f"{head}: warning: {warning}", err=True)
         written = ", ".join(str(path) for path in result.outputs)
         typer.echo(f"{head}: {result.rig.n_shapes} shapes in {result.timings.total:.2f} s -> {written}")
     if failed:
@@ -119,9 +124,13 @@ def export(
     bundle: Annotated[Path, typer.Argument(help="A .facerig.npz rig bundle written by `facerig rig` or `facerig batch`.")],
     formats: Annotated[str, FORMAT_OPTION] = "usd",
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output folder; default: beside the bundle.")] = None,
-    naming: Annotated[Naming, typer.Option(help="Shape names: FACS (with correctives) or the 52 ARKit shapes.")] = Naming.facs,
+    naming: Annotated[Naming, typer.Option(help="Shape names: FACS (with correctives), the 52 ARKit shapes or Roblox's FACS names.")] = Naming.facs,
     preview_animation: Annotated[bool, typer.Option(help="Add an animation that steps through every shape.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = True,
+    keep_source: Annotated[Optional[bool], typer.Option(
+        "--keep-source/--standalone",
+        help="Keep the head's own file: glTF -> its document with morph targets added (default when possible); "
+             "USD -> a layer over it. --standalone writes facerig's own file.")] = None,
 ) -> None:
     """Export a rig bundle to USD, glTF/GLB or FBX."""
     from facerig.exporters import export_rig
@@ -134,7 +143,8 @@ def export(
     for fmt in parse_formats(formats):
         path = export_rig(
             loaded, folder / f"{stem}.{fmt}", format=fmt, naming=naming,
-            preview_animation=preview_animation, overwrite=overwrite,
+            preview_animation=preview_animation, overwrite=overwrite, preserve_source=keep_source,
+            report=lambda note, fmt=fmt: typer.echo(f"{bundle} ({fmt}): {note}", err=True),
         )
         typer.echo(str(path))
 

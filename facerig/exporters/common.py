@@ -21,6 +21,7 @@ import numpy as np
 
 from facerig.canonical import CanonicalFrame, canonical_frame
 from facerig.errors import ExportError
+from facerig.exporters.naming import roblox_shapes
 from facerig.mesh import Mesh
 from facerig.units import resolve_meters_per_unit
 from facerig.vocabulary import Vocabulary, load_vocabulary
@@ -37,12 +38,13 @@ class RigLike(Protocol):
     metadata: Mapping[str, Any]
 
 
-
 class Naming(StrEnum):
-    """Shape-name presets of an export: the rig's own FACS names, or the 52 ARKit shapes built from them."""
+    """Shape-name presets of an export: the rig's own FACS names, the 52 ARKit shapes built from them, or Roblox's
+    FACS names (:mod:`facerig.exporters.naming`)."""
 
     facs = "facs"
     arkit = "arkit"
+    roblox = "roblox"
 
 
 NAMINGS = tuple(Naming)
@@ -221,7 +223,11 @@ def gather(rig: RigLike, naming: str = "facs", *, vocabulary: Vocabulary | None 
             FACS shapes by the vocabulary's ARKit recipes (weighted sums, one-sided ones split across the
             face's midline in the rig's canonical frame). ARKit has no correctives, so they are left out;
             an ARKit shape whose FACS sources the rig lacks keeps only the terms the rig has (all 52 names
-            are always written) and is listed in ``metadata["arkit_incomplete"]``.
+            are always written) and is listed in ``metadata["arkit_incomplete"]``; one with no FACS source
+            at all (eyeSquint, jawForward, tongueOut) is written all-zero and listed in ``metadata["arkit_empty"]``.
+            "roblox" keeps the shapes Roblox's 50 FACS poses name, with correctives in Roblox's base order
+            (:mod:`facerig.exporters.naming`). :func:`facerig.exporters.naming.naming_notes` words what a
+            preset dropped, renamed or left empty.
         vocabulary: the vocabulary whose ARKit recipes "arkit" uses; default: the bundled one.
 
     Raises:
@@ -241,13 +247,19 @@ def gather(rig: RigLike, naming: str = "facs", *, vocabulary: Vocabulary | None 
     if naming == "facs":
         sources = [(name, rig.deltas[i]) for i, name in enumerate(rig.shape_names)]
         correctives = dict(rig.corrective_recipes)
-    else:
+    elif naming == "arkit":
         sources, incomplete = _arkit_shapes(rig, vocabulary or load_vocabulary())
         correctives = {}
         if rig.corrective_recipes:
             notes["correctives_dropped"] = sorted(rig.corrective_recipes)
         if incomplete:
             notes["arkit_incomplete"] = incomplete
+        empty = [name for name, deltas in sources if not deltas.any()]
+        if empty:
+            notes["arkit_empty"] = empty
+    else:
+        sources, correctives, roblox_notes = roblox_shapes(rig.shape_names, rig.deltas, dict(rig.corrective_recipes))
+        notes.update(roblox_notes)
 
     renames = {name: export_name(name) for name, _ in sources}
     exported = list(renames.values())

@@ -11,8 +11,13 @@ parents through "OO" connections, see ``reference/formats-and-conventions.md`` �
             Geometry "<shape>" (Shape)         → Channel: Indexes, Vertices (offsets), Normals (zeros)
       Material "<group>"                       → Model, one per polygon group
 
-The mesh keeps the file's polygons (quads stay quads), face-varying UVs, units (``UnitScaleFactor`` in cm,
-FBX's base unit) and up axis. Correctives are ordinary shapes; their recipes travel as string user
+The mesh keeps the file's polygons (quads stay quads) and face-varying UVs. Points and offsets are written
+in Blender's frame, +Z up, -Y front, metres (``UpAxis`` Z, ``UnitScaleFactor`` 100): Blender's importer then
+leaves the object's transform at identity (a file in any other frame gets a 90° rotation or a 0.01 scale on
+the object), and Maya, Unity and Unreal convert this frame, the one Blender's own exports use, on import.
+The conversion from the rig's units and axes is recorded in the metadata (``conversion``, as glTF's).
+Normals (``LayerElementNormal``, by polygon vertex) are smooth vertex normals of the neutral: facerig's Mesh
+does not keep a file's own normals; vertices the file split keep their split. Correctives are ordinary shapes; their recipes travel as string user
 properties on the Model (``facerig_correctives``: {name: {"drivers": [...], "rule": "product"}}, and
 ``facerig``: the full metadata block every format carries), which Blender imports as custom properties.
 
@@ -28,6 +33,8 @@ import numpy as np
 
 from facerig.errors import ExportError
 from facerig.exporters.common import Exporter, ExportOptions, ExportRig, describe, export_name
+from facerig.exporters.gltf import Z_UP_TO_Y_UP
+from facerig.geometry import vertex_normals
 from facerig.exporters.fbx_binary import CREATION_TIME, FBX_VERSION, FILE_ID, Record, encode_document
 
 # Record versions the FBX SDK writes for 7.4 files (readers key behaviour on some of them).
@@ -36,6 +43,7 @@ MODEL_VERSION = 232
 GEOMETRY_VERSION = 124
 UV_LAYER_VERSION = 101
 MATERIAL_LAYER_VERSION = 101
+NORMAL_LAYER_VERSION = 101
 LAYER_VERSION = 100
 MATERIAL_VERSION = 102
 DEFORMER_VERSION = 100  # BlendShape, BlendShapeChannel and Shape all use 100
@@ -48,6 +56,8 @@ AXES = {
     "Z": {"Up": (2, 1), "Front": (1, -1), "Coord": (0, 1)},
 }
 CM_PER_M = 100.0
+# Rotation taking a +Y-up frame (face looking +Z) to Blender's +Z-up frame (face looking -Y).
+Y_UP_TO_Z_UP = Z_UP_TO_Y_UP.T
 # Default timeline: one second at 30 fps (TimeMode 6), in FBX ticks.
 KTIME_PER_SECOND = 46_186_158_000
 TIME_MODE_30FPS = 6
@@ -68,9 +78,27 @@ def export_fbx(ir: ExportRig, options: ExportOptions = ExportOptions()) -> bytes
     return encode_document(build_records(ir))
 
 
+def to_fbx_frame(ir: ExportRig) -> np.ndarray:
+    """(3, 3) matrix taking the rig's units and axes to the file's (+Z up, metres): ``p_fbx = M @ p``.
+
+    Raises:
+        ExportError: an up axis other than Y or Z.
+    """
+    if ir.up_axis not in ("Y", "Z"):
+        raise ExportError(f"FBX export needs up axis Y or Z, got {ir.up_axis!r}")
+    rotation = np.eye(3) if ir.up_axis == "Z" else Y_UP_TO_Z_UP
+    return rotation * ir.meters_per_unit
+
+
 def build_records(ir: ExportRig) -> list[Record]:
     """The top-level FBX records of the rig (the writer's only state; exposed for tests and tools)."""
     metadata = describe(ir)
+    frame = to_fbx_frame(ir)
+    metadata["conversion"] = {
+        "from_up_axis": ir.up_axis,
+        "from_meters_per_unit": ir.meters_per_unit,
+        "matrix": frame.tolist(),  # p_fbx = matrix @ p_rig
+    }
     ids = _ObjectIds()
     model_id = ids.get("Model", ir.name)
     geometry_id = ids.get("Geometry", ir.name)
@@ -79,7 +107,7 @@ def build_records(ir: ExportRig) -> list[Record]:
     material_ids = [ids.get("Material", name) for name in materials]
 
     objects = Record("Objects")
-    objects.children.append(_geometry(ir, geometry_id))
+    objects.children.append(_geometry(ir, geometry_id, frame))
     objects.children.append(_model(ir, model_id, metadata))
     for name, material_id in zip(materials, material_ids):
         objects.children.append(_material(name, material_id))
@@ -99,7 +127,7 @@ def build_records(ir: ExportRig) -> list[Record]:
             channel_id = ids.get("BlendShapeChannel", shape.name)
             shape_id = ids.get("Shape", shape.name)
             objects.children.append(_channel(shape.name, channel_id))
-            objects.children.append(_shape(shape.name, shape_id, shape.indices, shape.offsets))
+            objects.children.append(_shape(shape.name, shape_id, shape.indices, shape.offsets @ frame.T))
             _connect(connections, channel_id, blend_id)
             _connect(connections, shape_id, channel_id)
 
@@ -117,7 +145,7 @@ def build_records(ir: ExportRig) -> list[Record]:
         Record("FileId", [FILE_ID]),
         Record("CreationTime", [CREATION_TIME]),
         Record("Creator", [metadata["generator"]]),
-        _global_settings(ir),
+        _global_settings(),
         _documents(ids.get("Document", "Scene")),
         Record("References"),
         _definitions(counts),
@@ -193,20 +221,18 @@ def _header_extension(ir: ExportRig, creator: str) -> Record:
     return header
 
 
-def _global_settings(ir: ExportRig) -> Record:
+def _global_settings() -> Record:
     settings = Record("GlobalSettings")
     settings.add("Version", np.int32(1000))
     props = settings.add("Properties70")
-    axes = AXES.get(ir.up_axis)
-    if axes is None:
-        raise ExportError(f"FBX export needs up axis Y or Z, got {ir.up_axis!r}")
+    axes = AXES["Z"]
     for role in ("Up", "Front", "Coord"):
         axis, sign = axes[role]
         _p(props, f"{role}Axis", "int", "Integer", "", np.int32(axis))
         _p(props, f"{role}AxisSign", "int", "Integer", "", np.int32(sign))
     _p(props, "OriginalUpAxis", "int", "Integer", "", np.int32(axes["Up"][0]))
     _p(props, "OriginalUpAxisSign", "int", "Integer", "", np.int32(axes["Up"][1]))
-    scale = float(ir.meters_per_unit) * CM_PER_M
+    scale = CM_PER_M  # the file's unit is the metre: UnitScaleFactor counts centimetres per unit
     _p(props, "UnitScaleFactor", "double", "Number", "", scale)
     _p(props, "OriginalUnitScaleFactor", "double", "Number", "", scale)
     _p(props, "AmbientColor", "ColorRGB", "Color", "", 0.0, 0.0, 0.0)
@@ -255,16 +281,27 @@ def _model(ir: ExportRig, model_id: np.int64, metadata: dict) -> Record:
     return model
 
 
-def _geometry(ir: ExportRig, geometry_id: np.int64) -> Record:
+def _geometry(ir: ExportRig, geometry_id: np.int64, frame: np.ndarray) -> Record:
     mesh = ir.mesh
     geometry = Record("Geometry", [geometry_id, _name(ir.name, "Geometry"), "Mesh"])
     geometry.add("Properties70")
     geometry.add("GeometryVersion", np.int32(GEOMETRY_VERSION))
-    geometry.add("Vertices", np.ascontiguousarray(mesh.vertices, np.float64).reshape(-1))
+    points = mesh.vertices @ frame.T
+    geometry.add("Vertices", np.ascontiguousarray(points, np.float64).reshape(-1))
     geometry.add("PolygonVertexIndex", polygon_vertex_index(mesh.face_vertex_counts, mesh.face_vertex_indices))
 
     layer = Record("Layer", [np.int32(0)])
     layer.add("Version", np.int32(LAYER_VERSION))
+    normals = geometry.add("LayerElementNormal", np.int32(0))
+    normals.add("Version", np.int32(NORMAL_LAYER_VERSION))
+    normals.add("Name", "")
+    normals.add("MappingInformationType", "ByPolygonVertex")
+    normals.add("ReferenceInformationType", "Direct")
+    per_vertex = vertex_normals(points, mesh.triangles, fallback=(0.0, 0.0, 1.0))
+    normals.add("Normals", np.ascontiguousarray(per_vertex[mesh.face_vertex_indices], np.float64).reshape(-1))
+    element = layer.add("LayerElement")
+    element.add("Type", "LayerElementNormal")
+    element.add("TypedIndex", np.int32(0))
     if mesh.uvs is not None:
         uv = geometry.add("LayerElementUV", np.int32(0))
         uv.add("Version", np.int32(UV_LAYER_VERSION))

@@ -49,13 +49,17 @@ def export_gltf(
     """The rig as GLB bytes (``binary``) or as ``{"<stem>.gltf": json, "<stem>.bin": buffer}``."""
     buffer = _Buffer()
     document = _build_document(ir, options, buffer)
-    blob = buffer.to_bytes()
+    return package(document, buffer.to_bytes(), binary, options.stem)
+
+
+def package(document: dict, blob: bytes, binary: bool, stem: str) -> bytes | dict[str, bytes]:
+    """A document and its one buffer as GLB bytes (``binary``), or as ``{"<stem>.gltf": json, "<stem>.bin": blob}``."""
     if binary:
         document["buffers"] = [{"byteLength": len(blob)}]
         return _glb(_json_bytes(document), blob)
-    bin_name = f"{options.stem}.bin"
+    bin_name = f"{stem}.bin"
     document["buffers"] = [{"byteLength": len(blob), "uri": urllib.parse.quote(bin_name)}]
-    return {f"{options.stem}.gltf": _json_bytes(document), bin_name: blob}
+    return {f"{stem}.gltf": _json_bytes(document), bin_name: blob}
 
 
 def to_gltf_frame(ir: ExportRig) -> np.ndarray:

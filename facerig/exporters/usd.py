@@ -1,17 +1,24 @@
 """USD writer: a UsdSkel blendshape rig that usdview, Blender, Maya, Houdini and Omniverse deform.
 
-Layout (the minimal one every UsdSkel consumer needs before shapes deform; see
-``reference/formats-and-conventions.md`` §1.2)::
+Layout: what every UsdSkel consumer needs before shapes deform (``reference/formats-and-conventions.md``
+§1.2), arranged as the USD asset structure guidelines ask (a defaultPrim of kind ``component``, geometry in a
+``geo`` scope, prims named after the asset)::
 
-    /<name>                SkelRoot, defaultPrim
-      /Mesh                Mesh + SkelBindingAPI: skel:skeleton, skel:blendShapes, skel:blendShapeTargets
-        /<shape>           BlendShape: offsets (+ pointIndices when sparse)
+    /<name>                SkelRoot, defaultPrim, kind = component
+      /geo                 Scope
+        /<name>            Mesh + SkelBindingAPI: skel:skeleton, skel:blendShapes, skel:blendShapeTargets
+          /<shape>         BlendShape: offsets (+ pointIndices when sparse)
       /Skel                Skeleton with no joints + SkelBindingAPI: skel:animationSource
         /Anim              SkelAnimation: blendShapes, blendShapeWeights (time-sampled)
 
 The mesh keeps the file's polygons, face-varying UVs (``primvars:st``), polygon groups (GeomSubsets), units
 (``metersPerUnit``) and up axis (``upAxis``); its transform is identity (UsdSkel ignores transforms on skinned
-prims). Corrective recipes are in the mesh's and each corrective BlendShape's ``customData["facerig"]``.
+prims). ``normals`` are smooth vertex normals computed from the neutral (facerig's Mesh does not keep a
+file's own normals; vertices the file split, at hard edges or seams, keep their split). Corrective recipes
+are in the mesh's and each corrective BlendShape's ``customData["facerig"]``.
+
+A rig whose neutral came from a USD file can instead be written as a layer over that file
+(:mod:`facerig.exporters.usd_layer`).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from pxr import Sdf, Usd, UsdGeom, UsdSkel, Vt
+from pxr import Kind, Sdf, Usd, UsdGeom, UsdSkel, Vt
 
 from facerig.exporters.common import (
     MAX_NAME_BYTES,
@@ -32,9 +39,10 @@ from facerig.exporters.common import (
     describe,
     export_name,
 )
+from facerig.geometry import vertex_normals
 
 PREVIEW_FPS = 24.0
-MESH_PRIM = "Mesh"
+GEOMETRY_SCOPE = "geo"
 SKELETON_PRIM = "Skel"
 ANIMATION_PRIM = "Anim"
 # GeomSubset family of the polygon groups: they come from OBJ usemtl groups, glTF primitives and USD
@@ -44,8 +52,12 @@ GROUP_FAMILY = "materialBind"
 
 def export_usd(ir: ExportRig, binary: bool = True, options: ExportOptions = ExportOptions()) -> bytes:
     """The rig as one USD layer: crate (.usdc) bytes when ``binary``, else usda text bytes."""
-    stage = build_stage(ir, options)
-    layer = stage.GetRootLayer()
+    stage = build_stage(ir, options)  # held: the anonymous root layer lives only as long as its stage
+    return layer_bytes(stage.GetRootLayer(), binary)
+
+
+def layer_bytes(layer: Sdf.Layer, binary: bool) -> bytes:
+    """A layer as crate (.usdc) bytes when ``binary``, else as usda text bytes."""
     if not binary:
         return layer.ExportToString().encode()
     # The crate format can only be written to a file; the temp file never leaves this function.
@@ -64,21 +76,44 @@ def build_stage(ir: ExportRig, options: ExportOptions = ExportOptions()) -> Usd.
 
     root = UsdSkel.Root.Define(stage, Sdf.Path(f"/{ir.name}"))
     stage.SetDefaultPrim(root.GetPrim())
-    mesh = _define_mesh(stage, root.GetPath().AppendChild(MESH_PRIM), ir)
-    skeleton = UsdSkel.Skeleton.Define(stage, root.GetPath().AppendChild(SKELETON_PRIM))
+    Usd.ModelAPI(root.GetPrim()).SetKind(Kind.Tokens.component)
+    geometry = UsdGeom.Scope.Define(stage, root.GetPath().AppendChild(GEOMETRY_SCOPE))
+    mesh = _define_mesh(stage, geometry.GetPath().AppendChild(ir.name), ir)
+    skeleton = define_skeleton(stage, root.GetPath().AppendChild(SKELETON_PRIM), ir, options)
+    bind_shapes(stage, mesh.GetPrim(), skeleton, ir, ir.shapes)
+    return stage
+
+
+def define_skeleton(stage: Usd.Stage, path: Sdf.Path, ir: ExportRig, options: ExportOptions) -> UsdSkel.Skeleton:
+    """A Skeleton without joints whose animation source (``Anim`` below it) holds the shapes' weights."""
+    skeleton = UsdSkel.Skeleton.Define(stage, path)
     skeleton.CreateJointsAttr(Vt.TokenArray())
     animation = _define_animation(stage, skeleton.GetPath().AppendChild(ANIMATION_PRIM), ir, options)
     UsdSkel.BindingAPI.Apply(skeleton.GetPrim()).CreateAnimationSourceRel().SetTargets([animation.GetPath()])
+    return skeleton
 
-    binding = UsdSkel.BindingAPI.Apply(mesh.GetPrim())
-    binding.CreateSkeletonRel().SetTargets([skeleton.GetPath()])
-    targets = [_define_blend_shape(stage, mesh.GetPath(), shape, ir) for shape in ir.shapes]
+
+def bind_shapes(
+    stage: Usd.Stage,
+    prim: Usd.Prim,
+    skeleton: UsdSkel.Skeleton | None,
+    ir: ExportRig,
+    shapes: list[ExportShape] | tuple[ExportShape, ...],
+) -> None:
+    """Define ``shapes`` as BlendShapes under mesh ``prim`` (offsets in its point space) and bind them to it.
+
+    ``skeleton`` None leaves the prim's skeleton binding as it is (a skinned character keeps its own).
+    """
+    binding = UsdSkel.BindingAPI.Apply(prim)
+    if skeleton is not None:
+        binding.CreateSkeletonRel().SetTargets([skeleton.GetPath()])
+    targets = [_define_blend_shape(stage, prim.GetPath(), shape, ir) for shape in shapes]
     # Blender names shape keys after these tokens and skips the mesh unless both lists have equal length.
-    binding.CreateBlendShapesAttr(Vt.TokenArray(list(ir.shape_names)))
+    binding.CreateBlendShapesAttr(Vt.TokenArray([shape.name for shape in shapes]))
     binding.CreateBlendShapeTargetsRel().SetTargets(targets)
 
     description = describe(ir)
-    mesh.GetPrim().SetCustomDataByKey(
+    prim.SetCustomDataByKey(
         "facerig",
         {
             "naming": ir.naming,
@@ -87,7 +122,6 @@ def build_stage(ir: ExportRig, options: ExportOptions = ExportOptions()) -> Usd.
             "json": json.dumps(description, allow_nan=False),
         },
     )
-    return stage
 
 
 def _define_mesh(stage: Usd.Stage, path: Sdf.Path, ir: ExportRig) -> UsdGeom.Mesh:
@@ -100,6 +134,9 @@ def _define_mesh(stage: Usd.Stage, path: Sdf.Path, ir: ExportRig) -> UsdGeom.Mes
     # The file's polygons are the final surface, not a subdivision cage (USD's fallback is catmullClark).
     mesh.CreateSubdivisionSchemeAttr(UsdGeom.Tokens.none)
     mesh.CreateExtentAttr(UsdGeom.PointBased.ComputeExtent(points))
+    normals = vertex_normals(source.vertices, source.triangles).astype(np.float32)
+    mesh.CreateNormalsAttr(Vt.Vec3fArray.FromNumpy(normals))
+    mesh.SetNormalsInterpolation(UsdGeom.Tokens.vertex)
     if source.uvs is not None:
         st = UsdGeom.PrimvarsAPI(mesh).CreatePrimvar(
             "st", Sdf.ValueTypeNames.TexCoord2fArray, UsdGeom.Tokens.faceVarying

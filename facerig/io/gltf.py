@@ -35,6 +35,7 @@ from facerig.io._common import (
     assemble_mesh,
     check_cost,
     check_shape_budget,
+    check_vertex_count,
     read_source,
     reject_binary,
 )
@@ -83,6 +84,59 @@ def load_gltf_blend_shapes(source: MeshSource, limits: LoadLimits | None = None,
             :data:`facerig.io._common.MAX_SHAPE_OFFSETS`.
     """
     return _read(source, limits, lambda reader: reader.read_blend_shapes(select))
+
+
+@dataclass(frozen=True, eq=False)
+class PrimitiveInstance:
+    """One triangle primitive of the default scene as placed by one node, in the reader's walk order.
+
+    Attributes:
+        node: index of the node that instances the mesh.
+        mesh: index of the glTF mesh.
+        primitive: index of the primitive in the mesh.
+        label: the polygon group name :func:`load_gltf` gives it (``"<mesh>.<p>"``, without an ``@node`` suffix).
+        node_name: the node's name (or its index as text): what :func:`load_gltf` appends after ``@``.
+        world: (4, 4) float64 world transform of the node.
+        positions: (n, 3) float64 world positions of the primitive's vertices, in the order they are stored.
+    """
+
+    node: int
+    mesh: int
+    primitive: int
+    label: str
+    node_name: str
+    world: np.ndarray
+    positions: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class GltfAsset:
+    """A whole glTF document, opened to be written back with additions (see :mod:`facerig.exporters.gltf_asset`).
+
+    Attributes:
+        document: the glTF JSON as parsed (not to be modified in place).
+        buffers: the bytes of every buffer, in ``document["buffers"]`` order (GLB chunk, data URI or file).
+        images: image index -> bytes of the images stored as files beside a .gltf (data URIs and bufferView
+            images are in the document already).
+        instances: every triangle primitive of the default scene, in :func:`load_gltf`'s vertex order when
+            nothing is selected.
+        read_accessor: accessor index -> its (count, components) float64 values (sparse applied).
+    """
+
+    document: dict
+    buffers: tuple[bytes, ...]
+    images: dict[int, bytes]
+    instances: tuple[PrimitiveInstance, ...]
+    read_accessor: Callable[[int], np.ndarray]
+
+
+def open_gltf_asset(source: MeshSource, limits: LoadLimits | None = None) -> GltfAsset:
+    """Open a glTF/GLB file as a whole document: JSON, buffers, external images, triangle primitives.
+
+    Raises:
+        MeshLoadError: as :func:`load_gltf`; also an external image outside the file's folder or over ``limits``.
+    """
+    return _read(source, limits, lambda reader: reader.asset())
 
 
 def _read(source: MeshSource, limits: LoadLimits | None, action: Callable[["_Reader"], _Result]) -> _Result:
@@ -278,6 +332,36 @@ class _Reader:
             up_axis="Y", meters_per_unit=1.0, warnings=self.warnings,
         )  # fmt: skip
 
+    def asset(self) -> GltfAsset:
+        required = set(self.doc.raw.get("extensionsRequired") or ()) & _UNSUPPORTED_EXTENSIONS
+        if required:
+            self.fail(f"compressed meshes ({', '.join(sorted(required))}) are not supported; decompress first")
+        instances, n_points = [], 0
+        for node_index, world, _ in self._walk_scene(None):
+            node = self.doc.get("nodes", node_index)
+            if node.mesh is None:
+                continue
+            mesh = self.doc.get("meshes", node.mesh)
+            for p, primitive in enumerate(mesh.primitives):
+                if (_TRIANGLES if primitive.mode is None else primitive.mode) not in (
+                        _TRIANGLES, _TRIANGLE_STRIP, _TRIANGLE_FAN) or primitive.attributes.POSITION is None:
+                    continue
+                positions = self._accessor(primitive.attributes.POSITION, "POSITION")
+                n_points += len(positions)
+                check_vertex_count(n_points, self.limits, self.src.label)
+                instances.append(PrimitiveInstance(
+                    node=node_index, mesh=node.mesh, primitive=p, label=f"{mesh.name or f'mesh{node.mesh}'}.{p}",
+                    node_name=str(node.name or node_index), world=world,
+                    positions=positions @ world[:3, :3].T + world[:3, 3],
+                ))  # fmt: skip
+        buffers = tuple(self._buffer(i) for i in range(self.doc.count("buffers")))
+        images = {}
+        for i, image in enumerate(self.doc.raw.get("images") or []):
+            uri = image.get("uri") if isinstance(image, dict) else None
+            if isinstance(uri, str) and not uri.startswith("data:"):
+                images[i] = self._external(uri, i, what="image")
+        return GltfAsset(self.doc.raw, buffers, images, tuple(instances), lambda i: self._accessor(i, "accessor"))
+
     def read_blend_shapes(self, select: str | None) -> BlendShapes:
         mesh = self.read(select)
         target_names = [self._target_names(morphs.mesh, len(morphs.accessors)) for morphs in self.morphs]
@@ -456,9 +540,15 @@ class _Reader:
                 self.fail(f"buffer {index} refers to file {uri!r}; read .gltf files from a path, not bytes")
             self.external[index] = self.sandbox.admit(unquote(uri), f"buffer {index} ({uri})")
 
-    def _external(self, uri: str, index: int) -> bytes:
-        """Bytes of an external buffer file admitted by :meth:`_admit_buffers`."""
-        return self.sandbox.read_bytes(self.external[index], f"buffer {index} ({uri})")
+    def _external(self, uri: str, index: int, what: str = "buffer") -> bytes:
+        """Bytes of an external buffer file admitted by :meth:`_admit_buffers`, or of an image file (admitted by
+        the sandbox here: only the asset round trip reads images)."""
+        if what == "buffer":
+            return self.sandbox.read_bytes(self.external[index], f"buffer {index} ({uri})")
+        if self.sandbox is None:
+            self.fail(f"{what} {index} refers to file {uri!r}; read .gltf files from a path, not bytes")
+        label = f"{what} {index} ({uri})"
+        return self.sandbox.read_bytes(self.sandbox.admit(unquote(uri), label), label)
 
     def _accessor(self, index: int, what: str, integer: bool = False) -> np.ndarray:
         """(count, components) array of an accessor: float64, or int64 when ``integer``."""

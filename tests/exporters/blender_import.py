@@ -10,7 +10,8 @@ Blender's stock importer for its suffix (USD, glTF, FBX), default options, and p
 
 * ``operator``: the importer's return set;
 * ``objects``: per imported mesh object: name, vertex/polygon counts, shape key names (the reference
-  key excluded), custom property names on the object and on its mesh;
+  key excluded), custom property names on the object and on its mesh, its world matrix and parent, and
+  whether the mesh got the file's normals (custom normals);
 * ``key``: for the first object that has the key: ``basis`` (V, 3) world positions with every key at 0
   and ``displacement`` (V, 3) world-space change when the key alone is at 1, from the evaluated
   (depsgraph) mesh, i.e. after Blender's own axis/unit conversion and any modifiers the importer added.
@@ -96,6 +97,9 @@ def main(path: Path, expected_path: Path) -> dict:
                 "object_properties": sorted(obj.keys()),
                 "mesh_properties": sorted(obj.data.keys()),
                 "custom": {k: obj[k] for k in obj.keys() if k.startswith("facerig") and isinstance(obj[k], str)},
+                "matrix_world": [list(row) for row in obj.matrix_world],
+                "parent": obj.parent.name if obj.parent else None,
+                "has_custom_normals": obj.data.has_custom_normals,
             }
         )
         if result["key"] is None and expected["key"] in names:

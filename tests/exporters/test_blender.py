@@ -128,3 +128,22 @@ def test_blender_fbx_keeps_quads_and_corrective_recipe(imported: dict, small_rig
     assert obj["polygon_sizes"] == sorted(set(small_rig.neutral.face_vertex_counts.tolist()))
     recipe = json.loads(obj["custom"]["facerig_correctives"])
     assert recipe == {"JawDrop_LeftLipCornerPuller": {"drivers": ["JawDrop", "LeftLipCornerPuller"], "rule": "product"}}
+
+
+@pytest.mark.parametrize(("units", "meters_per_unit"), [("cm", 0.01), ("m", 1.0)])
+def test_blender_fbx_object_is_identity_and_metres(small_rig: Rig, tmp_path, units: str, meters_per_unit: float) -> None:
+    """FBX lands with an identity object transform, upright, at its size in metres, with the file's normals:
+    the centimetre ICT eye region and the same region in metres."""
+    mesh = small_rig.neutral
+    scale = 0.01 / meters_per_unit  # the rig is in centimetres
+    rig = Rig(replace(mesh, vertices=mesh.vertices * scale, meters_per_unit=meters_per_unit, name=f"eye_{units}"),
+              small_rig.shape_names, small_rig.deltas * np.float32(scale), dict(small_rig.corrective_recipes))
+    report = run_blender(export_rig(rig, tmp_path / f"eye_{units}.fbx"), KEY, tmp_path)
+    (obj,) = [o for o in report["objects"] if o["shape_keys"]]
+    np.testing.assert_array_equal(obj["matrix_world"], np.eye(4))
+    assert obj["parent"] is None and obj["has_custom_normals"]
+    basis = np.array(report["key"]["basis"])  # world metres, +Z up
+    height_m = np.ptp(mesh.vertices[:, 1]) * 0.01  # the rig's Y extent, in metres
+    assert np.ptp(basis[:, 2]) == pytest.approx(height_m, rel=1e-6)
+    np.testing.assert_allclose(basis, mesh.vertices @ Y_UP_TO_Z_UP.T * 0.01, atol=1e-6)
+

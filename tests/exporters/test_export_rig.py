@@ -98,7 +98,7 @@ def test_arkit_naming(tmp_path: Path, full_rig: Rig) -> None:
 
     path = export_rig(full_rig, tmp_path / "arkit.usda", naming="arkit")
     stage = Usd.Stage.Open(str(path))
-    mesh = stage.GetDefaultPrim().GetChild("Mesh")
+    mesh = stage.GetDefaultPrim().GetChild("geo").GetChild(stage.GetDefaultPrim().GetName())
     assert list(UsdSkel.BindingAPI(mesh).GetBlendShapesAttr().Get()) == list(recipes)
     assert json.loads((tmp_path / "arkit.usda.facerig.json").read_text())["naming"] == "arkit"
 

@@ -21,13 +21,19 @@ import ufbx
 from facerig.errors import ExportError
 from facerig.exporters import EXPORTERS, export_rig
 from facerig.exporters.common import SIDECAR_SUFFIX, gather
-from facerig.exporters.fbx import export_fbx, polygon_vertex_index
+from facerig.exporters.fbx import export_fbx, polygon_vertex_index, to_fbx_frame
 from facerig.exporters.fbx_binary import HEADER_MAGIC, Record, encode_document
 from facerig.mesh import Mesh
 from facerig.rig import Rig
 
 AXIS = ufbx.CoordinateAxis
-OFFSET_TOL = 1e-5  # file units; offsets are stored as float64 from float32 deltas
+OFFSET_TOL = 1e-5  # rig units; offsets are stored as float64 from float32 deltas
+BLENDER_AXES = (AXIS.POSITIVE_X, AXIS.POSITIVE_Z, AXIS.NEGATIVE_Y)  # right, up, front: +Z up, face looks -Y
+
+
+def in_file_frame(rig: Rig, array: np.ndarray) -> np.ndarray:
+    """(..., 3) points or offsets of ``rig`` as the FBX stores them: +Z up, metres."""
+    return array @ to_fbx_frame(gather(rig)).T
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -72,6 +78,8 @@ def _extract(scene) -> dict:
         "corners": np.asarray(mesh.vertex_indices, np.int64),
         "uv_sets": [mesh.uv_sets[i].name for i in range(len(mesh.uv_sets))],
         "uvs": np.asarray(mesh.vertex_uv.values)[np.asarray(mesh.vertex_uv.indices)] if mesh.vertex_uv.exists else None,
+        "normals": (np.asarray(mesh.vertex_normal.values)[np.asarray(mesh.vertex_normal.indices)]
+                    if mesh.vertex_normal.exists else None),
         "materials": [mesh.materials[i].name for i in range(len(mesh.materials))],
         "face_material": np.asarray(mesh.face_material, np.int64),
         "shapes": {},
@@ -215,25 +223,31 @@ def test_quad_rig_reads_back_through_ufbx(quad_rig: Rig) -> None:
     got = read_fbx(export_fbx(ir))
     mesh = quad_rig.neutral
 
-    np.testing.assert_array_equal(got["vertices"], mesh.vertices)
+    # Blender's frame: the Y-up centimetre quad lies in the XZ plane, in metres.
+    np.testing.assert_allclose(got["vertices"], in_file_frame(quad_rig, mesh.vertices), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(got["vertices"][6], [0.03, 0.0, 0.005], atol=1e-15)
+    # Normals: the flat quad faces +Z in the rig (towards the viewer), so -Y in the file.
+    np.testing.assert_allclose(got["normals"], np.tile([0.0, -1.0, 0.0], (11, 1)), atol=1e-12)
     assert got["face_sizes"].tolist() == [4, 4, 3]
     assert got["corners"].tolist() == mesh.face_vertex_indices.tolist()
     assert got["uv_sets"] == ["UVMap"]
     np.testing.assert_allclose(got["uvs"], mesh.uvs[mesh.uv_indices], atol=1e-7)
     assert got["materials"] == ["skin", "eye"] and got["face_material"].tolist() == [0, 0, 1]
-    assert got["unit_meters"] == pytest.approx(0.01)
-    assert got["axes"] == (AXIS.POSITIVE_X, AXIS.POSITIVE_Y, AXIS.POSITIVE_Z)  # right, up, front (face looks +Z)
+    assert got["unit_meters"] == pytest.approx(1.0)
+    assert got["axes"] == BLENDER_AXES
 
     assert got["shape_order"] == ["JawDrop", "Pucker", "JawDrop_Pucker"]
     for k, name in enumerate(got["shape_order"]):
         shape = got["shapes"][name]
         assert shape["shape_name"] == name and shape["weight"] == 0.0 and shape["keyframes"] == [1.0]
         np.testing.assert_array_equal(shape["indices"], np.flatnonzero(np.abs(quad_rig.deltas[k]).max(1)))
-        np.testing.assert_allclose(dense_offsets(shape, 7), quad_rig.deltas[k], atol=OFFSET_TOL)
+        expected = in_file_frame(quad_rig, quad_rig.deltas[k])
+        np.testing.assert_allclose(dense_offsets(shape, 7), expected, atol=OFFSET_TOL * 0.01)
     recipe = json.loads(got["properties"]["facerig_correctives"])
     assert recipe == {"JawDrop_Pucker": {"drivers": ["JawDrop", "Pucker"], "rule": "product"}}
     metadata = json.loads(got["properties"]["facerig"])
     assert metadata["shapes"] == list(quad_rig.shape_names) and metadata["units"]["meters_per_unit"] == 0.01
+    assert metadata["conversion"]["from_meters_per_unit"] == 0.01 and metadata["conversion"]["from_up_axis"] == "Y"
 
 
 def test_z_up_metres_rig_writes_its_axes_and_unit(quad_rig: Rig) -> None:
@@ -243,8 +257,10 @@ def test_z_up_metres_rig_writes_its_axes_and_unit(quad_rig: Rig) -> None:
     data = export_fbx(gather(rig))
     got = read_fbx(data)
     assert got["unit_meters"] == pytest.approx(1.0)
-    assert got["axes"] == (AXIS.POSITIVE_X, AXIS.POSITIVE_Z, AXIS.NEGATIVE_Y)  # Blender's own system
+    assert got["axes"] == BLENDER_AXES
     assert got["uvs"] is None and got["materials"] == ["mesh"]
+    # Already Blender's frame: stored as they are.
+    np.testing.assert_array_equal(got["vertices"], mesh.vertices)
     np.testing.assert_allclose(dense_offsets(got["shapes"]["Pucker"], 7), rig.deltas[1], atol=OFFSET_TOL / 100)
     # The raw GlobalSettings say the same: UnitScaleFactor is centimetres per unit.
     records, _ = parse_records(data, 27, len(data))
@@ -282,18 +298,20 @@ def test_full_ict_head_round_trips(full_rig: Rig) -> None:
     got = read_fbx(export_fbx(ir))
     mesh = full_rig.neutral
     assert len(got["vertices"]) == 26_719
-    np.testing.assert_array_equal(got["vertices"], mesh.vertices)
+    np.testing.assert_allclose(got["vertices"], in_file_frame(full_rig, mesh.vertices), rtol=0, atol=1e-12)
+    assert np.ptp(got["vertices"][:, 2]) == pytest.approx(np.ptp(mesh.vertices[:, 1]) / 100)  # height in metres
+    np.testing.assert_allclose(np.linalg.norm(got["normals"], axis=1), 1.0, atol=1e-9)
     # Quads stay quads: the polygon list is the OBJ's own.
     np.testing.assert_array_equal(got["face_sizes"], mesh.face_vertex_counts)
     assert (got["face_sizes"] == 4).sum() > 20_000
     np.testing.assert_allclose(got["uvs"], mesh.uvs[mesh.uv_indices], atol=1e-6)
     assert len(got["materials"]) == len(mesh.group_names) == 12
-    assert got["unit_meters"] == pytest.approx(0.01)  # ICT is centimetres (inferred from head size)
+    assert got["unit_meters"] == pytest.approx(1.0)  # ICT is centimetres (inferred), written as metres
     assert got["shape_order"] == list(full_rig.shape_names) and len(got["shape_order"]) == 10
     worst = 0.0
     for k, (name, shape) in enumerate(zip(full_rig.shape_names, ir.shapes)):
         dense = dense_offsets(got["shapes"][name], mesh.n_vertices)
-        worst = max(worst, float(np.abs(dense - full_rig.deltas[k]).max()))
+        worst = max(worst, float(np.abs(dense - in_file_frame(full_rig, full_rig.deltas[k])).max()) * 100)
         if len(shape.indices):  # Indexes are exactly the IR's moving vertices
             np.testing.assert_array_equal(got["shapes"][name]["indices"], shape.indices)
     assert worst < OFFSET_TOL

@@ -19,7 +19,8 @@ from facerig.rig import Rig
 def _parts(stage: Usd.Stage) -> tuple[UsdSkel.Root, UsdGeom.Mesh, UsdSkel.Skeleton, UsdSkel.Animation]:
     root = UsdSkel.Root(stage.GetDefaultPrim())
     assert root, "defaultPrim is not a SkelRoot"
-    mesh = UsdGeom.Mesh(stage.GetPrimAtPath(root.GetPath().AppendPath("Mesh")))
+    # The asset structure guidelines' layout: the mesh, named after the asset, in a geo scope.
+    mesh = UsdGeom.Mesh(stage.GetPrimAtPath(root.GetPath().AppendPath(f"geo/{root.GetPrim().GetName()}")))
     skeleton_path = UsdSkel.BindingAPI(mesh.GetPrim()).GetSkeletonRel().GetTargets()[0]
     skeleton = UsdSkel.Skeleton(stage.GetPrimAtPath(skeleton_path))
     anim_path = UsdSkel.BindingAPI(skeleton.GetPrim()).GetAnimationSourceRel().GetTargets()[0]

@@ -68,41 +68,42 @@ def test_own_export_reads_back_with_positions_polygons_units_and_shapes(suzanne_
     tolerance = REL_TOL * size_of(source.vertices)
 
     assert mesh.n_vertices == source.n_vertices == 507 and mesh.name == "suzanne"
-    np.testing.assert_allclose(mesh.vertices, source.vertices, atol=tolerance, rtol=0)
+    # suzanne.obj states no unit; the exporter guessed decimetres (2.7 units tall) and wrote metres, the
+    # unit of Blender's frame that facerig's FBX files use.
+    np.testing.assert_allclose(mesh.vertices, source.vertices * 0.1, atol=tolerance * 0.1, rtol=0)
     np.testing.assert_array_equal(mesh.face_vertex_counts, source.face_vertex_counts)
     np.testing.assert_array_equal(mesh.face_vertex_indices, source.face_vertex_indices)
-    # suzanne.obj states no unit; the exporter wrote the guessed one (2.7 units tall: decimetres).
-    assert mesh.up_axis == "Y" and mesh.meters_per_unit == pytest.approx(0.1)
+    assert mesh.up_axis == "Y" and mesh.meters_per_unit == pytest.approx(1.0)
     assert mesh.group_names == ("suzanne",)
 
     assert list(shapes) == list(suzanne_rig.shape_names) and len(shapes) == 95
     moving = 0
     for name, deltas in zip(suzanne_rig.shape_names, suzanne_rig.deltas):
         assert shapes[name].shape == (507, 3)
-        np.testing.assert_allclose(shapes[name], deltas, atol=tolerance, rtol=0, err_msg=name)
+        np.testing.assert_allclose(shapes[name], deltas * 0.1, atol=tolerance * 0.1, rtol=0, err_msg=name)
         moving += bool(np.abs(deltas).max() > 100 * tolerance)
     assert moving >= 40  # not vacuous: the 47 single poses move the head (transfer's correctives are small)
 
 
-def test_z_up_centimetre_export_comes_back_y_up_in_centimetres(suzanne_rig: Rig, tmp_path: Path) -> None:
+def test_z_up_centimetre_export_comes_back_y_up_in_metres(suzanne_rig: Rig, tmp_path: Path) -> None:
     source = suzanne_rig.neutral
     z_up = replace(source, vertices=source.vertices @ Y_UP_TO_Z_UP, up_axis="Z", meters_per_unit=0.01)
     rig = Rig(z_up, suzanne_rig.shape_names, suzanne_rig.deltas @ Y_UP_TO_Z_UP.astype(np.float32),
               suzanne_rig.corrective_recipes)  # fmt: skip
     mesh, shapes = read_fbx_blendshapes(export_rig(rig, tmp_path / "zup.fbx"))
 
-    tolerance = REL_TOL * size_of(source.vertices)
-    assert mesh.up_axis == "Y" and mesh.meters_per_unit == pytest.approx(0.01)
-    np.testing.assert_allclose(mesh.vertices, source.vertices, atol=tolerance, rtol=0)
+    tolerance = REL_TOL * size_of(source.vertices) * 0.01
+    assert mesh.up_axis == "Y" and mesh.meters_per_unit == pytest.approx(1.0)  # facerig writes FBX in metres
+    np.testing.assert_allclose(mesh.vertices, source.vertices * 0.01, atol=tolerance, rtol=0)
     jaw = suzanne_rig.shape_names.index("JawDrop")
-    np.testing.assert_allclose(shapes["JawDrop"], suzanne_rig.deltas[jaw], atol=tolerance, rtol=0)
+    np.testing.assert_allclose(shapes["JawDrop"], suzanne_rig.deltas[jaw] * 0.01, atol=tolerance, rtol=0)
 
 
 def test_bytes_input_matches_the_path(suzanne_rig: Rig, tmp_path: Path) -> None:
     path = export_rig(suzanne_rig, tmp_path / "suzanne.fbx")
     from_bytes = load_fbx(path.read_bytes())
     np.testing.assert_array_equal(from_bytes.vertices, load_fbx(path).vertices)
-    assert from_bytes.source is None and from_bytes.meters_per_unit == pytest.approx(0.1)
+    assert from_bytes.source is None and from_bytes.meters_per_unit == pytest.approx(1.0)
 
 
 ASCII_Z_UP_PLATE = """; FBX 7.4.0 project file
