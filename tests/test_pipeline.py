@@ -96,6 +96,26 @@ def test_bundled_model_is_the_default(heads_dir, tmp_path) -> None:
     assert np.isfinite(rig.deltas).all() and rig.n_shapes == 95
 
 
+def test_a_flat_shaded_export_rigs_like_its_welded_original(example_head, tmp_path) -> None:
+    """Every face its own vertices (Blender's flat-shaded export): the weld makes it one surface again, so the
+    bundled model rigs it like the original, and every copy of a vertex gets the same offset."""
+    from facerig.pipeline import load_model
+
+    triangles = example_head.triangles
+    flat = Mesh.from_triangles(example_head.vertices[triangles.ravel()], np.arange(triangles.size).reshape(-1, 3))
+    model = load_model()
+    original, split = rig_mesh(example_head, model, cache_dir=tmp_path), rig_mesh(flat, model, cache_dir=tmp_path)
+    expected = original.deltas[:, triangles.ravel()]  # the original vertex of each corner
+    moving = [i for i in range(original.n_shapes) if np.abs(expected[i]).max() > 0]
+    cosines = [(split.deltas[i] * expected[i]).sum() / (np.linalg.norm(split.deltas[i]) * np.linalg.norm(expected[i]))
+               for i in moving]
+    assert len(moving) > 40 and min(cosines) >= 0.99, min(cosines)
+    corners = triangles.ravel()
+    first = np.unique(corners, return_index=True)[1]
+    copies = split.deltas[:, first[np.searchsorted(np.unique(corners), corners)]]
+    np.testing.assert_array_equal(split.deltas, copies)  # every copy of a vertex moves as one
+
+
 def test_top_level_api_is_the_documented_one(heads_dir, model, tmp_path) -> None:
     import facerig
 
