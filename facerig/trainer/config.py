@@ -73,7 +73,7 @@ class StageConfig:
     fov_degrees: float = 20.0  # vertical field of view of the frontal camera
     sigma: float = 1.0  # soft-silhouette blur, square pixels
     pose_balance: float = 0.0  # 3D terms: 0 = each pose counts by its size, 1 = by its relative error (losses.pose_balance_weights)
-    init: str = ""  # weights to start from (checkpoint .pt); "" = stage1's final for stage2, fresh for stage1
+    init: str = ""  # weights to start from: a checkpoint .pt or a packaged model folder; "" = stage1's final for stage2, fresh for stage1
     weights: Mapping[str, float] = field(default_factory=lambda: MappingProxyType(dict(STAGE1_WEIGHTS)))
 
 

@@ -129,7 +129,7 @@ def run_stage(
     """Train ``network`` in place through one stage; ``checkpoint`` continues a stage in progress."""
     stage = config.stage(name)
     if checkpoint is None and stage.init:
-        network.load_state_dict(_initial_weights(_load_checkpoint(Path(stage.init)), network))
+        network.load_state_dict(_initial_weights(_initial_state(Path(stage.init)), network))
     rigged = heads.rigged()
     indices = [i for i, is_rigged in enumerate(rigged) if is_rigged or stage.heads == "all"]
     if config.data.source_weights:
@@ -380,6 +380,19 @@ def _initial_weights(init: dict[str, Any], network: RigNetwork) -> dict[str, tor
     if trained_config == network.config:
         return init["model"]
     return widen_state(init["model"], trained_config, network.state_dict(), network.config)
+
+
+def _initial_state(path: Path) -> dict[str, Any]:
+    """What a stage starts from: a training checkpoint, or a packaged model's folder (``stage2.init =
+    "facerig/models/default"`` fine-tunes the bundled model: configs/finetune.toml)."""
+    if not path.is_dir():
+        return _load_checkpoint(path)
+    from facerig.model import PackagedModel
+
+    packaged = PackagedModel.load(path, prefer="weights")
+    if packaged.format != "weights":
+        raise ConfigError("a packaged model to train from needs its weights.pt (this one is TorchScript only)", path)
+    return {"network": packaged.config, "model": packaged.module.state_dict()}
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:

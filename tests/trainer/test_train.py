@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from facerig.errors import ConfigError, DatasetError
+from facerig.errors import ConfigError, DatasetError, ModelError
 from facerig.model import PackagedModel
 from facerig.network import RigNetwork
 from facerig.trainer.config import load_config
@@ -160,6 +160,27 @@ def test_stage2_alone_starts_from_its_init_checkpoint(dataset: Path, tmp_path: P
     stage2 = train(config)
     for name, value in stage1.network.state_dict().items():  # one step at lr 1e-12 leaves stage 1's weights
         torch.testing.assert_close(stage2.network.state_dict()[name], value, rtol=0, atol=1e-9)
+
+
+def test_the_finetune_preset_starts_from_the_bundled_model(dataset: Path, tmp_path: Path) -> None:
+    """configs/finetune.toml: stage 2 from the packaged model's weights.pt; one step at a vanishing rate leaves
+    them as shipped, and the run's weights are a network the bundled model's loader reads."""
+    from facerig.model import default_model_path
+
+    config = load_config(REPO / "configs" / "finetune.toml", {
+        "data.dataset": str(dataset), "run.out_dir": str(tmp_path / "ft"), "run.export": "false",
+        "stage2.init": str(default_model_path()), "stage2.max_steps": "1", "stage2.warmup_steps": "0",
+        "stage2.lr": "1e-12", "stage2.eta_min": "0.0", "stage2.poses_per_step": "2", "stage2.rendered_poses": "1",
+        "stage2.image_size": "32"})
+    result = train(config)
+    shipped = PackagedModel.load(default_model_path()).module.state_dict()
+    assert set(result.network.state_dict()) == set(shipped)
+    for name, value in shipped.items():
+        torch.testing.assert_close(result.network.state_dict()[name], value, rtol=0, atol=1e-9)
+    with pytest.raises(ModelError, match="no packaged model here"):
+        train(load_config(REPO / "configs" / "finetune.toml", {"data.dataset": str(dataset),
+                                                              "run.out_dir": str(tmp_path / "bad"),
+                                                              "stage2.init": str(tmp_path)}))
 
 
 def test_rendered_poses_limits_the_2d_terms_and_not_the_3d_ones(dataset: Path) -> None:
