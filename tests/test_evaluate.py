@@ -208,7 +208,8 @@ def test_eval_rigs_scores_transfer_rigs_against_their_own_files(transfer_rigs, t
     transfer, neutral = report["methods"]["transfer"], report["methods"]["neutral"]
     # glTF and USD (metersPerUnit 1) are metres: errors in mm. Transfer reproduces its own rigs up to float32.
     assert transfer["mae"] < 1e-3 and transfer["q95"] < 1e-2 and transfer["mae_gain"] < 1e-3
-    assert neutral["mae"] > 1.0 and neutral["mae_gain"] == pytest.approx(neutral["mae"])
+    # Suzanne's OBJ states no unit; 2.7 units across reads as decimetres (a 27 cm head), so its poses are mm-sized
+    assert neutral["mae"] > 0.1 and neutral["mae_gain"] == pytest.approx(neutral["mae"])
     assert transfer["per_pose_cosine"]["JawDrop"] == pytest.approx(1.0, abs=1e-6)
     assert neutral["per_pose_cosine"]["JawDrop"] is None  # a zero prediction has no direction
     assert report["settings"]["meters_per_unit"] == {"suzanne_arkit.usd": 1.0, "suzanne_facs.glb": 1.0}
