@@ -336,6 +336,7 @@ class _Reader:
         required = set(self.doc.raw.get("extensionsRequired") or ()) & _UNSUPPORTED_EXTENSIONS
         if required:
             self.fail(f"compressed meshes ({', '.join(sorted(required))}) are not supported; decompress first")
+        self._admit_buffers()
         instances, n_points = [], 0
         for node_index, world, _ in self._walk_scene(None):
             node = self.doc.get("nodes", node_index)
