@@ -75,7 +75,7 @@ from facerig.errors import DatasetError
 from facerig.eyes import GAZE_DEGREES, GAZE_ROTATIONS, axis_rotation, fit_sphere
 from facerig.fileio import atomic_path, write_bytes_atomic
 from facerig.trainer.ict import PARTS, REGIONS, ICTModel, load_ict
-from facerig.trainer.remesh import RemeshOptions, SurfaceIndex, connected_pieces, fan_triangles, remesh
+from facerig.geometry.remesh import RemeshOptions, SurfaceIndex, connected_pieces, fan_triangles, remesh
 
 __all__ = [
     "BUILDER_VERSION",
