@@ -132,7 +132,8 @@ def accuracy(face_x: Path, cache_dir: Path) -> None:
           f"{table[:, 3].mean():>6.3f}")
     print(f"{'worst':<26} {table[:, 0].max():>10.3f} {table[:, 1].max():>10.3f} {table[:, 2].min():>7.3f} "
           f"{table[:, 3].min():>6.3f}")
-    print(f"rig time: direct {direct.metadata['timings_s']['total']:.2f} s, proxy {proxy.metadata['timings_s']['total']:.2f} s")
+    print(f"rig time: direct {direct.metadata['timings_s']['total']:.2f} s, "
+          f"proxy {proxy.metadata['timings_s']['total']:.2f} s")
 
 
 def main() -> None:
@@ -157,7 +158,8 @@ def main() -> None:
         workdir = Path(tmp)
         face_x = ict_folder(args.ict, workdir)
         neutral = load_mesh(face_x / "generic_neutral_mesh.obj")
-        print(f"{'vertices':>10} {'proxy':>7} " + " ".join(f"{p[:8]:>8}" for p in PHASES) + f" {'total':>8} {'peak MB':>8}")
+        phases = " ".join(f"{p[:8]:>8}" for p in PHASES)
+        print(f"{'vertices':>10} {'proxy':>7} {phases} {'total':>8} {'peak MB':>8}")
         for level in (int(x) for x in args.levels.split(",")):
             path = write_obj(subdivided(neutral, level), workdir / f"ict_sub{level}.obj")
             result = run_child(path, None)

@@ -110,15 +110,19 @@ def rig_mesh(
     tick = time.perf_counter()
     # The network sees the welded surface (facerig.geometry.weld); every copy of a point gets its offset.
     surface, to_surface = mesh.welded.surface, mesh.welded.to_surface
-    frame = canonical_frame(mesh, up=up, front=front)
-    timings["canonicalize"] = time.perf_counter() - tick
+    weld_s = time.perf_counter() - tick
 
     tick = time.perf_counter()
     # A dense head is rigged on a proxy (facerig.proxy); `rigged` is the surface the network sees.
     proxy = build_proxy(surface) if surface.n_vertices > proxy_min_vertices else None
     rigged = surface if proxy is None else proxy.surface
-    canonical_vertices = frame.to_canonical(rigged.vertices).astype(np.float32)
     timings["proxy"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    # A proxy has the dense head's shape, so its frame is the head's at a fraction of the sphere fits' cost.
+    frame = canonical_frame(mesh if proxy is None else rigged, up=up, front=front)
+    canonical_vertices = frame.to_canonical(rigged.vertices).astype(np.float32)
+    timings["canonicalize"] = weld_s + time.perf_counter() - tick
 
     tick = time.perf_counter()
     operators = get_operators(
@@ -126,7 +130,9 @@ def rig_mesh(
         rigged.triangles,
         k_eig=packaged.k_eig,
         cache_dir=cache_dir,
-        eig_max_vertices=EIG_MAX_VERTICES,
+        # A proxy gets the exact eigen-solve (about a second at 5k vertices): the coarse space returned 61 of 128
+        # eigenpairs on the proxy of the once-subdivided ICT head.
+        eig_max_vertices=EIG_MAX_VERTICES if proxy is None else None,
     )
     timings["operators"] = time.perf_counter() - tick
 
@@ -163,9 +169,10 @@ def rig_mesh(
                                          np.empty((len(shapes), mesh.n_vertices, 3), np.float32))
         dense_pieces = surface.component_labels
         if turn_eyes and eyeballs:  # gaze stays an exact rotation on every dense eyeball vertex
-            eyeballs = dense_eyeballs(proxy, dense_pieces, eyeballs)
-            eye_vertices, eye_rows = eyeball_rows(frame.to_canonical(surface.vertices), eyeballs, activations,
-                                                  packaged.action_names, packaged.gaze_degrees)
+            dense_canonical = frame.to_canonical(surface.vertices)
+            eyeballs = dense_eyeballs(proxy, dense_pieces, dense_canonical, eyeballs)
+            eye_vertices, eye_rows = eyeball_rows(dense_canonical, eyeballs, activations, packaged.action_names,
+                                                  packaged.gaze_degrees)
             eye_shapes = frame.deltas_from_canonical(assemble_deltas(eye_rows, row_names, vocabulary))
             on_eye = np.full(surface.n_vertices, -1, np.int64)
             on_eye[eye_vertices] = np.arange(len(eye_vertices))

@@ -3,10 +3,14 @@
 The network was trained on heads of 1.5k–6k vertices and its cost (operators, diffusion, the (rows, V, 3)
 predictions) grows with the vertex count: a 107k-vertex head took 39 s and 2.1 GB rigged directly, a 2M one did
 not fit in 6 GB. A face's motion is smooth at the scale of a few thousand vertices, so above
-:data:`PROXY_MIN_VERTICES` the rig runs on a proxy of :data:`PROXY_VERTICES` (every connected piece kept,
-:func:`facerig.geometry.cluster.cluster_mesh`) and each dense vertex takes the shape offsets of its closest point on
-the proxy surface of its own piece (barycentric interpolation). Eyeballs are turned rigidly at the dense
-resolution, so gaze stays an exact rotation.
+:data:`PROXY_MIN_VERTICES` the rig runs on a proxy of about :data:`PROXY_VERTICES` vertices, every connected
+piece kept: quadric decimation (:func:`facerig.geometry.remesh.remesh`, the training heads' own re-mesher), after a
+linear-time vertex clustering (:func:`facerig.geometry.cluster.cluster_mesh`) for heads far denser than the proxy.
+Each dense vertex then takes the shape offsets of its (near-)closest point on the proxy surface of its own piece
+(barycentric interpolation). Eyeballs are turned rigidly at the dense resolution, so gaze stays an exact rotation.
+On the 27k-vertex ICT head the proxy rig's MAE against ICT's own expressions equals the direct rig's (0.138 mm
+against 0.139 over 45 poses, ``bench/dense_heads.py``); the eyelids are where it loses most (closing gain 0.76–0.79
+of the direct rig's at 5k proxy vertices, hence 6k).
 
 Memory: the rig's output alone is S × V × 3 float32 (1.1 KB per vertex for 95 shapes: 480 MB at 420k vertices).
 It is allocated once and filled shape by shape in the input's frame; the estimate :func:`rig_memory_bytes` is
@@ -23,7 +27,7 @@ import scipy.sparse
 
 from facerig.errors import FacerigError
 from facerig.eyes import Eyeball, turn_eyeballs
-from facerig.geometry import SurfaceIndex
+from facerig.geometry import SurfaceIndex, fit_sphere
 from facerig.geometry.cluster import cluster_mesh
 from facerig.geometry.remesh import RemeshOptions, remesh
 from facerig.mesh import Mesh
@@ -43,20 +47,21 @@ __all__ = [
 ]
 
 # A welded surface above this many vertices is rigged through a proxy. Measured on the ICT head (bench/dense_heads.py):
-# at 27k vertices the proxy rig costs a fraction of the direct one; under ~12k the direct rig is already fast and
-# within the model's training range.
+# at 27k vertices the proxy rig is as accurate as the direct one and about 5x faster; at 10k the direct rig takes
+# ~3 s and stays within twice the model's training range, so it is kept there.
 PROXY_MIN_VERTICES = 12_000
-PROXY_VERTICES = 5_000  # inside the 1.5k–6k range the bundled model was trained on
+PROXY_VERTICES = 6_000  # the top of the 1.5k–6k range the bundled model was trained on: the eyelids need it
 # Quadric decimation gives the proxy the kind of triangles the model was trained on, but costs tens of passes over
 # the mesh; above this multiple of the proxy size, vertex clustering (linear, one pass) thins the head first.
 CLUSTER_FACTOR = 4
 DEFAULT_MEMORY_BUDGET = 2 * 1024**3  # bytes
 
+_QUERY_CHUNK = 32_768  # points per closest-point query: bounds its working arrays to ~100 MB
+# Nearest surface samples per point: the closest of their triangles is taken. SurfaceIndex.query's certified search
+# took 84 µs a point on a 105k head (far points widen it again and again); 8 candidates give a near-closest point.
+_QUERY_K_MAX = 8
 # Resident memory of a rig besides its output (measured, bench/dense_heads.py): torch and the model, and per input
 # vertex the loaded mesh, its triangulation, weld, pieces and the carry map.
-_QUERY_CHUNK = 32_768  # points per closest-point query: bounds its working arrays to ~100 MB
-_QUERY_K_MAX = 8  # nearest surface samples per point: the closest of their triangles (SurfaceIndex.query
-# certifies with more, which took 84 µs a point on a 105k head; 8 candidates give a near-closest point)
 _BASE_BYTES = 600 * 1024**2
 _BYTES_PER_VERTEX = 600
 
@@ -121,7 +126,8 @@ def build_proxy(surface: Mesh, n_vertices: int = PROXY_VERTICES) -> Proxy:
                                                    remeshed.transfer.barycentrics.argmax(axis=1)]
         kept, triangles = kept[source], remeshed.triangles
     dense_vertices = kept
-    proxy = Mesh.from_triangles(surface.vertices[dense_vertices], triangles, name=surface.name, source=surface.source)
+    proxy = Mesh.from_triangles(surface.vertices[dense_vertices], triangles, up_axis=surface.up_axis,
+                                meters_per_unit=surface.meters_per_unit, name=surface.name, source=surface.source)
     proxy_pieces = pieces[dense_vertices]
     triangle, barycentric = _closest_on_own_piece(proxy, proxy_pieces[proxy.triangles[:, 0]], surface.vertices, pieces)
     rows = np.repeat(np.arange(surface.n_vertices), 3)
@@ -149,17 +155,23 @@ def _closest_on_own_piece(
     barycentric = np.empty((len(points), 3))
     for start in range(0, len(points), _QUERY_CHUNK):
         chunk = slice(start, start + _QUERY_CHUNK)
-        triangle[chunk], barycentric[chunk], _ = index.query(points[chunk], groups[chunk], k_start=_QUERY_K_MAX, k_max=_QUERY_K_MAX)
+        triangle[chunk], barycentric[chunk], _ = index.query(points[chunk], groups[chunk], k_start=_QUERY_K_MAX,
+                                                             k_max=_QUERY_K_MAX)
     return triangle, barycentric
 
 
-def dense_eyeballs(proxy: Proxy, dense_pieces: np.ndarray, eyeballs: tuple[Eyeball, ...]) -> tuple[Eyeball, ...]:
-    """The proxy's eyeballs as vertex sets of the dense surface (whole pieces), same centres and radii."""
+def dense_eyeballs(
+    proxy: Proxy, dense_pieces: np.ndarray, dense_canonical: np.ndarray, eyeballs: tuple[Eyeball, ...]
+) -> tuple[Eyeball, ...]:
+    """The proxy's eyeballs on the dense surface: the dense vertices of their pieces, and the sphere fitted to those
+    (``dense_canonical``: (W, 3) canonical positions), so the turn is about the dense eyeball's own centre."""
     proxy_pieces = dense_pieces[proxy.dense_vertices]
-    return tuple(
-        Eyeball(np.flatnonzero(np.isin(dense_pieces, np.unique(proxy_pieces[eye.vertices]))), eye.centre, eye.radius)
-        for eye in eyeballs
-    )
+    dense = []
+    for eye in eyeballs:
+        vertices = np.flatnonzero(np.isin(dense_pieces, np.unique(proxy_pieces[eye.vertices])))
+        centre, radius = fit_sphere(dense_canonical[vertices].astype(np.float64))
+        dense.append(Eyeball(vertices, centre, radius))
+    return tuple(dense)
 
 
 def carry_shapes(shapes: np.ndarray, carry: scipy.sparse.csr_matrix, out: np.ndarray) -> np.ndarray:

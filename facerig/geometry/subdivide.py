@@ -61,10 +61,8 @@ def midpoint_subdivide(
     middle_tris = np.stack([midpoint[first], midpoint[first + 1], midpoint[first + 2]], axis=1)
     # N-gons: one quad per corner (corner, leaving midpoint, centroid, arriving midpoint).
     ngon_corner = np.flatnonzero(~is_triangle[polygon])
-    quads = np.stack(
-        [corners[ngon_corner], midpoint[ngon_corner], centroid_index[polygon[ngon_corner]], midpoint_before[ngon_corner]],
-        axis=1,
-    )
+    quads = np.stack([corners[ngon_corner], midpoint[ngon_corner], centroid_index[polygon[ngon_corner]],
+                      midpoint_before[ngon_corner]], axis=1)
     new_counts = np.r_[np.full(len(corner_tris) + len(middle_tris), 3, np.int32), np.full(len(quads), 4, np.int32)]
     new_corners = np.concatenate([corner_tris.ravel(), middle_tris.ravel(), quads.ravel()])
     source_polygon = np.concatenate([polygon[tri_corner], np.flatnonzero(is_triangle), polygon[ngon_corner]])

@@ -61,7 +61,8 @@ def test_clustering_reaches_its_budget_keeps_every_piece_and_stays_on_the_surfac
     assert (corner_pieces == corner_pieces[:, :1]).all()
     # no degenerate triangle
     positions = surface.vertices[clustered.vertices][clustered.triangles]
-    doubled_area = np.linalg.norm(np.cross(positions[:, 1] - positions[:, 0], positions[:, 2] - positions[:, 0]), axis=1)
+    doubled_area = np.linalg.norm(np.cross(positions[:, 1] - positions[:, 0], positions[:, 2] - positions[:, 0]),
+                                  axis=1)
     assert doubled_area.min() > 0
 
 
