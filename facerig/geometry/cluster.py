@@ -70,12 +70,16 @@ def cluster_mesh(
     np.minimum.at(lo, pieces, v)
     size = np.where(keep_whole, 1.0, cell)[pieces]
     grid = np.floor((v - lo[pieces]) / np.maximum(size, 1e-300)[:, None]).astype(np.int64)
-    keys = np.column_stack([pieces, _normal_buckets(normals), grid])
+    keys = np.column_stack([pieces, 1 + _normal_buckets(normals), grid])
     whole = keep_whole[pieces]
-    keys[whole, 1] = -1
+    keys[whole, 1] = 0
     keys[whole, 2] = np.flatnonzero(whole)  # each vertex of a kept piece is its own cluster
     keys[whole, 3:] = 0
-    _, cluster_of, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+    try:  # one integer per key sorts several times faster than rows
+        flat = np.ravel_multi_index(tuple(keys.T), tuple(keys.max(axis=0) + 1))
+        _, cluster_of, counts = np.unique(flat, return_inverse=True, return_counts=True)
+    except ValueError:  # more cells than an int64 holds
+        _, cluster_of, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
     cluster_of = cluster_of.ravel()
 
     # Representative: the member nearest its cluster's mean, so coarse vertices lie on the source surface.
