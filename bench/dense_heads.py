@@ -153,7 +153,10 @@ def main() -> None:
         print(json.dumps(rig_child(args.child, args.budget)))
         return
 
-    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
+    import torch
+
+    print(f"machine: {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, "
+          f"load average {os.getloadavg()[0]:.1f} at start")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         face_x = ict_folder(args.ict, workdir)
