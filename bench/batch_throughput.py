@@ -59,7 +59,7 @@ def write_copies(mesh: Mesh, folder: Path, count: int, seed: int) -> int:
 
 
 def remeshed_head(source: Mesh, budget: int) -> Mesh:
-    from facerig.trainer.remesh import RemeshOptions, remesh
+    from facerig.geometry.remesh import RemeshOptions, remesh
 
     result = remesh(source.vertices, source.triangles, RemeshOptions(budget=budget), np.random.default_rng(0))
     return Mesh(result.vertices, result.face_vertex_counts, result.face_vertex_indices, name="head")

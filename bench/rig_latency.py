@@ -34,7 +34,7 @@ def heads_at_sizes(sizes: list[int], ict_source: Path, workdir: Path) -> list[Pa
     from facerig.io.obj import write_obj
     from facerig.mesh import Mesh
     from facerig.trainer.ict import load_ict
-    from facerig.trainer.remesh import RemeshOptions, remesh
+    from facerig.geometry.remesh import RemeshOptions, remesh
 
     ict = load_ict(ict_source)
     paths = []

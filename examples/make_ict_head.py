@@ -16,7 +16,7 @@ import numpy as np
 from facerig.io.obj import write_obj
 from facerig.mesh import Mesh
 from facerig.trainer.ict import load_ict
-from facerig.trainer.remesh import RemeshOptions, remesh
+from facerig.geometry.remesh import RemeshOptions, remesh
 
 OUTPUT = Path(__file__).resolve().parent / "ict_head.obj"
 

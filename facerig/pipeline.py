@@ -18,6 +18,14 @@ from facerig.eyes import find_eyeballs, turn_eyeballs
 from facerig.mesh import Mesh
 from facerig.model import PackagedModel, default_model_path, select_device
 from facerig.operators import Operators, get_operators, mirrored_operators
+from facerig.proxy import (
+    PROXY_MIN_VERTICES,
+    build_proxy,
+    carry_shapes,
+    check_memory_budget,
+    dense_eyeballs,
+    eyeball_rows,
+)
 from facerig.rig import Rig
 from facerig.shells import bind_shells, find_eye_shells
 from facerig.timings import RigTimings
@@ -50,6 +58,8 @@ def rig_mesh(
     mirror_average: bool = False,
     offset_floor: float | None = None,
     anatomy: bool = True,
+    memory_budget: int | None = None,
+    proxy_min_vertices: int = PROXY_MIN_VERTICES,
 ) -> Rig:
     """Rig one neutral head.
 
@@ -76,6 +86,11 @@ def rig_mesh(
         anatomy: keep teeth, gums and tongue rigid with the skull or the jaw, motion on the face and pieces off
             it still, and warn when the input is not a head (see :mod:`facerig.anatomy`); False keeps the
             network's output there.
+        memory_budget: bytes the rig may use (None: :data:`facerig.proxy.DEFAULT_MEMORY_BUDGET`, 2 GiB); a head
+            whose rig is estimated above it is refused (:class:`facerig.proxy.RigMemoryError`) before any
+            per-vertex work.
+        proxy_min_vertices: a welded surface with more vertices than this is rigged through a proxy of a few
+            thousand vertices and the shapes carried to every vertex (:mod:`facerig.proxy`).
 
     Returns:
         A :class:`Rig` whose deltas are in the input's own units and axes.
@@ -93,20 +108,35 @@ def rig_mesh(
     vocabulary = vocabulary or load_vocabulary()
     timings["model_load"] = time.perf_counter() - tick
 
+    # Refuse a head whose rig cannot fit before anything per-vertex is built.
+    check_memory_budget(mesh, len(vocabulary.shape_names), memory_budget)
+
     tick = time.perf_counter()
     # The network sees the welded surface (facerig.geometry.weld); every copy of a point gets its offset.
     surface, to_surface = mesh.welded.surface, mesh.welded.to_surface
-    frame = canonical_frame(mesh, up=up, front=front)
-    canonical_vertices = frame.to_canonical(surface.vertices).astype(np.float32)
-    timings["canonicalize"] = time.perf_counter() - tick
+    weld_s = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    # A dense head is rigged on a proxy (facerig.proxy); `rigged` is the surface the network sees.
+    proxy = build_proxy(surface) if surface.n_vertices > proxy_min_vertices else None
+    rigged = surface if proxy is None else proxy.surface
+    timings["proxy"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    # A proxy has the dense head's shape, so its frame is the head's at a fraction of the sphere fits' cost.
+    frame = canonical_frame(mesh if proxy is None else rigged, up=up, front=front)
+    canonical_vertices = frame.to_canonical(rigged.vertices).astype(np.float32)
+    timings["canonicalize"] = weld_s + time.perf_counter() - tick
 
     tick = time.perf_counter()
     operators = get_operators(
         canonical_vertices,
-        surface.triangles,
+        rigged.triangles,
         k_eig=packaged.k_eig,
         cache_dir=cache_dir,
-        eig_max_vertices=EIG_MAX_VERTICES,
+        # A proxy gets the exact eigen-solve (about a second at 5k vertices): the coarse space returned 61 of 128
+        # eigenpairs on the proxy of the once-subdivided ICT head.
+        eig_max_vertices=EIG_MAX_VERTICES if proxy is None else None,
     )
     timings["operators"] = time.perf_counter() - tick
 
@@ -114,7 +144,7 @@ def rig_mesh(
     activations, row_names = vocabulary.activations()  # (1 + A + C, A): neutral, singles, combinations
     activations = packaged.align_activations(activations, vocabulary.action_names)
     if mirror_average:
-        predicted = predict_mirror_averaged(packaged, canonical_vertices, surface.triangles, operators, activations,
+        predicted = predict_mirror_averaged(packaged, canonical_vertices, rigged.triangles, operators, activations,
                                             chunk_size=chunk_size)
     else:
         predicted = packaged.predict(canonical_vertices, operators, activations, chunk_size=chunk_size)  # (R, V, 3)
@@ -123,21 +153,43 @@ def rig_mesh(
     timings["network"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    eyeballs = find_eyeballs(canonical_vertices, surface.component_labels) if turn_eyes or bind_eye_shells else ()
+    eyeballs = find_eyeballs(canonical_vertices, rigged.component_labels) if turn_eyes or bind_eye_shells else ()
     if turn_eyes:
         predicted = turn_eyeballs(predicted, canonical_vertices, eyeballs, activations, packaged.action_names,
                                   degrees=packaged.gaze_degrees)
-    shells = find_eye_shells(canonical_vertices, surface.component_labels, eyeballs) if bind_eye_shells else None
+    shells = find_eye_shells(canonical_vertices, rigged.component_labels, eyeballs) if bind_eye_shells else None
     predicted = bind_shells(predicted, shells)
     timings["eyes"] = time.perf_counter() - tick
     tick = time.perf_counter()
-    predicted, anatomy_record = (constrain_to_anatomy(predicted, canonical_vertices, surface, eyeballs, to_surface)
+    # On a proxy the parts are the proxy's pieces (a rigid motion carried back barycentrically stays rigid).
+    to_rigged = to_surface if proxy is None else np.arange(rigged.n_vertices)
+    predicted, anatomy_record = (constrain_to_anatomy(predicted, canonical_vertices, rigged, eyeballs, to_rigged)
                                  if anatomy else (predicted, {}))
     timings["anatomy"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    blendshape_deltas = assemble_deltas(predicted, row_names, vocabulary)[:, to_surface]
-    blendshape_deltas = frame.deltas_from_canonical(blendshape_deltas).astype(np.float32)
+    shapes = frame.deltas_from_canonical(assemble_deltas(predicted, row_names, vocabulary)).astype(np.float32)
+    del predicted
+    if proxy is None:
+        blendshape_deltas = shapes[:, to_surface]
+        shell_vertices = np.zeros(0, np.int64) if shells is None else shells.vertices
+    else:
+        # The output is allocated once, in float32, and filled shape by shape (facerig.proxy).
+        blendshape_deltas = carry_shapes(shapes, proxy.carry_to(to_surface),
+                                         np.empty((len(shapes), mesh.n_vertices, 3), np.float32))
+        dense_pieces = surface.component_labels
+        if turn_eyes and eyeballs:  # gaze stays an exact rotation on every dense eyeball vertex
+            dense_canonical = frame.to_canonical(surface.vertices)
+            eyeballs = dense_eyeballs(proxy, dense_pieces, dense_canonical, eyeballs)
+            eye_vertices, eye_rows = eyeball_rows(dense_canonical, eyeballs, activations, packaged.action_names,
+                                                  packaged.gaze_degrees)
+            eye_shapes = frame.deltas_from_canonical(assemble_deltas(eye_rows, row_names, vocabulary))
+            on_eye = np.full(surface.n_vertices, -1, np.int64)
+            on_eye[eye_vertices] = np.arange(len(eye_vertices))
+            copies = np.flatnonzero(on_eye[to_surface] >= 0)
+            blendshape_deltas[:, copies] = eye_shapes[:, on_eye[to_surface[copies]]]
+        shell_pieces = np.zeros(0, np.int64) if shells is None else dense_pieces[proxy.dense_vertices[shells.vertices]]
+        shell_vertices = np.flatnonzero(np.isin(dense_pieces, shell_pieces))
     timings["assemble"] = time.perf_counter() - tick
     timings["total"] = time.perf_counter() - start
 
@@ -151,7 +203,8 @@ def rig_mesh(
         timings=RigTimings(**timings),
         model_id=packaged.model_id,
         model_name=packaged.name,
-        eye_shell_vertices=0 if shells is None else int(np.count_nonzero(np.isin(to_surface, shells.vertices))),
+        eye_shell_vertices=int(np.count_nonzero(np.isin(to_surface, shell_vertices))),
+        proxy_vertices=0 if proxy is None else proxy.surface.n_vertices,
         mirror_averaged=mirror_average,
         offset_floor=floor,
         device=str(packaged.device),

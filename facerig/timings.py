@@ -17,6 +17,7 @@ class RigTimings:
     Attributes:
         load: reading the mesh file.
         model_load: loading the packaged model (0 when it was loaded already).
+        proxy: building the proxy a dense head is rigged on (:mod:`facerig.proxy`; 0 when rigged directly).
         canonicalize: welding and the canonical frame.
         operators: the DiffusionNet operators (cached by content hash).
         network: the network's prediction and its offset floor.
@@ -29,6 +30,7 @@ class RigTimings:
 
     load: float = 0.0
     model_load: float = 0.0
+    proxy: float = 0.0
     canonicalize: float = 0.0
     operators: float = 0.0
     network: float = 0.0

@@ -11,7 +11,7 @@ from facerig.evaluate import side_share
 from facerig.io import load_mesh
 from facerig.mesh import Mesh
 from facerig.trainer.ict import load_ict
-from facerig.trainer.remesh import RemeshOptions, remesh
+from facerig.geometry.remesh import RemeshOptions, remesh
 from facerig.transfer import TEMPLATE_PATH, load_template, rig_by_transfer, similarity_fit
 from facerig.vocabulary import load_vocabulary
 

@@ -73,12 +73,16 @@ class SurfaceIndex:
         return face_normals(self.vertices, self.triangles, unit=True)
 
     def query(
-        self, points: np.ndarray, point_groups: np.ndarray | None = None, k_start: int = 16
+        self, points: np.ndarray, point_groups: np.ndarray | None = None, k_start: int = 16,
+        k_max: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(N,) int64 triangle, (N, 3) float64 barycentrics and (N,) distance of the closest surface points.
 
         ``points`` is (N, 3); ``point_groups`` (N,) is required exactly when the index has groups. Points
-        farther than the group gap from the mesh are not supported with groups.
+        farther than the group gap from the mesh are not supported with groups. ``k_max`` caps the search: a
+        point still uncertified with that many samples gets the closest of their triangles (near-closest; this
+        bounds time and memory for points far from a coarse mesh, whose search would otherwise widen fourfold
+        again and again).
         """
         points = np.asarray(points, np.float64)
         if (point_groups is not None) != self._grouped:
@@ -109,11 +113,11 @@ class SurfaceIndex:
             best_tri[todo] = cand[rows, j]
             best_bary[todo] = bary.reshape(len(todo), k, 3)[rows, j]
             best_dist[todo] = dist[rows, j]
-            if k >= n_samples:
+            if k >= min(n_samples, k_max or n_samples):
                 break
             certified = dist[rows, j] <= dk[:, -1] - self._spacing
             todo = todo[~certified]
-            k = min(4 * k, n_samples)
+            k = min(4 * k, n_samples, k_max or n_samples)
         return best_tri, best_bary, best_dist
 
     def points(self, triangle: np.ndarray, barycentrics: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ What an ICT build makes (``facerig data ict SOURCE -o DATASET``):
   partner. Training identities are multiplied by head interpolation (seed appendix D): sample 0 of an
   identity is the head itself, samples 1…factor−1 blend it linearly with another training identity of
   the same kind (source topology, before re-meshing). Val and test heads are used once each, as they are.
-- **Topology variety**: every sample, in every split, is re-meshed (:mod:`facerig.trainer.remesh`) with a
+- **Topology variety**: every sample, in every split, is re-meshed (:mod:`facerig.geometry.remesh`) with a
   seeded random vertex budget (log-uniform in [min, max] for the whole head), random density, random
   relaxation and, for some samples, quads. Ground truth and annotations are carried to the new vertices by
   barycentric projection onto the source surface. No sample keeps the source topology.
@@ -85,8 +85,8 @@ from facerig.datasets import BUILDER_VERSION, FORMAT, load_sample, read_manifest
 from facerig.errors import DatasetError
 from facerig.eyes import GAZE_DEGREES
 from facerig.fileio import atomic_path, write_bytes_atomic
+from facerig.geometry.remesh import RemeshOptions, SurfaceIndex, connected_pieces, remesh
 from facerig.trainer.ict import REGIONS, ICTModel, load_ict
-from facerig.trainer.remesh import RemeshOptions, SurfaceIndex, connected_pieces, remesh
 from facerig.trainer.source import PART_NAMES, ICTSource, RiggedSource, gaze_deltas
 
 __all__ = [

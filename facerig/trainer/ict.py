@@ -27,7 +27,7 @@ from typing import Iterator
 import numpy as np
 
 from facerig.errors import DatasetError
-from facerig.trainer.remesh import fan_triangles
+from facerig.geometry.remesh import fan_triangles
 
 __all__ = [
     "EXPRESSION_NAMES",

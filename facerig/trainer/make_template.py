@@ -39,7 +39,7 @@ from facerig.fileio import write_bytes_atomic
 from facerig.io import load_mesh
 from facerig.trainer.dataset import BuildOptions, gaze_deltas
 from facerig.trainer.ict import PARTS
-from facerig.trainer.remesh import RemeshOptions, remesh
+from facerig.geometry.remesh import RemeshOptions, remesh
 from facerig.vocabulary import Vocabulary, load_vocabulary
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "data" / "template"

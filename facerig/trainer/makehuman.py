@@ -33,7 +33,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from facerig.errors import DatasetError
-from facerig.trainer.remesh import fan_triangles
+from facerig.geometry import fan_triangles
 from facerig.trainer.source import RiggedSource
 
 __all__ = [

@@ -21,7 +21,7 @@ from facerig.trainer.dataset import (
     plan_samples,
 )
 from facerig.trainer.ict import PARTS, REGIONS, load_ict
-from facerig.trainer.remesh import SurfaceIndex, connected_pieces
+from facerig.geometry.remesh import SurfaceIndex, connected_pieces
 
 # 3 identities per kind: one each for train, val and test; 4 + 3 samples.
 OPTIONS = BuildOptions(

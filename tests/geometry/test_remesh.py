@@ -7,7 +7,7 @@ import pytest
 
 from facerig.io import load_mesh
 from facerig.mesh import Mesh
-from facerig.trainer.remesh import (
+from facerig.geometry.remesh import (
     RemeshOptions,
     SurfaceIndex,
     closest_point_on_triangles,

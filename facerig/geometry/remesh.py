@@ -1,4 +1,5 @@
-"""Re-meshing for training data: decimate a head to a random vertex budget and carry values across.
+"""Re-meshing: decimate a head to a vertex budget (fresh topologies for training data, the rig's proxy of a dense
+head) and carry values across.
 
 The network must never learn vertex indices, so every training head gets a fresh topology. This module
 does that with plain numpy/scipy in three steps:
