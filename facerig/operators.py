@@ -382,9 +382,15 @@ def laplace_eigenpairs(
     k = min(k, n)
     # The coarse space only has to seed the refinement: a small one is cheap and the refinement does the rest.
     n_coarse = max(min(eig_max_vertices or n, _COARSE_PER_EIGENPAIR * k), 2 * (k + _OVERSAMPLE))
+    evals = evecs = None
     if eig_max_vertices is not None and n > eig_max_vertices and n > n_coarse:
         evals, evecs = _coarse_eigenpairs(vertices, triangles, laplacian, mass, k, n_coarse)
-    else:
+        if len(evals) < k:
+            # A head of many small pieces can leave the refinement's basis rank-deficient (each piece's constant
+            # is in it twice), and Rayleigh-Ritz then drops directions: solve exactly rather than return fewer.
+            log.info("coarse eigenbasis gave %d of %d eigenpairs; solving exactly", len(evals), k)
+            evals = evecs = None
+    if evals is None:
         shift = _EIG_SHIFT * float(np.mean(1.0 / mass))
         evals, evecs = _generalized_eigsh(laplacian.tocsc(), scipy.sparse.diags(mass).tocsc(), k, shift)
     return np.maximum(evals, 0.0), evecs
