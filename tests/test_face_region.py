@@ -92,7 +92,10 @@ def test_weights_ramp_smoothly_from_the_face_to_the_neck_base_and_the_back() -> 
 def test_a_cow_gets_a_warning_and_heads_do_not(model, heads_dir, request) -> None:
     with pytest.warns(NotAHeadWarning, match="spot: does not look like a head"):
         rig = rig_mesh(heads_dir / "spot.obj", model)
-    assert len(rig.metadata["warnings"]) == 1 and "spot" in rig.metadata["warnings"][0]
+    # the cow's shape does not decide its orientation either: that warning comes first, then the head check's
+    not_a_head = [w for w in rig.metadata["warnings"] if "does not look like a head" in w]
+    assert len(not_a_head) == 1 and not_a_head[0].startswith("spot:")
+    assert rig.metadata["warnings"][0].startswith("orientation is a guess")
     for path in (request.config.rootpath / EXAMPLE, heads_dir / "suzanne.obj"):
         mesh = load_mesh(path)
         surface = mesh.welded.surface
