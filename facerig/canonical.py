@@ -207,9 +207,10 @@ class AxesChoice:
 def choose_axes(mesh: Mesh, up: str | None = None, front: str | None = None) -> AxesChoice:
     """Up and front of a head: the arguments, else the file's statement, else the head's own shape.
 
-    Only files that state nothing (OBJ, PLY, a USD/FBX without axis metadata never reaches here: those set
-    ``up_axis``) are looked at: eyes, nose and jaw decide (:func:`facerig.orientation.detect_orientation`); a
-    head whose shape does not decide keeps the default +Y up, +Z front, flagged as a guess.
+    The shape is looked at only when neither the arguments nor the file say anything (OBJ and PLY state no axes;
+    glTF, USD and FBX readers always set ``up_axis``): mirror symmetry, the nose and the chin decide
+    (:func:`facerig.orientation.detect_orientation`); a head whose shape does not decide keeps the default +Y up,
+    +Z front, flagged as a guess.
     """
     if up is not None or front is not None:
         rotation = axes_rotation(up, front, mesh.up_axis)
