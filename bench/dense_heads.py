@@ -70,13 +70,13 @@ def rig_child(path: Path, budget: int | None) -> dict:
         rig = rig_mesh(mesh, device="cpu", memory_budget=budget, cache_dir=path.parent / f"ops_{path.stem}")
     except FacerigError as error:
         return {"vertices": mesh.n_vertices, "refused": str(error)}
-    timings = dict(rig.metadata["timings_s"], load=load_s)
-    timings["total"] = load_s + timings["total"] - timings.get("model_load", 0.0)
+    timings = dict(rig.timings.to_dict(), load=load_s)
+    timings["total"] = load_s + timings["total"] - timings["model_load"]
     return {
         "vertices": mesh.n_vertices,
         "proxy_vertices": rig.metadata["proxy_vertices"],
         "timings": timings,
-        "model_load": rig.metadata["timings_s"].get("model_load", 0.0),
+        "model_load": rig.timings.model_load,
         "finite": bool(np.isfinite(rig.deltas).all()),
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     }
@@ -132,8 +132,8 @@ def accuracy(face_x: Path, cache_dir: Path) -> None:
           f"{table[:, 3].mean():>6.3f}")
     print(f"{'worst':<26} {table[:, 0].max():>10.3f} {table[:, 1].max():>10.3f} {table[:, 2].min():>7.3f} "
           f"{table[:, 3].min():>6.3f}")
-    print(f"rig time: direct {direct.metadata['timings_s']['total']:.2f} s, "
-          f"proxy {proxy.metadata['timings_s']['total']:.2f} s")
+    print(f"rig time: direct {direct.timings.total:.2f} s, "
+          f"proxy {proxy.timings.total:.2f} s")
 
 
 def main() -> None:
