@@ -46,6 +46,10 @@ def test_rig_export_info_round_trip(model_dir, heads_dir, tmp_path, capsys) -> N
     summary = json.loads(capsys.readouterr().out)
     assert summary["kind"] == "rig" and summary["shapes"] == 95 and summary["correctives"] == 48
     assert summary["mesh"]["vertices"] == 507
+    # offsets are stated in the head's unit (Suzanne's OBJ states none: 2.7 units across reads as decimetres)
+    assert summary["mesh"]["units"] == {"name": "dm", "meters_per_unit": 0.1, "source": "guessed"}
+    assert run(["info", str(bundle)]) == 0
+    assert "largest shapes (dm, guessed): " in capsys.readouterr().out
 
 
 def test_rig_mirror_average_flag_reaches_the_pipeline(model_dir, heads_dir, tmp_path) -> None:

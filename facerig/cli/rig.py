@@ -165,7 +165,7 @@ def info(
         magnitudes = (loaded.deltas**2).sum(-1) ** 0.5
         summary = {
             "kind": "rig",
-            "mesh": loaded.neutral.summary(),
+            "mesh": units_summary(loaded.neutral, given=False),
             "shapes": loaded.n_shapes,
             "correctives": len(loaded.corrective_recipes),
             "max_offset_per_shape": {n: float(m.max()) for n, m in zip(loaded.shape_names, magnitudes)},
@@ -186,7 +186,9 @@ def info(
         meta = summary["metadata"]
         typer.echo(f"  model: {meta.get('model_name', '?')} ({str(meta.get('model_id', '?'))[:12]})")
         largest = sorted(summary["max_offset_per_shape"].items(), key=lambda kv: -kv[1])[:5]
-        typer.echo("  largest shapes: " + ", ".join(f"{n} {v:.3g}" for n, v in largest))
+        unit = mesh["units"]
+        typer.echo(f"  largest shapes ({unit['name']}, {unit['source']}): "
+                   + ", ".join(f"{n} {v:.3g}" for n, v in largest))
     else:
         typer.echo(f"mesh {file}")
         for key in ("vertices", "polygons", "triangles", "components", "groups", "up_axis", "meters_per_unit"):
