@@ -81,6 +81,21 @@ def test_corrupt_bundle_gives_bundle_error(quad_rig: Rig, tmp_path, damage, mess
         Rig.load(path)
 
 
+def test_a_member_with_an_unknown_compression_method_is_a_bundle_error(quad_rig: Rig, tmp_path) -> None:
+    """zipfile cannot decompress method 99 (NotImplementedError): one BundleError naming the file, no traceback."""
+    path = quad_rig.save(tmp_path / "odd.facerig.npz")
+    data = bytearray(path.read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):  # local and central headers
+        start = 0
+        while (start := data.find(signature, start)) >= 0:
+            data[start + offset : start + offset + 2] = (99).to_bytes(2, "little")
+            start += 4
+    path.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="not a readable rig bundle") as error:
+        Rig.load(path)
+    assert error.value.path == path
+
+
 def test_bundle_missing_arrays_or_bad_shapes(quad_rig: Rig, tmp_path) -> None:
     path = quad_rig.save(tmp_path / "quad.facerig.npz")
     with np.load(path) as archive:

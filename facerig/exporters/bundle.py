@@ -174,6 +174,8 @@ def _read_bundle_arrays(path: Path, limits: "LoadLimits") -> dict[str, np.ndarra
                     data[member.filename[: -len(".npy")]] = np.lib.format.read_array(stream, allow_pickle=False)
     except BundleError:
         raise
+    # zipfile raises NotImplementedError for a member stored with a compression method it lacks (a hostile or
+    # foreign archive): that is an unreadable bundle too, not a bug.
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
         raise BundleError(f"not a readable rig bundle ({exc})", path) from None
     return data
