@@ -27,7 +27,7 @@ from typing import Iterator
 import numpy as np
 
 from facerig.errors import DatasetError
-from facerig.geometry.remesh import fan_triangles
+from facerig.geometry import fan_triangles
 
 __all__ = [
     "EXPRESSION_NAMES",
@@ -102,8 +102,26 @@ def required_files() -> tuple[str, ...]:
     )
 
 
+class PolygonModel:
+    """What a source head model (ICT's, MakeHuman's) derives from its ``neutral`` (V, 3) positions and its polygons
+    (``face_vertex_counts``, ``face_vertex_indices``): the vertex count and the builders' fan triangulation."""
+
+    neutral: np.ndarray
+    face_vertex_counts: np.ndarray
+    face_vertex_indices: np.ndarray
+
+    @property
+    def n_vertices(self) -> int:
+        return len(self.neutral)
+
+    @property
+    def triangles(self) -> np.ndarray:
+        """(F, 3) int64 fan triangulation of the polygons (quads split along corner 0, as every builder does)."""
+        return fan_triangles(self.face_vertex_counts, self.face_vertex_indices)
+
+
 @dataclass(frozen=True, eq=False)
-class ICTModel:
+class ICTModel(PolygonModel):
     """The FaceXModel as arrays, in its own frame (centimetres, +Y up, face looks along +Z).
 
     Attributes:
@@ -125,15 +143,6 @@ class ICTModel:
     landmarks: np.ndarray
     licence: str | None
     source: str
-
-    @property
-    def n_vertices(self) -> int:
-        return len(self.neutral)
-
-    @property
-    def triangles(self) -> np.ndarray:
-        """(F, 3) int64 fan triangulation of the polygons (quads split along corner 0)."""
-        return fan_triangles(self.face_vertex_counts, self.face_vertex_indices)
 
     def part_of_vertex(self) -> np.ndarray:
         """(V,) int64 index into :data:`PARTS` of each vertex."""

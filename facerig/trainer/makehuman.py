@@ -34,6 +34,7 @@ import numpy as np
 
 from facerig.errors import DatasetError
 from facerig.geometry import fan_triangles
+from facerig.trainer.ict import PolygonModel
 from facerig.trainer.source import RiggedSource
 
 __all__ = [
@@ -165,7 +166,7 @@ def _parse_target(data: bytes, name: str, n_vertices: int, where: Path) -> tuple
 
 
 @dataclass(frozen=True, eq=False)
-class MakeHumanModel:
+class MakeHumanModel(PolygonModel):
     """The cropped MakeHuman head, in centimetres (+Y up, face along +Z, +X the character's left).
 
     Attributes:
@@ -189,13 +190,14 @@ class MakeHumanModel:
     source: str
 
     @property
-    def n_vertices(self) -> int:
-        return len(self.neutral)
+    def face_vertex_counts(self) -> np.ndarray:
+        """(P,) int32: base.obj is all quads."""
+        return np.full(len(self.quads), 4, np.int32)
 
     @property
-    def triangles(self) -> np.ndarray:
-        """(F, 3) int64 fan triangulation of the quads (split along corner 0, as every builder does)."""
-        return fan_triangles(np.full(len(self.quads), 4, np.int32), self.quads.ravel())
+    def face_vertex_indices(self) -> np.ndarray:
+        """(4P,) int64 quad corners, flattened."""
+        return self.quads.ravel()
 
     def target(self, name: str) -> np.ndarray:
         """(V, 3) float32 offset of one target, in cm."""
