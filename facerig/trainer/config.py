@@ -54,6 +54,9 @@ class DataConfig:
     # Per source ("ict", "makehuman"; a manifest entry's "source"): how many times each of its heads is drawn per
     # epoch. 1 when absent; 2 = twice; 0.5 = a seeded half of them (a new half each stage); 0 leaves the source out.
     source_weights: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    # Per source: train on only this many of its identities (a seeded choice; a sample blended with an identity
+    # left out is left out too). Measures how many of a studio's own rigs a fine-tune needs; absent = all.
+    identities: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -218,6 +221,8 @@ def _validate(config: TrainConfig, source: str | Path | None) -> None:
         raise ConfigError("run.checkpoint_every must be >= 1 and run.threads >= 0", source)
     if any(w < 0 for w in config.data.source_weights.values()):
         raise ConfigError(f"data.source_weights must be >= 0, got {dict(config.data.source_weights)}", source)
+    if any(n < 1 or n != int(n) for n in config.data.identities.values()):
+        raise ConfigError(f"data.identities must be whole numbers >= 1, got {dict(config.data.identities)}", source)
     allowed_weights = {"stage1": set(STAGE1_WEIGHTS), "stage2": set(STAGE2_WEIGHTS) | set(STAGE2_OPTIONAL)}
     for name in STAGES:
         stage = config.stage(name)

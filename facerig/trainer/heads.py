@@ -87,6 +87,10 @@ class TrainingHeads:
         """Per sample, the rigged-head source it came from (manifest entries without one predate MakeHuman: ICT)."""
         return [entry.get("source", "ict") for entry in self._dataset.entries]
 
+    def identities(self) -> list[tuple[int, int]]:
+        """Per sample, its (identity, blend partner) numbers within its source (equal when not blended)."""
+        return [(int(entry["identity"]), int(entry["partner"])) for entry in self._dataset.entries]
+
     def __getitem__(self, index: int) -> Head:
         return canonical_head(self._dataset[index], self.activations)
 
@@ -109,6 +113,27 @@ def weighted_indices(
         extra = np.random.default_rng([*seed, 11, code]).permutation(own)[: round(fraction * len(own))]
         out += own * whole + sorted(int(i) for i in extra)
     return sorted(out)
+
+
+def identity_subset(
+    indices: list[int], sources: list[str], identities: list[tuple[int, int]], limits: Mapping[str, float],
+    seed: Sequence[int],
+) -> list[int]:
+    """``indices`` keeping, for each source in ``limits``, the samples of a seeded choice of that many identities.
+
+    A blended sample stays only when both its identity and its partner were chosen, so ``limits = {"makehuman": 1}``
+    trains on exactly one MakeHuman head shape (the "one studio rig" case). Sources not in ``limits`` keep all.
+    """
+    keep: set[int] = set()
+    for code, name in enumerate(sorted({sources[i] for i in indices})):
+        own = [i for i in indices if sources[i] == name]
+        if name not in limits:
+            keep.update(own)
+            continue
+        available = sorted({identities[i][0] for i in own})
+        chosen = set(np.random.default_rng([*seed, 13, code]).permutation(available)[: int(limits[name])].tolist())
+        keep.update(i for i in own if identities[i][0] in chosen and identities[i][1] in chosen)
+    return [i for i in indices if i in keep]
 
 
 def canonical_head(item: dict[str, Any], activations: np.ndarray) -> Head:

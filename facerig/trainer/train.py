@@ -46,7 +46,7 @@ from facerig.trainer.config import STAGES, StageConfig, TrainConfig, load_config
 from facerig.trainer.ddp import DistContext, barrier, distributed, gather_objects, mean_across_ranks, unwrap, wrap
 from facerig.trainer.schedule import build_scheduler, check_schedule
 from facerig.trainer.grow import widen_state
-from facerig.trainer.heads import Head, TrainingHeads, weighted_indices
+from facerig.trainer.heads import Head, TrainingHeads, identity_subset, weighted_indices
 from facerig.trainer.targets import DiskTargets, TargetSource, TransferTargets, render_targets
 
 CHECKPOINT_FORMAT = "facerig-checkpoint"
@@ -132,6 +132,9 @@ def run_stage(
         network.load_state_dict(_initial_weights(_initial_state(Path(stage.init)), network))
     rigged = heads.rigged()
     indices = [i for i, is_rigged in enumerate(rigged) if is_rigged or stage.heads == "all"]
+    if config.data.identities:
+        indices = identity_subset(indices, heads.sources(), heads.identities(), config.data.identities,
+                                  [config.run.seed])
     if config.data.source_weights:
         indices = weighted_indices(indices, heads.sources(), config.data.source_weights,
                                    [config.run.seed, STAGES.index(name)])

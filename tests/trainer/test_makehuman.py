@@ -13,7 +13,7 @@ from facerig.errors import ConfigError, DatasetError
 from facerig.trainer.config import config_from_dict
 from facerig.datasets import load_sample, read_manifest, sample_triangles
 from facerig.trainer.dataset import EYELID_PAIRS, BuildOptions, build_ict_dataset, head_geometry, merge_datasets, plan_samples
-from facerig.trainer.heads import TrainingHeads, weighted_indices
+from facerig.trainer.heads import TrainingHeads, identity_subset, weighted_indices
 from facerig.trainer.makehuman import (
     EXPRESSION_SETS,
     HEAD_MIN_Y,
@@ -231,6 +231,20 @@ def test_merged_with_ict_trains_with_source_weights(dataset, ict_dir, tmp_path):
     assert len(halved) == sources.count("ict") + round(0.5 * sources.count("makehuman"))
     with pytest.raises(DatasetError, match="is in two inputs"):
         merge_datasets([root, root], tmp_path / "twice")
+
+
+def test_identity_subset_keeps_whole_identities():
+    sources = ["ict"] * 3 + ["makehuman"] * 6
+    # makehuman samples: identities 0, 1, 2 alone, then blends 0+1, 1+2, 2+0
+    identities = [(0, 0), (1, 1), (2, 2), (0, 0), (1, 1), (2, 2), (0, 1), (1, 2), (2, 0)]
+    indices = list(range(9))
+    one = identity_subset(indices, sources, identities, {"makehuman": 1}, [0])
+    assert one[:3] == [0, 1, 2] and len(one) == 4  # ICT untouched; one MakeHuman head, no blend
+    two = identity_subset(indices, sources, identities, {"makehuman": 2}, [0])
+    assert len(two) == 3 + 3 and set(one) < set(two)  # two identities and their one blend; nested choices
+    assert identity_subset(indices, sources, identities, {"makehuman": 9}, [0]) == indices
+    with pytest.raises(ConfigError, match="identities"):
+        config_from_dict({"data": {"identities": {"makehuman": 1.5}}})
 
 
 def test_source_weights_config():
