@@ -14,6 +14,7 @@ import numpy as np
 
 from facerig.anatomy import constrain_to_anatomy
 from facerig.canonical import canonical_frame
+from facerig.eyelids import close_lids as close_eyelids
 from facerig.eyes import find_eyeballs, turn_eyeballs
 from facerig.mesh import Mesh
 from facerig.model import PackagedModel, default_model_path, select_device
@@ -55,6 +56,7 @@ def rig_mesh(
     chunk_size: int | None = None,
     turn_eyes: bool = True,
     bind_eye_shells: bool = True,
+    close_lids: bool = True,
     mirror_average: bool = False,
     offset_floor: float | None = None,
     anatomy: bool = True,
@@ -76,6 +78,8 @@ def rig_mesh(
         bind_eye_shells: move the separate pieces around the eyes (eyelashes, tear lines, occlusion layers) with
             the skin they sit on instead of keeping the network's output on them (see :mod:`facerig.shells`);
             needs the eyeball pair that ``turn_eyes`` looks for.
+        close_lids: lengthen a blink that stops short of covering its eyeball (see :func:`facerig.eyelids.close_lids`;
+            the gains go into the rig's metadata as ``lid_gains``); needs the same eyeball pair.
         mirror_average: average the network's prediction with that for the head's mirror image
             (:func:`predict_mirror_averaged`): lower error (held-out MAE 0.086 mm instead of 0.093 with the
             bundled model) for twice the network time, which takes the rig past its latency targets (1 s at
@@ -153,12 +157,18 @@ def rig_mesh(
     timings["network"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    eyeballs = find_eyeballs(canonical_vertices, rigged.component_labels) if turn_eyes or bind_eye_shells else ()
+    eyeballs = (find_eyeballs(canonical_vertices, rigged.component_labels)
+                if turn_eyes or bind_eye_shells or close_lids else ())
     if turn_eyes:
         predicted = turn_eyeballs(predicted, canonical_vertices, eyeballs, activations, packaged.action_names,
                                   degrees=packaged.gaze_degrees)
     shells = find_eye_shells(canonical_vertices, rigged.component_labels, eyeballs) if bind_eye_shells else None
     predicted = bind_shells(predicted, shells)
+    lid_gains: dict[str, float] = {}
+    if close_lids:
+        skin = rigged.welded.skin[rigged.welded.to_surface]
+        predicted, lid_gains = close_eyelids(predicted, canonical_vertices, rigged.triangles, eyeballs, skin,
+                                             activations, packaged.action_names)
     timings["eyes"] = time.perf_counter() - tick
     tick = time.perf_counter()
     # On a proxy the parts are the proxy's pieces (a rigid motion carried back barycentrically stays rigid).
@@ -207,6 +217,7 @@ def rig_mesh(
         proxy_vertices=0 if proxy is None else proxy.surface.n_vertices,
         mirror_averaged=mirror_average,
         offset_floor=floor,
+        lid_gains=lid_gains,
         device=str(packaged.device),
         **anatomy_record,
     )

@@ -123,3 +123,18 @@ def rigs(
     counts = summary["counts"]
     typer.echo(f"wrote {output}: {counts['imported']} of {counts['files']} heads "
                f"(report: {output / (REPORT_STEM + '.md')})")
+
+
+@data_app.command("export")
+def export(
+    dataset: Annotated[Path, typer.Argument(help="A built dataset (facerig data ict|makehuman|rigs|merge).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the rigged files (empty or absent).")],
+    split: Annotated[str, typer.Option(help="Which split's rigged heads to write: train, val or test.")] = "test",
+    format: Annotated[str, typer.Option("--format", "-f", help="File format: glb, gltf, usd, usda, usdc or fbx.")] = "glb",
+    force: Annotated[bool, typer.Option("--force", help="Add to (and replace files in) a non-empty OUTPUT.")] = False,
+) -> None:
+    """Write a split's rigged heads as rigged files (their labelled poses as shapes), e.g. for `facerig eval --rigs`."""
+    from facerig.trainer.rigs import export_rigged_samples
+
+    written = export_rigged_samples(dataset, output, split=split, format=format, overwrite=force)
+    typer.echo(f"wrote {len(written)} rigged heads of the {split} split to {output}")

@@ -186,6 +186,46 @@ def _write_sample(path: Path, head: RiggedHead, vocabulary: Vocabulary) -> None:
             np.savez_compressed(handle, **arrays)
 
 
+def export_rigged_samples(
+    dataset: str | Path, outdir: str | Path, *, split: str = "test", format: str = "glb", overwrite: bool = False,
+) -> list[Path]:
+    """Write each rigged sample of a dataset split as a rigged file (the reverse of :func:`build_rigs_dataset`).
+
+    A sample becomes its neutral plus one shape per pose it has a ground truth for (unlabelled poses are left
+    out, not written as zeros, so a reader never takes them for "does not move"), in the dataset's axes and
+    units. ``facerig eval --rigs OUTDIR`` then scores the same heads and poses as ``facerig eval --dataset``:
+    held-out identities become the kind of folder a studio brings. Returns the files written, in manifest order.
+
+    Raises:
+        DatasetError: unreadable dataset, a split without rigged samples, or an OUTDIR that is not empty.
+    """
+    from facerig.datasets import load_sample, read_manifest
+    from facerig.exporters import export_rig
+    from facerig.mesh import Mesh
+    from facerig.rig import Rig
+
+    root, outdir = Path(dataset), Path(outdir)
+    manifest = read_manifest(root)
+    entries = [e for e in manifest["samples"] if e["split"] == split and e["kind"] == "rigged"]
+    if not entries:
+        raise DatasetError(f"the {split!r} split has no rigged samples", root)
+    if outdir.exists() and (not outdir.is_dir() or (any(outdir.iterdir()) and not overwrite)):
+        raise DatasetError("output must be an empty or absent folder (pass overwrite / --force to add to it)", outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    shapes = list(manifest["shapes"])
+    written = []
+    for entry in entries:
+        arrays = load_sample(root / entry["file"])
+        labelled = np.flatnonzero(np.asarray(arrays["labelled"], bool))
+        mesh = Mesh(arrays["vertices"], arrays["face_vertex_counts"], arrays["face_vertex_indices"],
+                    up_axis="Y", meters_per_unit=float(arrays["meters_per_unit"]), name=entry["name"])
+        rig = Rig(mesh, tuple(shapes[i] for i in labelled), arrays["deltas"][labelled].astype(np.float32),
+                  metadata={"source_dataset": root.name, "split": split, "sample": entry["name"],
+                            "method": "ground truth"})
+        written.append(export_rig(rig, outdir / f"{entry['name']}.{format}", format=format, overwrite=overwrite))
+    return written
+
+
 def report_markdown(summary: dict[str, Any]) -> str:
     """The import report as Markdown: one row per file, then each imported head's unused shapes."""
     counts = summary["counts"]

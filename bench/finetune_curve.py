@@ -1,0 +1,121 @@
+"""How few of a studio's own rigs close the gap: the fine-tuning curve on held-out MakeHuman identities.
+
+For k = 1, 4, 16 MakeHuman identities (a seeded, nested choice: ``data.identities``), fine-tune the bundled
+ICT-only model with ``configs/finetune.toml``, then score on the dataset's test identities, next to the ICT-only
+model itself, an optional model trained on ICT + MakeHuman together (``--joint``), the template transfer and the
+neutral baseline. Raw and gain-calibrated MAE, each as a ratio to the neutral baseline's (1 = doing nothing).
+
+    python bench/finetune_curve.py --dataset datasets/mh-cpu --joint runs/ictmh/model --steps 400 \
+        --write docs/eval/finetune-curve.md
+
+Fine-tuning runs go to ``--runs`` (default runs/finetune-curve/k<k>); a run whose model exists is not redone, and
+one interrupted is resumed from its last checkpoint, so the script can be stopped and started again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from facerig.evaluate import EvalReport, evaluate  # noqa: E402
+
+
+def fine_tune(dataset: Path, k: int, steps: int, out_dir: Path, threads: int) -> Path:
+    """The packaged model of a fine-tune on k identities (trained now unless it exists)."""
+    model = out_dir / "model"
+    if (model / "model.json").is_file():
+        return model
+    command = [sys.executable, "-m", "facerig", "train", "--config", str(REPO / "configs" / "finetune.toml"),
+               "--data.dataset", str(dataset), "--data.identities", f"{{makehuman = {k}}}",
+               "--run.out_dir", str(out_dir), "--run.threads", str(threads), "--stage2.max_steps", str(steps),
+               "--stage2.init", str(REPO / "facerig" / "models" / "default")]
+    checkpoints = sorted((out_dir / "checkpoints").glob("stage2-*.pt"))
+    if checkpoints:
+        command += ["--resume", str(checkpoints[-1])]
+    subprocess.run(command, check=True, cwd=REPO)
+    return model
+
+
+def row(label: str, report: EvalReport, method: str) -> dict:
+    metrics, neutral = report.methods[method], report.methods["neutral"]
+    cosines = [c for c in metrics.per_pose_cosine.values() if c is not None] if method != "neutral" else []
+    return {"model": label, "mae": metrics.mae, "mae_gain": metrics.mae_gain, "ratio": metrics.mae / neutral.mae,
+            "ratio_gain": metrics.mae_gain / neutral.mae,
+            "cosine": sum(cosines) / len(cosines) if cosines else float("nan")}
+
+
+def markdown(rows: list[dict], settings: dict) -> str:
+    transfer = next(r for r in rows if r["model"] == "template transfer")
+    lines = [
+        "# Fine-tuning curve on MakeHuman identities",
+        "",
+        f"`python bench/finetune_curve.py {settings['command']}` ({settings['seconds']:.0f} s). "
+        f"{settings['heads']} held-out MakeHuman identities (test split of `{settings['dataset']}`), "
+        f"{settings['poses']} labelled poses; mm. *ratio* = MAE / the neutral baseline's; *gain* = after the best "
+        "per-pose gain; *cos* = mean per-pose cosine with the true deltas; *vs transfer* = the ratio of the model's "
+        f"MAE to the template transfer's (raw / gain; below 1 beats it). Fine-tunes: `configs/finetune.toml`, "
+        f"{settings['steps']} steps from the bundled model on k MakeHuman training identities (`data.identities`).",
+        "",
+        "| model | MAE | ratio | MAE gain | ratio gain | cos | vs transfer (raw / gain) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        versus = (f"{r['mae'] / transfer['mae']:.2f} / {r['mae_gain'] / transfer['mae_gain']:.2f}"
+                  if r["model"] not in ("template transfer", "neutral (zero)") else "")
+        lines.append(f"| {r['model']} | {r['mae']:.3f} | {r['ratio']:.1%} | {r['mae_gain']:.3f} | "
+                     f"{r['ratio_gain']:.1%} | {r['cosine']:.2f} | {versus} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", type=Path, required=True, help="a MakeHuman dataset (facerig data makehuman)")
+    parser.add_argument("--joint", type=Path, default=None, help="a model trained on ICT + MakeHuman, to compare")
+    parser.add_argument("--ks", default="1,4,16", help="numbers of MakeHuman training identities to fine-tune on")
+    parser.add_argument("--steps", type=int, default=400, help="fine-tuning steps per k")
+    parser.add_argument("--runs", type=Path, default=REPO / "runs" / "finetune-curve")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (training and evaluation)")
+    parser.add_argument("--write", type=Path, default=None, help="also write the Markdown table here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+
+    models: list[tuple[str, Path | None]] = [("ICT-only (bundled)", None)]
+    if args.joint is not None:
+        models.append(("ICT + MakeHuman", args.joint))
+    for k in (int(text) for text in args.ks.split(",")):
+        label = f"ICT-only fine-tuned on {k} MakeHuman identit{'y' if k == 1 else 'ies'}"
+        models.append((label, fine_tune(args.dataset, k, args.steps, args.runs / f"k{k}", args.threads)))
+
+    rows, report = [], None
+    for index, (label, model) in enumerate(models):
+        methods = ("model", "transfer", "neutral") if index == 0 else ("model", "neutral")
+        report = evaluate(model, args.dataset, "test", methods=methods, progress=True)
+        rows.append(row(label, report, "model"))
+        if index == 0:
+            baselines = [row("template transfer", report, "transfer"), row("neutral (zero)", report, "neutral")]
+    rows += baselines
+    command = f"--dataset {args.dataset} --ks {args.ks} --steps {args.steps}"
+    if args.joint is not None:
+        command += f" --joint {args.joint}"
+    settings = {"command": command, "seconds": time.perf_counter() - started, "dataset": args.dataset.name,
+                "heads": len(report.heads), "poses": len(report.poses), "steps": args.steps}
+    text = markdown(rows, settings)
+    print(text)
+    print(json.dumps(rows, indent=1))
+    if args.write is not None:
+        args.write.parent.mkdir(parents=True, exist_ok=True)
+        args.write.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
