@@ -95,7 +95,7 @@ class BatchOptions:
     ray_cpus_per_task: float = 1.0
     ray_gpus_per_task: float | None = None  # None: 1 when the device may be CUDA and the cluster has GPUs
     max_retries: int = 2  # re-runs of an item whose worker process died (crash, out of memory, lost node)
-    item_timeout_s: float = 1800.0  # an item running longer fails as "timed out" (local backend: its worker is killed)
+    item_timeout_s: float = 1800.0  # an item running longer fails as "timed out" (its worker process is killed)
     resume: bool = True  # skip items the manifest says are finished with the same input, model and options
     fail_fast: bool = False  # stop at the first failed item (remaining items are reported "cancelled")
     cache_dir: Path | None = None  # keep operator caches here; None: a temporary folder per item

@@ -26,7 +26,7 @@ from facerig.batch.manifest import Manifest, item_key, outdir_lock
 from facerig.batch.options import BatchOptions
 from facerig.batch.progress import Progress
 from facerig.batch.report import BatchReport, ItemResult, ItemStatus
-from facerig.batch.worker import ItemTimeoutError, Worker, WorkerLostError, cpu_count, worker_device
+from facerig.batch.worker import Worker, WorkerLostError, cpu_count, item_deadline, timed_out_result, worker_device
 from facerig.errors import BatchError
 from facerig.model import PackagedModel, default_model_path
 from facerig.rigging import prepare_outdir, uses_model
@@ -39,9 +39,6 @@ _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS
 # on a busy 2-core machine the network phase of a 2k-vertex head took 4-14 s with 2 spinning threads and
 # 0.7 s with passive ones. Users who set the policy themselves keep theirs.
 _DEFAULT_WAIT_POLICY = "PASSIVE"
-# Seconds a worker process may take to start (import torch, load the model) before the item it was handed
-# counts against its timeout anyway: a worker that hangs while starting must not hang the batch.
-_START_GRACE_S = 300.0
 _POLL_S = 0.25
 
 
@@ -177,8 +174,8 @@ def _drain(
     that keeps killing its worker ends up failed. An item still running ``item_timeout_s`` after its worker
     started it (``started[n]``, written by the worker) fails as timed out: the pool's processes are killed (a
     hung native call cannot be interrupted otherwise) and the other items in flight go back to the queue without
-    counting as crashes. A worker's start-up (importing torch, loading the model) is not the item's time; one
-    that has not started its item :data:`_START_GRACE_S` seconds past the timeout counts as hung all the same.
+    counting as crashes. A worker's start-up (importing torch, loading the model) is not the item's time (see
+    :func:`~facerig.batch.worker.item_deadline`).
     Only one item per worker is in flight, so an item waits for no other before it starts.
     """
     in_flight: dict[Future, int] = {}
@@ -202,8 +199,7 @@ def _drain(
         if not in_flight:
             return
         def deadline(n: int) -> float:
-            begun = started[n] if started[n] > 0 else submitted[n] + _START_GRACE_S
-            return begun + options.item_timeout_s
+            return item_deadline(submitted[n], started[n] if started[n] > 0 else None, options.item_timeout_s)
 
         # Wake at the next deadline, and at least every _POLL_S: a worker starting an item moves its deadline.
         next_deadline = min(map(deadline, in_flight.values()))
@@ -227,8 +223,7 @@ def _drain(
             except BrokenProcessPool:
                 broken = True
                 if n in timed_out:
-                    result = _failed(item, ItemTimeoutError(
-                        f"timed out: still running after {options.item_timeout_s:g} s (--item-timeout)", item.path))
+                    result = timed_out_result(item, options.item_timeout_s)
                 elif timed_out:  # its worker was killed for another item's timeout: run it again
                     queue.appendleft(n)
                     continue

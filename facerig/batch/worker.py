@@ -35,6 +35,28 @@ class ItemTimeoutError(BatchError):
     """An item ran past the batch's per-item timeout and its worker was stopped."""
 
 
+# Seconds a worker may take to start (import torch, load the model) before the item it was handed counts against
+# its timeout anyway: a worker that hangs while starting must not hang the batch.
+START_GRACE_S = 300.0
+
+
+def item_deadline(began: float, started: float | None, timeout_s: float) -> float:
+    """When an item still running fails as timed out (both backends).
+
+    ``started``: when its worker started the item (None: not yet); the timeout runs from then, so a worker's
+    start-up is not the item's time. ``began``: when the item was handed to a worker (local backend: submitted
+    to the pool; Ray: its task began on a Ray worker); a worker that has not started it :data:`START_GRACE_S`
+    after that counts as hung all the same. Times in seconds of one monotonic clock.
+    """
+    return (started if started is not None else began + START_GRACE_S) + timeout_s
+
+
+def timed_out_result(item: InputItem, timeout_s: float) -> ItemResult:
+    """The failed result of an item stopped at its deadline."""
+    error = ItemTimeoutError(f"timed out: still running after {timeout_s:g} s (--item-timeout)", item.path)
+    return ItemResult.failure(str(item.path), str(item.relative), item.content_hash, error)
+
+
 def worker_device(requested: str, index: int) -> torch.device:
     """The device worker number ``index`` runs on: CUDA devices are dealt round-robin over the workers.
 

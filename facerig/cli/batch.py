@@ -70,8 +70,8 @@ def batch(
     ] = _DEFAULTS.max_retries,
     item_timeout: Annotated[
         float,
-        typer.Option(min=0.001, help="Seconds one item may run; past it the item fails as timed out and the batch goes on "
-                     "(local backend)."),
+        typer.Option(min=0.001, help="Seconds one item may run; past it the item fails as timed out (its worker "
+                     "process killed) and the batch goes on."),
     ] = _DEFAULTS.item_timeout_s,
     resume: Annotated[
         bool,

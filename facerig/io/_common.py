@@ -115,6 +115,19 @@ def check_cost(
         )
 
 
+def max_array(limits: LoadLimits) -> tuple[int, int]:
+    """(elements, bytes): the longest and the largest array any mesh within ``limits`` has.
+
+    Its longest arrays are per face corner (faceVertexIndices, face-varying UVs; as many as :func:`check_cost`
+    admits with the memory budget) or per vertex (``max_vertices``); its widest elements a double 3-vector per
+    vertex (24 bytes) and a double UV per corner (16 bytes). A reader that learns an array's declared length
+    before allocating it (binary USD: :mod:`facerig.io._crate`) refuses a longer or larger one there, since
+    :func:`check_cost` would refuse the mesh once it is read.
+    """
+    corners = limits.max_memory_bytes // max(_LOAD_BYTES_PER_CORNER, _RIG_BYTES_PER_CORNER)
+    return max(limits.max_vertices, corners), max(24 * limits.max_vertices, 16 * corners)
+
+
 @dataclass(frozen=True)
 class Source:
     """A resolved input: its bytes and how to name it."""

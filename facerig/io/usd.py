@@ -33,6 +33,7 @@ from facerig.io._common import (
     concatenate_uvs,
     reversed_winding,
 )
+from facerig.io._crate import check_usd_file
 from facerig.io._select import name_matches
 from facerig.io.sandbox import Sandbox
 from facerig.mesh import Mesh, source_name
@@ -183,11 +184,14 @@ def _refuse_unchecked_layers(stage: "Usd.Stage", checked: set[str], path: Path) 
 
 def _confined_layers(sandbox: Sandbox) -> list["Sdf.Layer"]:
     """The input's root layer and every layer it composes (sublayers, references, payloads, value clips),
-    each admitted by the sandbox before it is opened; the root first.
+    each admitted by the sandbox and its binary arrays' declared sizes checked (:mod:`facerig.io._crate`)
+    before it is opened; the root first.
 
     Holding the opened layers makes the stage compose from exactly these: USD finds them in its layer
     registry instead of resolving the asset paths again.
     """
+    check_usd_file(sandbox.entry, sandbox.limits, sandbox.entry)
+    checked_files = {sandbox.entry.resolve()}
     root = Sdf.Layer.FindOrOpen(str(sandbox.entry))
     if root is None:
         raise sandbox.fail("USD cannot open it")
@@ -203,9 +207,12 @@ def _confined_layers(sandbox: Sandbox) -> list["Sdf.Layer"]:
             identifier = Sdf.ComputeAssetPathRelativeToLayer(layer, asset)
             if identifier in layers:
                 continue
-            _admit_layer(sandbox, identifier, where)
+            file = _admit_layer(sandbox, identifier, where)
             if len(layers) >= _MAX_LAYERS:
                 raise sandbox.fail(f"composes more than {_MAX_LAYERS} layers")
+            if file.resolve() not in checked_files:  # a package's members are checked with the package
+                check_usd_file(file, sandbox.limits, sandbox.entry)
+                checked_files.add(file.resolve())
             dependency = Sdf.Layer.FindOrOpen(identifier)
             if dependency is None:
                 raise sandbox.fail(f"{where} cannot be opened")
@@ -219,18 +226,21 @@ def _is_layer(asset: str) -> bool:
     return bool(extension) and Sdf.FileFormat.FindByExtension(extension) is not None
 
 
-def _admit_layer(sandbox: Sandbox, identifier: str, where: str) -> None:
-    """Apply the sandbox to a layer's anchored path; a layer inside a usdz must stay inside its package."""
+def _admit_layer(sandbox: Sandbox, identifier: str, where: str) -> Path:
+    """Apply the sandbox to a layer's anchored path; a layer inside a usdz must stay inside its package.
+
+    Returns the file USD will read: the layer's, or its package's.
+    """
     if Ar.IsPackageRelativePath(identifier):
         package, inner = Ar.SplitPackageRelativePathOuter(identifier)
-        if Path(package).resolve() != sandbox.entry.resolve():
-            sandbox.admit(package, where)
+        own = Path(package).resolve() == sandbox.entry.resolve()
+        file = sandbox.entry if own else sandbox.admit(package, where)
         if ".." in Path(inner).parts or os.path.isabs(inner):
             raise sandbox.fail(f"{where} leaves its package")
-    elif not os.path.isabs(identifier):  # left to USD's search paths: anywhere on the machine
+        return file
+    if not os.path.isabs(identifier):  # left to USD's search paths: anywhere on the machine
         raise sandbox.fail(f"{where} cannot be resolved inside the input's folder")
-    else:
-        sandbox.admit(identifier, where)
+    return sandbox.admit(identifier, where)
 
 
 def _usd_reason(exc: Exception) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +13,9 @@ import pytest
 import ray
 
 from facerig.batch import BatchOptions, ItemStatus, run_batch
+from facerig.cli import run
 
-from batch_helpers import write_bad_inputs
+from batch_helpers import synthetic_head, write_bad_inputs, write_obj
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +54,42 @@ def test_ray_backend_matches_local_backend(
     assert (tmp_path / "ray" / "batch-report.json").is_file()
     again = run_batch(inputs, tmp_path / "ray", BatchOptions(backend="ray", **common))
     assert [item.status for item in again.items if item.status != ItemStatus.FAILED] == [ItemStatus.SKIPPED] * 3
+
+
+def test_an_item_past_its_timeout_on_ray_is_cancelled_and_the_batch_goes_on(
+    local_ray, tmp_path: Path, model_dir: Path
+) -> None:
+    """As on the local backend (test_batch_safety), a hung item is a dense one against a short budget: a
+    163,842-vertex head takes tens of seconds (proxy, network, carrying the shapes back), a 162-vertex one well
+    under a second. The dense item's Ray task is cancelled at its deadline, its worker process killed (its CPU
+    comes back), the small heads are rigged, and the run ends long before the dense head could have."""
+    heads = tmp_path / "heads"
+    write_obj(heads / "a.obj", *synthetic_head(1))
+    write_obj(heads / "b.obj", *synthetic_head(2))
+    write_obj(heads / "dense.obj", *synthetic_head(3, level=7))
+    out = tmp_path / "out"
+    args = ["batch", str(heads), "-o", str(out), "--model", str(model_dir), "-f", "glb", "--backend", "ray",
+            "--ray-cpus", "1", "--item-timeout", "5", "--no-progress"]
+    codes: list[int] = []
+    batch = threading.Thread(target=lambda: codes.append(run(args)), daemon=True)
+    batch.start()
+    batch.join(timeout=240)  # worker start-up (model load: not the items' time) + 5 s, with room for a busy machine
+    assert not batch.is_alive(), "the batch did not finish: the dense item was never stopped"
+    assert codes == [1]
+
+    items = {item["relative"]: item for item in json.loads((out / "batch-report.json").read_text())["items"]}
+    assert [items[name]["status"] for name in ("a.obj", "b.obj", "dense.obj")] == ["done", "done", "failed"]
+    error = items["dense.obj"]["error"]
+    assert error["class"] == "ItemTimeoutError" and "traceback" not in error
+    assert error["message"] == f"{heads / 'dense.obj'}: timed out: still running after 5 s (--item-timeout)"
+    written = {path.name for path in out.iterdir()} - {".facerig-batch", "batch-report.json"}
+    assert {*items["a.obj"]["outputs"], *items["b.obj"]["outputs"]} <= written
+    assert all(name.startswith(("a.", "b.")) for name in written), written  # nothing of dense.obj's, no temps
+    # The cancelled task's worker process was killed, not left computing: both CPUs are free again.
+    deadline = time.monotonic() + 60
+    while ray.available_resources().get("CPU", 0) < 2:
+        assert time.monotonic() < deadline, ray.available_resources()
+        time.sleep(0.2)
 
 
 PRIVATE_RAY_PROBE = """

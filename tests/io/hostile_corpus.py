@@ -19,6 +19,7 @@ import os
 import resource
 import signal
 import struct
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -214,22 +215,72 @@ def _usdz(members: dict[str, str]) -> bytes:
     return buffer.getvalue()
 
 
+def _triangles_usdc(path: Path, n_faces: int) -> None:
+    """A crate file of ``n_faces`` triangles on 3 points: its face arrays compress to almost nothing."""
+    from pxr import Usd, UsdGeom, Vt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stage = Usd.Stage.CreateNew(str(path))
+    mesh = UsdGeom.Mesh.Define(stage, "/Root/M")
+    stage.SetDefaultPrim(stage.GetPrimAtPath("/Root"))
+    mesh.CreatePointsAttr(Vt.Vec3fArray.FromNumpy(np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], np.float32)))
+    mesh.CreateFaceVertexCountsAttr(Vt.IntArray.FromNumpy(np.full(n_faces, 3, np.int32)))
+    mesh.CreateFaceVertexIndicesAttr(Vt.IntArray.FromNumpy(np.tile(np.arange(3, dtype=np.int32), n_faces)))
+    stage.Save()
+
+
 def _expanding_usdc(n_faces: int) -> Callable[[Path], None]:
-    """A small crate file whose face arrays compress to almost nothing: ``n_faces`` triangles on 3 points."""
+    """A small crate file that really holds ``n_faces`` triangles (their arrays compress ~2,000 to 1)."""
+    return lambda folder: _triangles_usdc(folder / "expand.usdc", n_faces)
+
+
+def _declaring_usdc(relative: str, faces: int = 0, corners: int = 0) -> Callable[[Path], None]:
+    """A crate file of 100,003 triangles whose face arrays declare ``faces`` counts / ``corners`` indices
+    (0: the true length): only the element count before the array is rewritten, its few compressed bytes stay.
+    USD allocates the declared length before it decompresses anything."""
+    n_faces = 100_003  # a count whose bytes occur once in the file
 
     def write(folder: Path) -> None:
-        from pxr import Usd, UsdGeom, Vt
-
-        path = folder / "expand.usdc"
-        stage = Usd.Stage.CreateNew(str(path))
-        mesh = UsdGeom.Mesh.Define(stage, "/Root/M")
-        stage.SetDefaultPrim(stage.GetPrimAtPath("/Root"))
-        mesh.CreatePointsAttr(Vt.Vec3fArray.FromNumpy(np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], np.float32)))
-        mesh.CreateFaceVertexCountsAttr(Vt.IntArray.FromNumpy(np.full(n_faces, 3, np.int32)))
-        mesh.CreateFaceVertexIndicesAttr(Vt.IntArray.FromNumpy(np.tile(np.arange(3, dtype=np.int32), n_faces)))
-        stage.Save()
+        path = folder / relative
+        _triangles_usdc(path, n_faces)
+        data = path.read_bytes()
+        for actual, declared in ((n_faces, faces), (3 * n_faces, corners)):
+            if declared:
+                field = struct.pack("<Q", actual)
+                assert data.count(field) == 1, f"the element count {actual} is not unique in {path}"
+                data = data.replace(field, struct.pack("<Q", declared))
+        path.write_bytes(data)
 
     return write
+
+
+def _usdz_of(relative: str, layer: Callable[[Path], None], layer_name: str) -> Callable[[Path], None]:
+    """A usdz package of the crate file ``layer`` writes (as ``layer_name``), written as USD aligns it."""
+
+    def write(folder: Path) -> None:
+        from pxr import Sdf, UsdUtils
+
+        layer(folder / "package-source")
+        package = folder / relative
+        package.parent.mkdir(parents=True, exist_ok=True)
+        assert UsdUtils.CreateNewUsdzPackage(Sdf.AssetPath(str(folder / "package-source" / layer_name)),
+                                             str(package))
+
+    return write
+
+
+def _garbled_usdc_tokens(folder: Path) -> None:
+    """A crate file whose token text does not decompress: only USD's own reading finds that."""
+    path = folder / "tokens.usdc"
+    _triangles_usdc(path, 10)
+    data = bytearray(path.read_bytes())
+    (toc,) = struct.unpack_from("<q", data, 16)
+    (count,) = struct.unpack_from("<Q", data, toc)
+    for index in range(count):
+        name, start, size = struct.unpack_from("<16sqq", data, toc + 8 + 32 * index)
+        if name.rstrip(b"\0") == b"TOKENS":  # count, text bytes, compressed bytes, then LZ4 data
+            data[start + 25:start + size] = b"\xff" * (size - 25)
+    path.write_bytes(bytes(data))
 
 
 def _corrupt_usdc(folder: Path) -> None:
@@ -425,7 +476,19 @@ def cases() -> list[Case]:
              "invalid metersPerUnit"),
         Case("usdc faces expanding past the budget", "mesh", "expand.usdc", _expanding_usdc(8_000_000),
              "over the memory budget"),
-        Case("usdc zeroed tables", "mesh", "corrupt.usdc", _corrupt_usdc, "USD cannot open it"),
+        Case("usdc zeroed tables", "mesh", "corrupt.usdc", _corrupt_usdc, "binary USD is corrupt"),
+        Case("usdc garbled tokens", "mesh", "tokens.usdc", _garbled_usdc_tokens, "USD cannot open it"),
+        Case("usdc declaring 60M faces", "mesh", "declare.usdc", _declaring_usdc("declare.usdc", faces=60_000_000),
+             "binary USD is corrupt: an array declares 60,000,000 int values"),
+        Case("usdc declaring 200M face corners", "mesh", "declare.usdc",
+             _declaring_usdc("declare.usdc", corners=200_000_000), "declares 200,000,000 int values"),
+        Case("usdc sublayer declaring 60M faces", "mesh", "head.usda",
+             _all(_declaring_usdc("declare.usdc", faces=60_000_000),
+                  _text("head.usda", '#usda 1.0\n(\n    subLayers = [@./declare.usdc@]\n)\n')),
+             "binary USD layer declare.usdc is corrupt"),
+        Case("usdz member declaring 60M faces", "mesh", "head.usdz",
+             _usdz_of("head.usdz", _declaring_usdc("declare.usdc", faces=60_000_000), "declare.usdc"),
+             "binary USD member 'declare.usdc' is corrupt"),
         # ------------------------------------------------------------------ rig bundles
         Case("bundle npy header claims 538 GiB", "bundle", "r.facerig.npz",
              _npz("r.facerig.npz", _bundle_without("deltas"), {"deltas": _npy_header_only((96, 500_000_000, 3))}),
@@ -577,6 +640,39 @@ def run_case(case: Case, path: Path, *, cli_scratch: Path | None = None) -> Outc
     rss_growth = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024  # KiB on Linux
     exit_code = result if cli_scratch is not None and isinstance(result, int) else None
     return Outcome(error, exit_code, stderr.getvalue(), seconds, peak / 2**20, rss_growth)
+
+
+_CHILD_LOAD = """
+import json, sys
+from facerig.io import load_mesh  # with pxr: the baseline holds what importing costs
+
+def peak_kib():  # VmHWM: this process's own peak (ru_maxrss carries the forking parent's peak across exec)
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+
+before = peak_kib()
+try:
+    load_mesh(sys.argv[1])
+    error = None
+except Exception as exc:
+    error = f"{type(exc).__name__}: {exc}"
+print(json.dumps({"error": error, "rss_growth_mb": (peak_kib() - before) / 1024}))
+"""
+
+
+def load_in_child(path: Path) -> tuple[str | None, float]:
+    """Load ``path`` in a fresh Python process: its error ("Class: message", None when it loaded) and how far
+    its peak resident set grew during the load (Linux: ``/proc/self/status``).
+
+    :func:`run_case` measures in the calling process, whose peak is the highest of everything it ran before, so
+    an allocation below that peak does not show; a fresh process's peak after its imports is its own.
+    """
+    done = subprocess.run([sys.executable, "-c", _CHILD_LOAD, str(path)], capture_output=True, text=True,
+                          timeout=3 * CASE_TIMEOUT_S, cwd=Path(__file__).resolve().parents[2])
+    if done.returncode != 0:
+        raise RuntimeError(f"loading {path} in a child process failed: {done.stderr[-2000:]}")
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    return outcome["error"], outcome["rss_growth_mb"]
 
 
 if __name__ == "__main__":

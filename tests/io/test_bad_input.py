@@ -185,7 +185,7 @@ def test_truncated_usdc(tmp_path: Path, heads_dir: Path) -> None:
     data = layer.read_bytes()
     path = tmp_path / "cut.usdc"
     path.write_bytes(data[: len(data) // 2])
-    expect_error(path, "USD cannot open it")
+    expect_error(path, "binary USD is corrupt: possibly truncated")
 
 
 def test_glb_with_bad_version_and_missing_json(tmp_path: Path) -> None:

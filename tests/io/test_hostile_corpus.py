@@ -8,13 +8,19 @@ from pathlib import Path
 import pytest
 
 from facerig.errors import FacerigError
-from hostile_corpus import Case, cases, run_case, write_corpus
+from hostile_corpus import Case, cases, load_in_child, run_case, write_corpus
 
 CASES = cases()
 # Per case, far above what a refusal costs (a few MB) and far below what the unbounded readers took
 # (4.8 GB for the zero-filled GLB, 6.3 GB for the expanding usdc, gigabytes for the bundles).
 MAX_PYTHON_MB = 300
 MAX_RSS_GROWTH_MB = 400
+# Binary USD files whose arrays declare more than a mesh within the limits can have: refused from the headers,
+# before USD allocates what they declare (before the check, 38 MB for the expanding file, 240 MB for the one
+# declaring 60M faces, 800 MB for 200M corners; after it, what opening no file costs).
+USD_DECLARING = [case for case in CASES if case.name.startswith(("usdc", "usdz")) and " declaring " in case.name
+                 or case.name == "usdc faces expanding past the budget"]
+MAX_DECLARED_RSS_GROWTH_MB = 16
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +69,15 @@ def test_cli_prints_one_red_line(case: Case, corpus: dict[str, Path], tmp_path: 
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir()), "output written"
     assert outcome.peak_python_mb < MAX_PYTHON_MB, f"{case.name}: {outcome.peak_python_mb:.0f} MB"
     assert outcome.rss_growth_mb < MAX_RSS_GROWTH_MB, f"{case.name}: peak RSS grew {outcome.rss_growth_mb:.0f} MB"
+
+
+@pytest.mark.parametrize("case", USD_DECLARING, ids=[case.name for case in USD_DECLARING])
+def test_usd_arrays_are_refused_before_usd_allocates_them(case: Case, corpus: dict[str, Path]) -> None:
+    """USD allocates a crate array's declared length before it reads a byte of it; the refusal, from the
+    file's headers, comes first. Measured in a fresh process (see load_in_child)."""
+    assert len(USD_DECLARING) >= 5
+    path = corpus[case.name]
+    error, rss_growth_mb = load_in_child(path)
+    assert error is not None and error.startswith("MeshLoadError: ") and str(path) in error, error
+    assert case.reason in error and "\n" not in error, error
+    assert rss_growth_mb < MAX_DECLARED_RSS_GROWTH_MB, f"{case.name}: peak RSS grew {rss_growth_mb:.0f} MB"
