@@ -41,6 +41,7 @@ import numpy as np
 from facerig.errors import FacerigError, VocabularyError
 from facerig.io import SHAPE_LOADERS, LoadLimits, load_blend_shapes
 from facerig.mesh import Mesh
+from facerig.units import infer_meters_per_unit
 from facerig.vocabulary import Vocabulary, load_vocabulary
 
 MAX_MAPPING_BYTES = 1024**2  # a mapping names at most a few hundred shapes
@@ -112,8 +113,6 @@ class RiggedHead:
         """The mesh's unit in metres: the file's own (glTF: 1, USD: metersPerUnit), else inferred from its size."""
         if self.mesh.meters_per_unit is not None:
             return float(self.mesh.meters_per_unit)
-        from facerig.exporters.common import infer_meters_per_unit
-
         return infer_meters_per_unit(self.mesh.vertices)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from facerig.rigged_heads import (
     match_shapes,
     name_key,
 )
+from facerig.units import infer_meters_per_unit
 from facerig.vocabulary import load_vocabulary
 
 ARKIT_UNLABELLED = {"Corrugator", "FlatPucker", "LeftCheekPuff", "RightCheekPuff", "LeftInnerBrowRaiser",
@@ -114,6 +116,12 @@ def test_node_transforms_turn_deltas_like_positions(exports, synthetic_rig, tmp_
     turn = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]]) * 2.0  # 90° about +Y, scaled 2x
     np.testing.assert_allclose(head.mesh.vertices, synthetic_rig.neutral.vertices @ turn.T + [1, 2, 3], atol=1e-5)
     np.testing.assert_allclose(head.deltas, synthetic_rig.deltas[:47] @ turn.T.astype(np.float32), atol=2e-5)
+
+
+def test_a_head_whose_file_states_no_unit_gets_the_unit_guessed_from_its_size(exports):
+    head = load_rigged_head(exports["glb"])
+    unitless = replace(head, mesh=replace(head.mesh, meters_per_unit=None))
+    assert unitless.meters_per_unit == infer_meters_per_unit(head.mesh.vertices)
 
 
 # ---------------------------------------------------------------------------------------------- matching
