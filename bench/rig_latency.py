@@ -64,7 +64,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
 
     if args.fresh:
-        from facerig.model import fresh_model
+        from facerig.nn.model import fresh_model
 
         model = fresh_model()
     else:

@@ -16,8 +16,8 @@ from facerig.anatomy import constrain_to_anatomy
 from facerig.canonical import canonical_frame
 from facerig.eyes import find_eyeballs, turn_eyeballs
 from facerig.mesh import Mesh
-from facerig.model import PackagedModel, default_model_path, select_device
-from facerig.operators import Operators, get_operators, mirrored_operators
+from facerig.nn.model import PackagedModel, default_model_path, select_device
+from facerig.nn.operators import Operators, get_operators, mirrored_operators
 from facerig.proxy import (
     PROXY_MIN_VERTICES,
     build_proxy,
@@ -32,7 +32,7 @@ from facerig.timings import RigTimings
 from facerig.vocabulary import Vocabulary, load_vocabulary, mirror_permutation
 
 # Above this many vertices the eigenbasis is solved on a coarser vertex set and carried to all vertices
-# (see facerig.operators); the eigen-solve otherwise dominates the cost of large heads.
+# (see facerig.nn.operators); the eigen-solve otherwise dominates the cost of large heads.
 EIG_MAX_VERTICES = 4000
 
 
@@ -69,7 +69,7 @@ def rig_mesh(
         vocabulary: poses and correctives to build; the default vocabulary when None.
         device: "auto", "cpu", "cuda" or "mps" (used when ``model`` is not already loaded).
         up, front: axis overrides such as "+Y", "-Z" when the file has no (or wrong) orientation metadata.
-        cache_dir: where operators are cached (default: facerig.operators.default_cache_dir()).
+        cache_dir: where operators are cached (default: facerig.nn.operators.default_cache_dir()).
         chunk_size: poses per network pass (None: the model picks a size that bounds memory).
         turn_eyes: turn the head's eyeballs rigidly for the EyesLook poses (see :mod:`facerig.eyes`) instead of
             keeping the network's output on them; a head without a clear eyeball pair is unaffected either way.
@@ -228,7 +228,7 @@ def predict_mirror_averaged(
     two estimates are averaged. The result is exactly reflection-equivariant, and averaging two estimates
     whose errors are partly independent lowers the error: on the held-out ICT heads MAE fell by 8–10%
     (``bench/accuracy.py`` with and without ``--mirror-average``). The mirror's
-    operators share the eigenbasis (:func:`facerig.operators.mirrored_operators`): the cost is a second
+    operators share the eigenbasis (:func:`facerig.nn.operators.mirrored_operators`): the cost is a second
     network pass.
 
     Args:

@@ -31,7 +31,7 @@ from facerig.rig import Rig
 from facerig.timings import RigTimings
 
 if TYPE_CHECKING:  # torch loads on first rig, so the CLI's parsing stays fast
-    from facerig.model import PackagedModel
+    from facerig.nn.model import PackagedModel
     from facerig.vocabulary import Vocabulary
 
 

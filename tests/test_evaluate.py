@@ -102,8 +102,8 @@ def tiny_dataset(ict_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    from facerig.model import save_packaged
-    from facerig.network import NetworkConfig, RigNetwork
+    from facerig.nn.model import save_packaged
+    from facerig.nn.network import NetworkConfig, RigNetwork
     from facerig.vocabulary import load_vocabulary
 
     torch.manual_seed(0)

@@ -141,8 +141,8 @@ def test_matches_the_dataset_builders_gaze_on_the_ict_head(ict_neutral_path: Pat
 
 def test_the_rig_turns_eyes_by_the_models_training_angle(ict_neutral_path: Path, tmp_path: Path) -> None:
     """A model records the gaze angle of its training data; `rig_mesh` turns the eyeballs by that angle."""
-    from facerig.model import fresh_model
-    from facerig.network import NetworkConfig
+    from facerig.nn.model import fresh_model
+    from facerig.nn.network import NetworkConfig
     from facerig.pipeline import rig_mesh
 
     mesh = load_mesh(ict_neutral_path)

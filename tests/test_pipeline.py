@@ -8,7 +8,7 @@ import torch
 
 from facerig.io import load_mesh
 from facerig.mesh import Mesh
-from facerig.model import fresh_model
+from facerig.nn.model import fresh_model
 from facerig.pipeline import assemble_deltas, predict_mirror_averaged, rig_mesh, shrink_offsets
 from facerig.vocabulary import load_vocabulary
 
@@ -87,7 +87,7 @@ def test_bundled_model_is_the_default(heads_dir, tmp_path) -> None:
     """`rig_mesh` with no model loads the packaged model shipped inside facerig, offline."""
     import json
 
-    from facerig.model import default_model_path
+    from facerig.nn.model import default_model_path
 
     shipped = json.loads((default_model_path() / "model.json").read_text())
     assert (default_model_path() / "model.pt").stat().st_size < 25 * 2**20
@@ -125,7 +125,7 @@ def test_top_level_api_is_the_documented_one(heads_dir, model, tmp_path) -> None
 
 def test_mirror_averaged_prediction_is_exactly_reflection_equivariant(model) -> None:
     """Rigging a head's mirror image gives the mirror image of its rig, with Left and Right swapped."""
-    from facerig.operators import compute_operators
+    from facerig.nn.operators import compute_operators
     from facerig.primitives import geodesic_sphere
     from facerig.vocabulary import mirror_permutation
 

@@ -9,7 +9,7 @@ import pytest
 
 from facerig.errors import ConfigError, ExportError, OutputError
 from facerig.io import load_mesh
-from facerig.model import fresh_model
+from facerig.nn.model import fresh_model
 from facerig.rig import Rig
 from facerig.rigging import METHODS, RigMethod, RigOptions, rig_and_write
 

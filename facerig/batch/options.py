@@ -138,7 +138,7 @@ class BatchOptions:
                            model_settings: Mapping[str, Any] | None = None) -> str:
         """SHA-256 over everything that changes what an item's output files contain.
 
-        ``model_settings`` is :attr:`facerig.model.PackagedModel.rig_settings`: what the rig reads from
+        ``model_settings`` is :attr:`facerig.nn.model.PackagedModel.rig_settings`: what the rig reads from
         ``model.json`` beside the weights, which the model id (a hash of ``model.pt``) does not cover.
         """
         shaping = {

@@ -28,7 +28,7 @@ from facerig.batch.progress import Progress
 from facerig.batch.report import BatchReport, ItemResult, ItemStatus
 from facerig.batch.worker import ItemTimeoutError, Worker, WorkerLostError, cpu_count, worker_device
 from facerig.errors import BatchError
-from facerig.model import PackagedModel, default_model_path
+from facerig.nn.model import PackagedModel, default_model_path
 from facerig.rigging import prepare_outdir, uses_model
 from facerig.vocabulary import load_vocabulary
 

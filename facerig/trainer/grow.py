@@ -23,7 +23,7 @@ from typing import Mapping
 import torch
 
 from facerig.errors import ConfigError
-from facerig.network import NetworkConfig
+from facerig.nn.network import NetworkConfig
 
 # Config fields that may differ between the checkpoint and the run: only the hidden width.
 _GROWABLE = frozenset({"mlp_ratio"})

@@ -38,8 +38,8 @@ from torch.utils.data import DistributedSampler
 from facerig.canonical import FRAME_VERSION
 from facerig.errors import ConfigError, DatasetError
 from facerig.fileio import atomic_path
-from facerig.network import NetworkConfig, RigNetwork
-from facerig.operators import get_operators
+from facerig.nn.network import NetworkConfig, RigNetwork
+from facerig.nn.operators import get_operators
 from facerig.render import frontal_camera, render_views
 from facerig.trainer import losses
 from facerig.trainer.config import STAGES, StageConfig, TrainConfig, load_config, parse_overrides
@@ -308,7 +308,7 @@ def evaluate(network: RigNetwork, heads: Any, stage_name: str, config: TrainConf
 def export(network: RigNetwork, config: TrainConfig, heads: Any, summaries: dict[str, StageSummary],
            ctx: DistContext, directory: Path) -> Path:
     """Write the TorchScript model with its provenance (the bundled-model format of :mod:`facerig.model`)."""
-    from facerig.model import save_packaged
+    from facerig.nn.model import save_packaged
     from facerig.vocabulary import load_vocabulary
 
     manifest = getattr(heads, "manifest", {})
@@ -390,7 +390,7 @@ def _initial_state(path: Path) -> dict[str, Any]:
     "facerig/models/default"`` fine-tunes the bundled model: configs/finetune.toml)."""
     if not path.is_dir():
         return _load_checkpoint(path)
-    from facerig.model import PackagedModel
+    from facerig.nn.model import PackagedModel
 
     packaged = PackagedModel.load(path, prefer="weights")
     if packaged.format != "weights":

@@ -91,7 +91,7 @@ def test_the_import_report_says_what_was_found_and_why_a_head_was_refused(datase
 
 
 def test_the_trainer_steps_on_a_head_without_landmarks(dataset):
-    from facerig.network import RigNetwork
+    from facerig.nn.network import RigNetwork
     from facerig.trainer.config import load_config
     from facerig.trainer.heads import TrainingHeads
     from facerig.trainer.train import step_losses

@@ -2,11 +2,11 @@
 
 A packaged model is a directory (SPEC §3 "Packaging"):
 
-- ``model.pt``: the :class:`facerig.network.RigNetwork` compiled with ``torch.jit.script``; its exported
+- ``model.pt``: the :class:`facerig.nn.network.RigNetwork` compiled with ``torch.jit.script``; its exported
   ``encode(vertices, operators)`` and ``deform(encoded, activations)`` methods are all a caller needs, and it
   loads without facerig's network code (the product promise for other tools).
 - ``weights.pt``: the same network as a plain ``state_dict`` (tensors only, read with ``weights_only=True``).
-  With the config in ``model.json`` it rebuilds the network from :mod:`facerig.network` (inference code, not
+  With the config in ``model.json`` it rebuilds the network from :mod:`facerig.nn.network` (inference code, not
   the trainer). TorchScript is deprecated in torch 2.13; this format does not depend on it, and the loader
   prefers it when present.
 - ``model.json``: format version, model id (SHA-256 of the ``model.pt`` bytes), the weights file's SHA-256,
@@ -15,7 +15,7 @@ A packaged model is a directory (SPEC §3 "Packaging"):
 
 Loading checks the format version and that each file hashes to its recorded digest, so a truncated, swapped
 or newer model fails with a clear :class:`~facerig.errors.ModelError` instead of a confusing tensor error
-later. Both formats compute the same function (``tests/test_model.py`` checks the bundled model's).
+later. Both formats compute the same function (``tests/nn/test_model.py`` checks the bundled model's).
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from facerig.errors import ConfigError, ModelError
 from facerig.fileio import write_bytes_atomic
 
 if TYPE_CHECKING:
-    from facerig.network import NetworkConfig, RigNetwork
-    from facerig.operators import Operators
+    from facerig.nn.network import NetworkConfig, RigNetwork
+    from facerig.nn.operators import Operators
 
 FORMAT = "facerig-model"
 FORMAT_VERSION = 1
@@ -221,7 +221,7 @@ class PackagedModel:
 
         Args:
             vertices: (V, 3) float canonical-frame neutral positions.
-            operators: an :class:`~facerig.operators.Operators` or its :meth:`to_torch` dict.
+            operators: an :class:`~facerig.nn.operators.Operators` or its :meth:`to_torch` dict.
             activations: (B, P) float activations in :attr:`action_names` order.
             chunk_size: poses per pass; None picks :meth:`chunk_size`.
 
@@ -310,8 +310,8 @@ def weights_bytes(network: torch.nn.Module) -> bytes:
 
 
 def _load_weights(directory: Path, metadata: Mapping[str, Any], device: torch.device) -> torch.nn.Module:
-    """The eager :class:`facerig.network.RigNetwork` from ``weights.pt`` and the config in ``metadata``."""
-    from facerig.network import NetworkConfig, RigNetwork
+    """The eager :class:`facerig.nn.network.RigNetwork` from ``weights.pt`` and the config in ``metadata``."""
+    from facerig.nn.network import NetworkConfig, RigNetwork
 
     entry = metadata["weights"]
     if not isinstance(entry, Mapping) or not isinstance(entry.get("sha256"), str):
@@ -349,7 +349,7 @@ def fresh_model(
     """
     import dataclasses
 
-    from facerig.network import NetworkConfig, RigNetwork
+    from facerig.nn.network import NetworkConfig, RigNetwork
 
     config = config or NetworkConfig.default()
     if output_init_std is not None:
@@ -372,7 +372,7 @@ def fresh_model(
 
 def default_model_path() -> Path:
     """Directory of the model that ships inside the facerig package."""
-    return Path(__file__).resolve().parent / "models" / "default"
+    return Path(__file__).resolve().parents[1] / "models" / "default"
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -419,7 +419,7 @@ def _metadata_document(
     network: "RigNetwork", payload: bytes, metadata: Mapping[str, Any], directory: Path | None
 ) -> dict[str, Any]:
     from facerig.version import __version__
-    from facerig.network import count_parameters
+    from facerig.nn.network import count_parameters
 
     unknown = set(metadata) - _METADATA_KEYS
     if unknown:

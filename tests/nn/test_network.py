@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from facerig.errors import ConfigError
-from facerig.network import DiffusionBlock, NetworkConfig, RigNetwork, count_parameters
-from facerig.operators import compute_operators
+from facerig.nn.network import DiffusionBlock, NetworkConfig, RigNetwork, count_parameters
+from facerig.nn.operators import compute_operators
 
 TINY = NetworkConfig(width=16, n_blocks=3, k_eig=24, global_width=16, global_dim=8, n_hks=4, output_init_std=0.1)
 

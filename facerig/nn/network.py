@@ -216,7 +216,7 @@ class RigNetwork(nn.Module):
     """Neutral mesh + FACS activations -> per-vertex displacements, in the canonical frame.
 
     Inputs everywhere: ``vertices`` (V, 3) float32 canonical positions and ``operators``, the dict of
-    :meth:`facerig.operators.Operators.to_torch` (mass, evals, evecs, grad_rows, grad_cols, grad_x, grad_y,
+    :meth:`facerig.nn.operators.Operators.to_torch` (mass, evals, evecs, grad_rows, grad_cols, grad_x, grad_y,
     normals). Use :meth:`encode` once per mesh and :meth:`deform` per batch of poses; :meth:`forward` is both.
     """
 

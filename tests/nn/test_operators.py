@@ -13,7 +13,7 @@ import torch
 from facerig.errors import FacerigError
 from facerig.io import load_mesh
 from facerig.primitives import geodesic_sphere
-from facerig.operators import (
+from facerig.nn.operators import (
     Operators,
     cache_key,
     compute_operators,
@@ -254,7 +254,7 @@ def test_cache_hit_is_identical_to_the_fresh_computation(tmp_path, sphere, monke
     fresh = get_operators(vertices, triangles, k_eig=32, cache_dir=tmp_path)
     assert len(list(tmp_path.glob("*.npz"))) == 1
     # a hit reads the file: computing again would be a miss (timings are bench/operators_speed.py's job)
-    monkeypatch.setattr("facerig.operators.compute_operators", lambda *a, **k: pytest.fail("cache miss"))
+    monkeypatch.setattr("facerig.nn.operators.compute_operators", lambda *a, **k: pytest.fail("cache miss"))
     cached = get_operators(vertices, triangles, k_eig=32, cache_dir=tmp_path)
     monkeypatch.undo()
     assert_identical(fresh, cached)
@@ -283,12 +283,12 @@ def test_corrupt_cache_file_is_recomputed_and_replaced(tmp_path, sphere, caplog)
     fresh = get_operators(vertices, triangles, k_eig=8, cache_dir=tmp_path)
     (path,) = tmp_path.glob("*.npz")
     path.write_bytes(path.read_bytes()[:1000])  # truncated, as by a crash mid-copy
-    with caplog.at_level(logging.WARNING, logger="facerig.operators"):
+    with caplog.at_level(logging.WARNING, logger="facerig.nn.operators"):
         recovered = get_operators(vertices, triangles, k_eig=8, cache_dir=tmp_path)
     assert "unreadable" in caplog.text and path.name in caplog.text
     assert_identical(fresh, recovered)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="facerig.operators"):
+    with caplog.at_level(logging.WARNING, logger="facerig.nn.operators"):
         assert_identical(fresh, get_operators(vertices, triangles, k_eig=8, cache_dir=tmp_path))
     assert caplog.text == ""  # the file was replaced by a good one
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary files left
@@ -318,7 +318,7 @@ def test_ict_neutral_operators(ict_neutral_path):
 
 def test_mirrored_operators_drive_the_network_as_the_mirror_images_own() -> None:
     """Sharing the eigenbasis with the original is exact: the network cannot tell them from a fresh solve."""
-    from facerig.network import NetworkConfig, RigNetwork
+    from facerig.nn.network import NetworkConfig, RigNetwork
 
     vertices, triangles = geodesic_sphere(6, radius=0.4)  # 362 vertices: the dense (exact) eigen path
     rng = np.random.default_rng(5)

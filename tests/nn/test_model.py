@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from facerig.errors import ConfigError, ModelError
-from facerig.model import FORMAT_VERSION, PackagedModel, fresh_model, save_packaged, select_device
-from facerig.network import NetworkConfig, RigNetwork
-from facerig.operators import compute_operators
+from facerig.nn.model import FORMAT_VERSION, PackagedModel, fresh_model, save_packaged, select_device
+from facerig.nn.network import NetworkConfig, RigNetwork
+from facerig.nn.operators import compute_operators
 from test_network import bumpy_sphere
 
 ACTIONS = [f"action_{i:02d}" for i in range(47)]
@@ -86,7 +86,7 @@ def test_save_then_load_round_trip(saved, mesh, acts):
 
 def test_bundled_model_formats_agree(mesh, acts):
     """The bundled model ships both formats; the loader prefers the plain weights, and they are the same net."""
-    from facerig.model import default_model_path
+    from facerig.nn.model import default_model_path
 
     weights = PackagedModel.load(default_model_path())
     scripted = PackagedModel.load(default_model_path(), prefer="torchscript")
@@ -122,16 +122,16 @@ def test_loads_and_predicts_without_the_network_module(saved, mesh, acts, tmp_pa
     script = textwrap.dedent(
         f"""
         import sys
-        sys.modules["facerig.network"] = None  # any import of it now raises ImportError
+        sys.modules["facerig.nn.network"] = None  # any import of it now raises ImportError
         import numpy as np
-        from facerig.model import PackagedModel
-        from facerig.operators import compute_operators
+        from facerig.nn.model import PackagedModel
+        from facerig.nn.operators import compute_operators
         data = np.load({str(tmp_path / "inputs.npz")!r})
         operators = compute_operators(data["exact"], data["triangles"], {SMALL.k_eig})
         model = PackagedModel.load({str(directory)!r}, prefer="torchscript")
         np.save({str(tmp_path / "out.npy")!r}, model.predict(data["vertices"], operators, data["acts"]))
         try:
-            import facerig.network
+            import facerig.nn.network
         except ImportError:
             print("network blocked")
         """
