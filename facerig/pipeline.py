@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from facerig.anatomy import constrain_to_anatomy
+from facerig.anatomy.constrain import constrain_to_anatomy
 from facerig.canonical import canonical_frame
-from facerig.eyes import find_eyeballs, turn_eyeballs
+from facerig.anatomy.eyes import find_eyeballs, turn_eyeballs
 from facerig.mesh import Mesh
 from facerig.nn.model import PackagedModel, default_model_path, select_device
 from facerig.nn.operators import Operators, get_operators, mirrored_operators
@@ -27,7 +27,7 @@ from facerig.proxy import (
     eyeball_rows,
 )
 from facerig.rig import Rig
-from facerig.shells import bind_shells, find_eye_shells
+from facerig.anatomy.shells import bind_shells, find_eye_shells
 from facerig.timings import RigTimings
 from facerig.vocabulary import Vocabulary, load_vocabulary, mirror_permutation
 
@@ -71,10 +71,10 @@ def rig_mesh(
         up, front: axis overrides such as "+Y", "-Z" when the file has no (or wrong) orientation metadata.
         cache_dir: where operators are cached (default: facerig.nn.operators.default_cache_dir()).
         chunk_size: poses per network pass (None: the model picks a size that bounds memory).
-        turn_eyes: turn the head's eyeballs rigidly for the EyesLook poses (see :mod:`facerig.eyes`) instead of
+        turn_eyes: turn the head's eyeballs rigidly for the EyesLook poses (see :mod:`facerig.anatomy.eyes`) instead of
             keeping the network's output on them; a head without a clear eyeball pair is unaffected either way.
         bind_eye_shells: move the separate pieces around the eyes (eyelashes, tear lines, occlusion layers) with
-            the skin they sit on instead of keeping the network's output on them (see :mod:`facerig.shells`);
+            the skin they sit on instead of keeping the network's output on them (see :mod:`facerig.anatomy.shells`);
             needs the eyeball pair that ``turn_eyes`` looks for.
         mirror_average: average the network's prediction with that for the head's mirror image
             (:func:`predict_mirror_averaged`): lower error (held-out MAE 0.086 mm instead of 0.093 with the
@@ -84,7 +84,7 @@ def rig_mesh(
             (:func:`shrink_offsets`); None takes the model's own (:attr:`PackagedModel.offset_floor`), 0 keeps
             the raw output.
         anatomy: keep teeth, gums and tongue rigid with the skull or the jaw, motion on the face and pieces off
-            it still, and warn when the input is not a head (see :mod:`facerig.anatomy`); False keeps the
+            it still, and warn when the input is not a head (see :mod:`facerig.anatomy.constrain`); False keeps the
             network's output there.
         memory_budget: bytes the rig may use (None: :data:`facerig.proxy.DEFAULT_MEMORY_BUDGET`, 2 GiB); a head
             whose rig is estimated above it is refused (:class:`facerig.proxy.RigMemoryError`) before any

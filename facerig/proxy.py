@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse
 
 from facerig.errors import FacerigError
-from facerig.eyes import Eyeball, turn_eyeballs
+from facerig.anatomy.eyes import Eyeball, turn_eyeballs
 from facerig.geometry import SurfaceIndex, fit_sphere
 from facerig.geometry.cluster import cluster_mesh
 from facerig.geometry.remesh import RemeshOptions, remesh
@@ -197,7 +197,7 @@ def eyeball_rows(
     degrees: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The eyeballs' exact rigid gaze turn on their own vertices: (E,) the eyeball vertices (all eyeballs, in
-    order) and (R, E, 3) their canonical offsets per activation row (see :func:`facerig.eyes.turn_eyeballs`).
+    order) and (R, E, 3) their canonical offsets per activation row (see :func:`facerig.anatomy.eyes.turn_eyeballs`).
 
     ``canonical_vertices`` is indexable by the eyeballs' vertex indices; only those rows are read.
     """

@@ -22,7 +22,7 @@ class RigTimings:
         operators: the DiffusionNet operators (cached by content hash).
         network: the network's prediction and its offset floor.
         eyes: turning the eyeballs and binding the eye shells.
-        anatomy: rigid teeth and jaw, motion kept on the face, the head check (:mod:`facerig.anatomy`).
+        anatomy: rigid teeth and jaw, motion kept on the face, the head check (:mod:`facerig.anatomy.constrain`).
         assemble: the shapes and correctives, back in the input's units and axes.
         export: writing the output files.
         total: from the first step to the last one timed.

@@ -37,7 +37,7 @@ from scipy.spatial import cKDTree
 
 from facerig.canonical import CanonicalFrame, canonical_frame
 from facerig.errors import FacerigError
-from facerig.eyes import find_eyeballs, turn_eyeballs
+from facerig.anatomy.eyes import find_eyeballs, turn_eyeballs
 from facerig.geometry import SurfaceIndex, skin_mask, vertex_areas, vertex_normals
 from facerig.mesh import Mesh
 from facerig.rig import Rig
@@ -344,7 +344,7 @@ def rig_by_transfer(
         j = column.get(name)
         if j is not None and template.labelled[j]:
             deltas[i] = canonical[j]
-    # The eyeballs turn as in the network's rig (facerig.eyes): the template's eye turn, carried by nearest
+    # The eyeballs turn as in the network's rig (facerig.anatomy.eyes): the template's eye turn, carried by nearest
     # surface points, would bend them.
     eyeballs = find_eyeballs(target, target_parts) if turn_eyes else ()
     n_actions = len(vocabulary.action_names)

@@ -10,10 +10,10 @@ import pytest
 from facerig import load_mesh
 from facerig.canonical import canonical_frame
 from facerig.cli import run
-from facerig.eyes import find_eyeballs
+from facerig.anatomy.eyes import find_eyeballs
 from facerig.rig import Rig
 from facerig.rig_checks import suspicious_shapes
-from facerig.rigid_parts import find_rigid_parts
+from facerig.anatomy.rigid_parts import find_rigid_parts
 
 EXAMPLE = "examples/ict_head.obj"
 

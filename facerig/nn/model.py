@@ -145,9 +145,9 @@ class PackagedModel:
 
     @property
     def gaze_degrees(self) -> float:
-        """The eye turn of a full EyesLook in the model's training data (:data:`facerig.eyes.GAZE_DEGREES` when
+        """The eye turn of a full EyesLook in the model's training data (:data:`facerig.anatomy.eyes.GAZE_DEGREES` when
         the model does not say: every facerig dataset before the angle was recorded used it)."""
-        from facerig.eyes import GAZE_DEGREES
+        from facerig.anatomy.eyes import GAZE_DEGREES
 
         return float(self.metadata.get("gaze_degrees", GAZE_DEGREES))
 

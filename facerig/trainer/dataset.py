@@ -83,7 +83,7 @@ import numpy as np
 
 from facerig.datasets import BUILDER_VERSION, FORMAT, load_sample, read_manifest, sample_triangles
 from facerig.errors import DatasetError
-from facerig.eyes import GAZE_DEGREES
+from facerig.anatomy.eyes import GAZE_DEGREES
 from facerig.fileio import atomic_path, write_bytes_atomic
 from facerig.geometry.remesh import RemeshOptions, SurfaceIndex, connected_pieces, remesh
 from facerig.trainer.ict import REGIONS, ICTModel, load_ict

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from facerig import load_mesh, rig_mesh
-from facerig.eyes import fit_sphere
+from facerig.anatomy.eyes import fit_sphere
 from facerig.rig import Rig
 from facerig.trainer.ict import PARTS
 from facerig.vocabulary import load_vocabulary

@@ -6,7 +6,7 @@ bind them to the lid with a wrap deformer, so a blink carries the lashes down wi
 has to learn each of them from data instead, and the bundled CPU model does not: on held-out heads its error
 on eyelashes and eye surfaces equals the zero baseline's, while the lid skin itself moves (see the model
 card). So the rig does what a rigger would: :func:`find_eye_shells` takes every separate piece that lies
-close around an eyeball (see :mod:`facerig.eyes`) and is not one, and binds each of its vertices to the nearest
+close around an eyeball (see :mod:`facerig.anatomy.eyes`) and is not one, and binds each of its vertices to the nearest
 vertices of the skin, the head's largest piece; :func:`bind_shells` then gives each shell vertex, in every
 row, the weighted displacement of its skin vertices. A head without a found eyeball pair, or without
 shells, keeps the network's output unchanged.
@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 from scipy.spatial import cKDTree
 
-from facerig.eyes import Eyeball
+from facerig.anatomy.eyes import Eyeball
 
 SHELL_REACH = 2.0  # a shell lies wholly within this many eyeball radii of an eyeball's centre (lashes ~1.6)
 SKIN_NEIGHBOURS = 3  # skin vertices each shell vertex follows, inverse-distance weighted
@@ -52,7 +52,7 @@ def find_eye_shells(
     Args:
         canonical_vertices: (V, 3) the head in the canonical frame.
         component_labels: (V,) connected component per vertex, of the welded surface (as for the eyeballs).
-        eyeballs: :func:`facerig.eyes.find_eyeballs` of the same vertices; no eyeballs, no shells.
+        eyeballs: :func:`facerig.anatomy.eyes.find_eyeballs` of the same vertices; no eyeballs, no shells.
         neighbours: skin vertices per shell vertex.
     """
     if not eyeballs:

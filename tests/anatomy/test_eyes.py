@@ -10,9 +10,9 @@ import pytest
 
 from facerig import load_mesh
 from facerig.canonical import canonical_frame
-from facerig.eyes import GAZE_DEGREES, find_eyeballs, fit_sphere, gaze_rotation, turn_eyeballs
+from facerig.anatomy.eyes import GAZE_DEGREES, find_eyeballs, fit_sphere, gaze_rotation, turn_eyeballs
 from facerig.mesh import Mesh
-from facerig.shells import bind_shells, find_eye_shells
+from facerig.anatomy.shells import bind_shells, find_eye_shells
 from facerig.vocabulary import load_vocabulary
 
 ACTIONS = list(load_vocabulary().action_names)
@@ -161,7 +161,7 @@ def test_the_rig_turns_eyes_by_the_models_training_angle(ict_neutral_path: Path,
     assert turns[10.0] == pytest.approx(10.0, abs=0.5)
 
 
-# ---------------------------------------------------------------- eye shells (facerig.shells)
+# ---------------------------------------------------------------- eye shells (facerig.anatomy.shells)
 def _head_with_shells() -> tuple[Mesh, dict[str, np.ndarray]]:
     parts = {"skin": _sphere((0, 0, 0), 1.0, 24, 32),
              "left_eye": _sphere(LEFT, 0.16), "right_eye": _sphere(RIGHT, 0.16),

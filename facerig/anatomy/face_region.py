@@ -95,7 +95,7 @@ def confine_to_face(predicted: np.ndarray, canonical_vertices: np.ndarray, compo
 
     Args:
         predicted: (R, V, 3) canonical offsets per activation row (not modified).
-        canonical_vertices: (V, 3); component_labels: (V,) as for :mod:`facerig.eyes`.
+        canonical_vertices: (V, 3); component_labels: (V,) as for :mod:`facerig.anatomy.eyes`.
         exempt: vertex indices that later steps move themselves (rigid parts); their pieces are never held.
 
     Returns:

@@ -1,7 +1,7 @@
 """The rig's anatomy step, after the network: rigid parts move as bones do, and motion stays on the face.
 
-One call for :func:`facerig.pipeline.rig_mesh`: :mod:`facerig.rigid_parts` finds the mouth's inner parts and
-stray eye-like pieces, :mod:`facerig.face_region` weighs the network's offsets by the face's region and holds
+One call for :func:`facerig.pipeline.rig_mesh`: :mod:`facerig.anatomy.rigid_parts` finds the mouth's inner parts and
+stray eye-like pieces, :mod:`facerig.anatomy.face_region` weighs the network's offsets by the face's region and holds
 hair, clothing and other pieces off the face still, then the rigid parts get their skeleton's motion. Its
 record (what was found, what was held, warnings) goes into the rig's metadata.
 """
@@ -12,10 +12,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from facerig.eyes import Eyeball
-from facerig.face_region import confine_to_face, head_check, warn
+from facerig.anatomy.eyes import Eyeball
+from facerig.anatomy.face_region import confine_to_face, head_check, warn
 from facerig.mesh import Mesh
-from facerig.rigid_parts import find_rigid_parts, make_rigid, network_moves_jaw
+from facerig.anatomy.rigid_parts import find_rigid_parts, make_rigid, network_moves_jaw
 
 
 def constrain_to_anatomy(

@@ -12,13 +12,13 @@ never by names) and gives them the motion of a skeleton:
   (ICT's gums-and-tongue sheet, one mesh for both rows of teeth) is split along its surface, and the part of it
   behind the last lower piece (the throat) stays with the skull. On the ICT neutral all 32 teeth and 96% of the
   gums-and-tongue sheet land where ICT's own jawOpen moves them; on MakeHuman's head its two rows of teeth and its
-  tongue do (``tests/test_rigid_parts.py``).
+  tongue do (``tests/anatomy/test_rigid_parts.py``).
 - **Upper** parts follow the skull: they do not move in any pose.
 - **Lower** parts follow the jaw: in each pose their offsets are replaced by the one rigid motion that best
   fits the network's offsets of those parts (:func:`rigid_fit`), so the lower teeth and tongue open as one
   piece with the chin. Where the network moves them far less than the chin, or another way
   (:func:`network_moves_jaw`), the rigid motion is fitted to the chin's skin instead.
-- **Eye-like parts that were not paired** (:mod:`facerig.eyes` finds a left/right pair and turns it for gaze):
+- **Eye-like parts that were not paired** (:mod:`facerig.anatomy.eyes` finds a left/right pair and turns it for gaze):
   any other closed, sphere-like piece in the upper face turns about its own centre by the rotation that best
   fits the network's offsets on it, so it stays in its socket instead of being pushed out.
 
@@ -35,7 +35,7 @@ import scipy.sparse
 from scipy.ndimage import maximum_filter
 from scipy.sparse.csgraph import dijkstra
 
-from facerig.eyes import Eyeball, sphere_like_parts
+from facerig.anatomy.eyes import Eyeball, sphere_like_parts
 
 # The mouth's box in the canonical frame (ICT's teeth span |x| < 0.36, y in [-1.15, -0.59], z in [0.45, 1.05];
 # its gums and tongue reach back to z = 0): generous for other proportions, clear of the eyes and the neck.
@@ -121,8 +121,8 @@ def find_rigid_parts(
     Args:
         canonical_vertices: (V, 3) the head in the canonical frame.
         triangles: (F, 3) its triangles (a piece that crosses the occlusal plane is split along its surface).
-        component_labels: (V,) connected piece of each vertex (of the welded surface, as for :mod:`facerig.eyes`).
-        eyeballs: the eyeball pair :func:`facerig.eyes.find_eyeballs` found (left alone here), or ().
+        component_labels: (V,) connected piece of each vertex (of the welded surface, as for :mod:`facerig.anatomy.eyes`).
+        eyeballs: the eyeball pair :func:`facerig.anatomy.eyes.find_eyeballs` found (left alone here), or ().
     """
     points = np.asarray(canonical_vertices, np.float64)
     labels = np.asarray(component_labels)

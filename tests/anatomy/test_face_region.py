@@ -8,7 +8,7 @@ import pytest
 
 from facerig import load_mesh
 from facerig.canonical import canonical_frame
-from facerig.face_region import NECK_RAMP, NotAHeadWarning, face_weights, head_check, smoothstep
+from facerig.anatomy.face_region import NECK_RAMP, NotAHeadWarning, face_weights, head_check, smoothstep
 from facerig.mesh import Mesh
 from facerig.pipeline import load_model, rig_mesh
 
