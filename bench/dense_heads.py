@@ -61,7 +61,7 @@ def subdivided(mesh: Mesh, times: int) -> Mesh:
 def rig_child(path: Path, budget: int | None) -> dict:
     """Load and rig one head (in a fresh process); phases in seconds and this process's peak RSS."""
     from facerig.errors import FacerigError
-    from facerig.pipeline import rig_mesh
+    from facerig.rigging.pipeline import rig_mesh
 
     tick = time.perf_counter()
     mesh = load_mesh(path)
@@ -100,7 +100,7 @@ def print_row(result: dict, note: str = "") -> None:
 
 def accuracy(face_x: Path, cache_dir: Path) -> None:
     """Direct and proxy rigs of the 27k ICT head against ICT's expressions; proxy against direct."""
-    from facerig.pipeline import rig_mesh
+    from facerig.rigging.pipeline import rig_mesh
     from facerig.vocabulary import load_vocabulary
 
     vocabulary = load_vocabulary()

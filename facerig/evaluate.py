@@ -594,7 +594,7 @@ def _riggers(model: Any, methods: Sequence[str], vocabulary: Vocabulary, cache_d
     riggers: dict[str, Rigger] = {}
     info: dict[str, Any] = {}
     if "model" in methods:
-        from facerig.pipeline import load_model, rig_mesh
+        from facerig.rigging.pipeline import load_model, rig_mesh
 
         packaged = load_model(model, device)
         riggers["model"] = lambda mesh: rig_mesh(mesh, packaged, vocabulary=vocabulary, cache_dir=cache_dir,
@@ -603,7 +603,7 @@ def _riggers(model: Any, methods: Sequence[str], vocabulary: Vocabulary, cache_d
                 "offset_floor": packaged.offset_floor,
                 "source": str(packaged.source) if packaged.source else None}
     if "transfer" in methods:
-        from facerig.transfer import load_template, rig_by_transfer
+        from facerig.rigging.transfer import load_template, rig_by_transfer
 
         template = load_template()
         riggers["transfer"] = lambda mesh: rig_by_transfer(mesh, vocabulary=vocabulary, template=template)
@@ -639,7 +639,7 @@ def choose_offset_floor(
     Raises:
         DatasetError: the dataset is unreadable, or the split has no rigged head.
     """
-    from facerig.pipeline import load_model, rig_mesh, shrink_offsets
+    from facerig.rigging.pipeline import load_model, rig_mesh, shrink_offsets
     from facerig.datasets import load_sample, read_manifest
 
     root = Path(dataset)

@@ -17,7 +17,7 @@ class RigTimings:
     Attributes:
         load: reading the mesh file.
         model_load: loading the packaged model (0 when it was loaded already).
-        proxy: building the proxy a dense head is rigged on (:mod:`facerig.proxy`; 0 when rigged directly).
+        proxy: building the proxy a dense head is rigged on (:mod:`facerig.rigging.proxy`; 0 when rigged directly).
         canonicalize: welding and the canonical frame.
         operators: the DiffusionNet operators (cached by content hash).
         network: the network's prediction and its offset floor.

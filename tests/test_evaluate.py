@@ -178,7 +178,7 @@ def transfer_rigs(heads_dir, tmp_path_factory):
     from facerig.exporters import export_rig
     from facerig.io import load_mesh
     from facerig.rig import Rig
-    from facerig.transfer import rig_by_transfer
+    from facerig.rigging.transfer import rig_by_transfer
     from facerig.vocabulary import load_vocabulary
 
     folder = tmp_path_factory.mktemp("eval") / "studio"

@@ -80,7 +80,7 @@ def _pose_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def test_the_same_head_in_any_pose_and_unit_rigs_the_same_without_flags(ict_head: Mesh, tmp_path) -> None:
     """Y-up, Z-up and -Z-facing copies of one head, in mm, dm and m, saved as OBJ (no orientation in the
     file): with no --up/--front, each rig is the canonical one turned into the copy's axes and units."""
-    from facerig.pipeline import load_model, rig_mesh
+    from facerig.rigging.pipeline import load_model, rig_mesh
 
     model = load_model()
     reference = rig_mesh(ict_head, model, cache_dir=tmp_path)

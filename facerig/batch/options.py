@@ -14,7 +14,7 @@ from typing import Any
 from facerig.errors import ConfigError
 from facerig.exporters import Naming
 from facerig.io import LoadLimits
-from facerig.rigging import RigMethod
+from facerig.rigging.rig_and_write import RigMethod
 from facerig.units import parse_units
 
 
@@ -68,7 +68,7 @@ class BatchOptions:
     """
 
     # -- what each item produces
-    method: RigMethod = RigMethod.network  # how each head is rigged (facerig.rigging.METHODS)
+    method: RigMethod = RigMethod.network  # how each head is rigged (facerig.rigging.rig_and_write.METHODS)
     model: Path | None = None  # packaged model folder; None: the model bundled with facerig
     poses: Path | None = None  # pose vocabulary JSON; None: the default 48 poses + 48 correctives
     formats: tuple[str, ...] = ()  # export formats written beside the .facerig.npz bundle (usd, glb, fbx, ...)

@@ -154,7 +154,7 @@ class PackagedModel:
     @property
     def offset_floor(self) -> float:
         """The network's noise floor on still vertices, in canonical units (0 when the model does not say):
-        the rig shrinks every predicted offset by it (:func:`facerig.pipeline.shrink_offsets`)."""
+        the rig shrinks every predicted offset by it (:func:`facerig.rigging.pipeline.shrink_offsets`)."""
         return float(self.metadata.get("offset_floor", 0.0))
 
     @property

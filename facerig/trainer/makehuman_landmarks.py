@@ -34,7 +34,7 @@ def fit_landmarks(ict_source: str | Path, makehuman_source: str | Path) -> dict[
     """The landmark file's content: base.obj vertex index per landmark, with the fit's residuals."""
     from facerig.trainer.ict import PARTS, load_ict
     from facerig.trainer.makehuman import load_makehuman
-    from facerig.transfer import register
+    from facerig.rigging.transfer import register
 
     ict = load_ict(ict_source)
     mh = load_makehuman(makehuman_source)

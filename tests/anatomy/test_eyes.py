@@ -143,7 +143,7 @@ def test_the_rig_turns_eyes_by_the_models_training_angle(ict_neutral_path: Path,
     """A model records the gaze angle of its training data; `rig_mesh` turns the eyeballs by that angle."""
     from facerig.nn.model import fresh_model
     from facerig.nn.network import NetworkConfig
-    from facerig.pipeline import rig_mesh
+    from facerig.rigging.pipeline import rig_mesh
 
     mesh = load_mesh(ict_neutral_path)
     model = fresh_model(NetworkConfig(width=8, n_blocks=1, k_eig=16, global_width=8, global_dim=4))

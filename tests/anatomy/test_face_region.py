@@ -10,7 +10,7 @@ from facerig import load_mesh
 from facerig.canonical import canonical_frame
 from facerig.anatomy.face_region import NECK_RAMP, NotAHeadWarning, face_weights, head_check, smoothstep
 from facerig.mesh import Mesh
-from facerig.pipeline import load_model, rig_mesh
+from facerig.rigging.pipeline import load_model, rig_mesh
 
 EXAMPLE = "examples/ict_head.obj"
 MM = 0.1  # the ICT head's unit is the centimetre

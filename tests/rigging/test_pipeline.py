@@ -9,7 +9,7 @@ import torch
 from facerig.io import load_mesh
 from facerig.mesh import Mesh
 from facerig.nn.model import fresh_model
-from facerig.pipeline import assemble_deltas, predict_mirror_averaged, rig_mesh, shrink_offsets
+from facerig.rigging.pipeline import assemble_deltas, predict_mirror_averaged, rig_mesh, shrink_offsets
 from facerig.vocabulary import load_vocabulary
 
 REPO_EXAMPLE = "examples/ict_head.obj"
@@ -99,7 +99,7 @@ def test_bundled_model_is_the_default(heads_dir, tmp_path) -> None:
 def test_a_flat_shaded_export_rigs_like_its_welded_original(example_head, tmp_path) -> None:
     """Every face its own vertices (Blender's flat-shaded export): the weld makes it one surface again, so the
     bundled model rigs it like the original, and every copy of a vertex gets the same offset."""
-    from facerig.pipeline import load_model
+    from facerig.rigging.pipeline import load_model
 
     triangles = example_head.triangles
     flat = Mesh.from_triangles(example_head.vertices[triangles.ravel()], np.arange(triangles.size).reshape(-1, 3))

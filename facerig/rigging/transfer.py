@@ -44,7 +44,7 @@ from facerig.rig import Rig
 from facerig.timings import RigTimings
 from facerig.vocabulary import Vocabulary, load_vocabulary
 
-TEMPLATE_PATH = Path(__file__).resolve().parent / "data" / "template" / "template.npz"
+TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "data" / "template" / "template.npz"
 ICP_ITERATIONS = 30
 TRIM_FACTOR = 2.5  # pairs farther than this × the median pair distance are outliers (neck cut, hair, ...)
 MIN_NORMAL_DOT = 0.0  # pairs whose normals face apart are on opposite sides of a thin part (lips, lids)
@@ -311,8 +311,8 @@ def rig_by_transfer(
         vocabulary: the shapes to build; the default vocabulary when None. Actions the template lacks and
             all correctives get zero deltas.
         template: the rigged template; the bundled one when None.
-        up, front: axis overrides, as for :func:`facerig.pipeline.rig_mesh`.
-        turn_eyes: turn the head's eyeballs rigidly for gaze, as :func:`facerig.pipeline.rig_mesh` does.
+        up, front: axis overrides, as for :func:`facerig.rigging.pipeline.rig_mesh`.
+        turn_eyes: turn the head's eyeballs rigidly for gaze, as :func:`facerig.rigging.pipeline.rig_mesh` does.
 
     Returns:
         A :class:`Rig` with ``vocabulary.shape_names`` shapes, deltas in the mesh's own units and axes;

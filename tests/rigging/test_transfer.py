@@ -1,4 +1,4 @@
-"""Template deformation transfer (facerig.transfer): exactness on the template, accuracy on ICT heads,
+"""Template deformation transfer (facerig.rigging.transfer): exactness on the template, accuracy on ICT heads,
 sides, and sane output on heads that are not ICT."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from facerig.io import load_mesh
 from facerig.mesh import Mesh
 from facerig.trainer.ict import load_ict
 from facerig.geometry.remesh import RemeshOptions, remesh
-from facerig.transfer import TEMPLATE_PATH, load_template, rig_by_transfer, similarity_fit
+from facerig.rigging.transfer import TEMPLATE_PATH, load_template, rig_by_transfer, similarity_fit
 from facerig.vocabulary import load_vocabulary
 
 VOCABULARY = load_vocabulary()

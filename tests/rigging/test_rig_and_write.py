@@ -1,4 +1,4 @@
-"""rig_and_write (facerig.rigging): one head's outputs written as a set, checked before any work, never onto
+"""rig_and_write (facerig.rigging.rig_and_write): one head's outputs written as a set, checked before any work, never onto
 an input and never outside the output folder."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from facerig.errors import ConfigError, ExportError, OutputError
 from facerig.io import load_mesh
 from facerig.nn.model import fresh_model
 from facerig.rig import Rig
-from facerig.rigging import METHODS, RigMethod, RigOptions, rig_and_write
+from facerig.rigging.rig_and_write import METHODS, RigMethod, RigOptions, rig_and_write
 
 
 @pytest.fixture(scope="module")

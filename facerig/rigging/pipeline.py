@@ -18,7 +18,7 @@ from facerig.anatomy.eyes import find_eyeballs, turn_eyeballs
 from facerig.mesh import Mesh
 from facerig.nn.model import PackagedModel, default_model_path, select_device
 from facerig.nn.operators import Operators, get_operators, mirrored_operators
-from facerig.proxy import (
+from facerig.rigging.proxy import (
     PROXY_MIN_VERTICES,
     build_proxy,
     carry_shapes,
@@ -86,11 +86,11 @@ def rig_mesh(
         anatomy: keep teeth, gums and tongue rigid with the skull or the jaw, motion on the face and pieces off
             it still, and warn when the input is not a head (see :mod:`facerig.anatomy.constrain`); False keeps the
             network's output there.
-        memory_budget: bytes the rig may use (None: :data:`facerig.proxy.DEFAULT_MEMORY_BUDGET`, 2 GiB); a head
-            whose rig is estimated above it is refused (:class:`facerig.proxy.RigMemoryError`) before any
+        memory_budget: bytes the rig may use (None: :data:`facerig.rigging.proxy.DEFAULT_MEMORY_BUDGET`, 2 GiB); a head
+            whose rig is estimated above it is refused (:class:`facerig.rigging.proxy.RigMemoryError`) before any
             per-vertex work.
         proxy_min_vertices: a welded surface with more vertices than this is rigged through a proxy of a few
-            thousand vertices and the shapes carried to every vertex (:mod:`facerig.proxy`).
+            thousand vertices and the shapes carried to every vertex (:mod:`facerig.rigging.proxy`).
 
     Returns:
         A :class:`Rig` whose deltas are in the input's own units and axes.
@@ -117,7 +117,7 @@ def rig_mesh(
     weld_s = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    # A dense head is rigged on a proxy (facerig.proxy); `rigged` is the surface the network sees.
+    # A dense head is rigged on a proxy (facerig.rigging.proxy); `rigged` is the surface the network sees.
     proxy = build_proxy(surface) if surface.n_vertices > proxy_min_vertices else None
     rigged = surface if proxy is None else proxy.surface
     timings["proxy"] = time.perf_counter() - tick
@@ -174,7 +174,7 @@ def rig_mesh(
         blendshape_deltas = shapes[:, to_surface]
         shell_vertices = np.zeros(0, np.int64) if shells is None else shells.vertices
     else:
-        # The output is allocated once, in float32, and filled shape by shape (facerig.proxy).
+        # The output is allocated once, in float32, and filled shape by shape (facerig.rigging.proxy).
         blendshape_deltas = carry_shapes(shapes, proxy.carry_to(to_surface),
                                          np.empty((len(shapes), mesh.n_vertices, 3), np.float32))
         dense_pieces = surface.component_labels

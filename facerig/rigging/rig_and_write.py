@@ -1,7 +1,7 @@
 """The one way to rig a head and write its outputs: ``rig_and_write``, used by `facerig rig`, the batch worker
 and the Python API, and the registry of rigging methods it dispatches on.
 
-    from facerig.rigging import RigMethod, rig_and_write
+    from facerig.rigging.rig_and_write import RigMethod, rig_and_write
     result = rig_and_write("head.obj", "out/", formats=("usd", "glb"), method=RigMethod.transfer, naming="arkit")
     result.outputs  # (out/head.facerig.npz, out/head.usd, out/head.glb)
 
@@ -38,8 +38,8 @@ if TYPE_CHECKING:  # torch loads on first rig, so the CLI's parsing stays fast
 class RigMethod(StrEnum):
     """How a rig is made; each maps to its rigging function in :data:`METHODS`."""
 
-    network = "network"  # the neural network (facerig.pipeline.rig_mesh)
-    transfer = "transfer"  # deformation transfer from the bundled ICT template (facerig.transfer.rig_by_transfer)
+    network = "network"  # the neural network (facerig.rigging.pipeline.rig_mesh)
+    transfer = "transfer"  # deformation transfer from the bundled ICT template (facerig.rigging.transfer.rig_by_transfer)
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ RigFunction = Callable[[Mesh, "PackagedModel | None", "Vocabulary | None", RigOp
 
 def _rig_by_network(mesh: Mesh, model: PackagedModel | None, vocabulary: Vocabulary | None,
                     options: RigOptions) -> Rig:
-    from facerig.pipeline import rig_mesh
+    from facerig.rigging.pipeline import rig_mesh
 
     return rig_mesh(mesh, model, vocabulary=vocabulary, up=options.up, front=options.front,
                     cache_dir=options.cache_dir, mirror_average=options.mirror_average)
@@ -78,7 +78,7 @@ def _rig_by_network(mesh: Mesh, model: PackagedModel | None, vocabulary: Vocabul
 
 def _rig_by_transfer(mesh: Mesh, model: PackagedModel | None, vocabulary: Vocabulary | None,
                      options: RigOptions) -> Rig:
-    from facerig.transfer import rig_by_transfer
+    from facerig.rigging.transfer import rig_by_transfer
 
     return rig_by_transfer(mesh, vocabulary=vocabulary, up=options.up, front=options.front)
 
