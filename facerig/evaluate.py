@@ -49,7 +49,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from facerig.canonical import canonical_frame
+from facerig.canonical.frame import canonical_frame
 from facerig.errors import ConfigError, DatasetError
 from facerig.fileio import write_bytes_atomic
 from facerig.mesh import Mesh

@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from facerig.canonical import CanonicalFrame, canonical_frame
+from facerig.canonical.frame import CanonicalFrame, canonical_frame
 from facerig.errors import ConfigError
 from facerig.png import write_png
 from facerig.render import PerspectiveCamera, frontal_camera, rasterize, shade

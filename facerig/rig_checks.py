@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facerig.canonical import CanonicalFrame
+from facerig.canonical.frame import CanonicalFrame
 from facerig.anatomy.eyes import sphere_like_parts
 from facerig.anatomy.face_region import face_weights, still_pieces
 from facerig.fileio import atomic_path

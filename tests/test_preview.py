@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from facerig import preview
-from facerig.canonical import canonical_frame
+from facerig.canonical.frame import canonical_frame
 from facerig.cli import run
 from facerig.io import load_mesh
 from facerig.png import encode_png

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from facerig import load_mesh
-from facerig.canonical import canonical_frame
+from facerig.canonical.frame import canonical_frame
 from facerig.cli import run
 from facerig.anatomy.eyes import find_eyeballs
 from facerig.rig import Rig

@@ -4,7 +4,7 @@ A network that sees the whole head lets a jaw drop drag the collar, the ponytail
 shape moves the face, the jaw and the mouth's interior; everything else follows the skull and stays still in
 a blendshape rig. So, after the network, the rig weighs every offset by a smooth field of the canonical
 position (+Y up, face along +Z, cranium radius 1, origin at the cranium's centre; see
-:mod:`facerig.canonical`):
+:mod:`facerig.canonical.frame`):
 
 - :func:`face_weights` is 1 over the face, the jaw and the throat under it, and ramps smoothly (a C¹
   smoothstep) to 0 towards the neck's base and the back of the skull. The ramps sit where ICT-FaceKit's own

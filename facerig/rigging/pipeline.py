@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from facerig.anatomy.constrain import constrain_to_anatomy
-from facerig.canonical import canonical_frame
+from facerig.canonical.frame import canonical_frame
 from facerig.anatomy.eyes import find_eyeballs, turn_eyeballs
 from facerig.mesh import Mesh
 from facerig.nn.model import PackagedModel, default_model_path, select_device

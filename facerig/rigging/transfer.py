@@ -5,7 +5,7 @@ displacements across. The template ships with facerig (``facerig/data/template/`
 :mod:`facerig.trainer.make_template`): the ICT-FaceKit neutral re-meshed to 6k vertices with every component,
 and its 47 FACS deltas from the vocabulary's ICT map (float16). No ICT archive is needed at run time.
 
-Method, all in the canonical frame (:mod:`facerig.canonical`: cranium radius 1, +X the character's left):
+Method, all in the canonical frame (:mod:`facerig.canonical.frame`: cranium radius 1, +X the character's left):
 
 1. **Similarity ICP** of the template skin onto the target skin (each mesh's largest-area component):
    closest points on the target surface, pairs trimmed at 2.5 × their median distance and where normals
@@ -35,7 +35,7 @@ import scipy.sparse
 import scipy.sparse.linalg
 from scipy.spatial import cKDTree
 
-from facerig.canonical import CanonicalFrame, canonical_frame
+from facerig.canonical.frame import CanonicalFrame, canonical_frame
 from facerig.errors import FacerigError
 from facerig.anatomy.eyes import find_eyeballs, turn_eyeballs
 from facerig.geometry import SurfaceIndex, skin_mask, vertex_areas, vertex_normals

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from facerig.canonical import canonical_frame
+from facerig.canonical.frame import canonical_frame
 from facerig.errors import DatasetError
 from facerig.mesh import Mesh
 

@@ -32,7 +32,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from facerig.canonical import axes_rotation
+from facerig.canonical.frame import axes_rotation
 from facerig.errors import DatasetError, FacerigError
 from facerig.fileio import atomic_path, write_bytes_atomic
 from facerig.rigged_heads import RiggedHead, find_rigged_heads, load_mapping, load_rigged_head

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch.utils.data import DistributedSampler
 
-from facerig.canonical import FRAME_VERSION
+from facerig.canonical.frame import FRAME_VERSION
 from facerig.errors import ConfigError, DatasetError
 from facerig.fileio import atomic_path
 from facerig.nn.network import NetworkConfig, RigNetwork

@@ -11,7 +11,7 @@ import pytest
 from facerig import load_mesh
 from facerig.anatomy.face_region import head_check, still_pieces
 from facerig.mesh import Mesh
-from facerig.canonical import canonical_frame
+from facerig.canonical.frame import canonical_frame
 from facerig.anatomy.eyes import find_eyeballs
 from facerig.rigging.pipeline import load_model, rig_mesh
 from facerig.anatomy.rigid_parts import (find_rigid_parts, make_rigid, network_moves_jaw, occlusal_plane, rigid_fit,

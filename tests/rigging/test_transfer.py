@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facerig.canonical import canonical_frame
+from facerig.canonical.frame import canonical_frame
 from facerig.evaluate import side_share
 from facerig.io import load_mesh
 from facerig.mesh import Mesh

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from facerig.canonical import axes_rotation
+from facerig.canonical.frame import axes_rotation
 from facerig.cli import run
 from facerig.errors import DatasetError
 from facerig.exporters import export_rig

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facerig.canonical import parse_axis
+from facerig.canonical.frame import parse_axis
 from facerig.io import load_mesh
 from facerig.mesh import Mesh
-from facerig.orientation import CONFIDENT, detect_orientation
+from facerig.canonical.orientation import CONFIDENT, detect_orientation
 
-ICT_HEAD = Path(__file__).resolve().parents[1] / "examples" / "ict_head.obj"  # +Y up, face toward +Z, cm
+ICT_HEAD = Path(__file__).resolve().parents[2] / "examples" / "ict_head.obj"  # +Y up, face toward +Z, cm
 
 
 def proper_rotations() -> list[np.ndarray]:
@@ -103,7 +103,7 @@ def test_the_same_head_in_any_pose_and_unit_rigs_the_same_without_flags(ict_head
 
 def test_a_head_whose_shape_does_not_decide_keeps_the_default_and_says_so(heads_dir) -> None:
     """Suzanne (a cartoon monkey with open eye sockets) is not clear enough: +Y up, +Z front, with a warning."""
-    from facerig.canonical import canonical_frame
+    from facerig.canonical.frame import canonical_frame
 
     frame = canonical_frame(load_mesh(heads_dir / "suzanne.obj"))
     assert (frame.axes.up, frame.axes.front, frame.axes.source) == ("+Y", "+Z", "default")

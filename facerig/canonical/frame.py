@@ -21,7 +21,7 @@ them and is close to a sphere. :func:`canonical_frame` fits that sphere robustly
 On the ICT-FaceKit neutral (cm) this gives radius 9.43 and centre (0, 4.89, 0.90); the nose tip sits at
 about (0, -0.51, 1.29) canonical. Neck cuts anywhere up to the chin, dropping all inner components and
 changing units leave that point where it is (to 1e-13); ±10° rotations move it, once the rotation is undone,
-by < 2e-6; a cut through the mouth (no chin left) by 0.022. ``tests/test_canonical.py`` states the bounds.
+by < 2e-6; a cut through the mouth (no chin left) by 0.022. ``tests/canonical/test_frame.py`` states the bounds.
 This frame does not undo small rotations (the network is trained with rotation jitter for that); it only
 moves its centre and size with the head. 25 ms of CPU for the 26,719-vertex ICT head, plus 11 ms for the
 mesh's connected components, which the mesh caches.
@@ -29,7 +29,7 @@ mesh's connected components, which the mesh caches.
 Axes: ``up``/``front`` arguments ("+Y", "-Z", ...) win; otherwise the mesh's stated ``up_axis``: Z-up files
 are assumed to look along -Y (the Blender / USD Z-up convention: the front view looks along +Y at the face),
 Y-up files along +Z (glTF, ICT-FaceKit). A file that states nothing (OBJ, PLY) is oriented by its own shape
-(:mod:`facerig.orientation`); when that is unclear, +Y up and +Z front, flagged as a guess
+(:mod:`facerig.canonical.orientation`); when that is unclear, +Y up and +Z front, flagged as a guess
 (:class:`AxesChoice`).
 """
 
@@ -173,7 +173,7 @@ class AxesChoice:
     Attributes:
         up, front: input axes such as "+Y", "-Z".
         source: "arguments" (``up``/``front`` given), "file" (the file states its up axis), "geometry" (found
-            from the head's shape: :mod:`facerig.orientation`) or "default" (+Y up, +Z front: nothing said and
+            from the head's shape: :mod:`facerig.canonical.orientation`) or "default" (+Y up, +Z front: nothing said and
             the shape was not clear enough; the rig carries a warning).
         confidence: the detector's confidence when it was asked, else None.
     """
@@ -209,7 +209,7 @@ def choose_axes(mesh: Mesh, up: str | None = None, front: str | None = None) -> 
 
     The shape is looked at only when neither the arguments nor the file say anything (OBJ and PLY state no axes;
     glTF, USD and FBX readers always set ``up_axis``): mirror symmetry, the nose and the chin decide
-    (:func:`facerig.orientation.detect_orientation`); a head whose shape does not decide keeps the default +Y up,
+    (:func:`facerig.canonical.orientation.detect_orientation`); a head whose shape does not decide keeps the default +Y up,
     +Z front, flagged as a guess.
     """
     if up is not None or front is not None:
@@ -218,7 +218,7 @@ def choose_axes(mesh: Mesh, up: str | None = None, front: str | None = None) -> 
     if mesh.up_axis is not None:
         rotation = axes_rotation(None, None, mesh.up_axis)
         return AxesChoice(_axis_label(rotation[1]), _axis_label(rotation[2]), "file")
-    from facerig.orientation import detect_orientation
+    from facerig.canonical.orientation import detect_orientation
 
     found = detect_orientation(mesh)
     if found.confident:

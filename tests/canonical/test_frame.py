@@ -1,7 +1,7 @@
 """The canonical frame: axes, exact round trips, and stability of centre and size on the ICT-FaceKit neutral.
 
 Stability is measured at the nose tip (the face vertex with the largest z, ICT being Y-up and looking +Z),
-in canonical units (cranium radius 1). Measured on this head (see facerig/canonical.py): neck cuts below the
+in canonical units (cranium radius 1). Measured on this head (see facerig/canonical/frame.py): neck cuts below the
 chin and dropping the inner components change nothing (the fit converges to the same sphere), scaling changes
 it by ~1e-15, ±10° rotations (once undone) by < 2e-6. The bounds below leave margin over those numbers and are all far
 inside the 3 % of head size the frame is specified for.
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facerig.canonical import CanonicalFrame, axes_rotation, canonical_frame, parse_axis
+from facerig.canonical.frame import CanonicalFrame, axes_rotation, canonical_frame, parse_axis
 from facerig.errors import ConfigError, FacerigError, MeshLoadError
 from facerig.mesh import Mesh
 
