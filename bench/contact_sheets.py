@@ -25,7 +25,7 @@ from facerig.datasets import load_sample, read_manifest  # noqa: E402
 from facerig.io import load_mesh  # noqa: E402
 from facerig.mesh import Mesh  # noqa: E402
 from facerig.rigging.pipeline import load_model, rig_mesh  # noqa: E402
-from facerig.preview import write_contact_sheet  # noqa: E402
+from facerig.render.preview import write_contact_sheet  # noqa: E402
 from facerig.rig import Rig  # noqa: E402
 from facerig.rigging.transfer import rig_by_transfer  # noqa: E402
 

@@ -104,7 +104,7 @@ class SuspiciousReport:
 def write_suspicious_shapes(rig: Rig, path: str | Path) -> SuspiciousReport:
     """Write ``{"suspicious": [{"shape", "problem", "detail"}, ...], "shapes_checked": N}`` to ``path``
     (atomically) for :func:`suspicious_shapes` in the rig's recorded frame."""
-    from facerig.preview import rig_frame
+    from facerig.render.preview import rig_frame
 
     found = suspicious_shapes(rig, rig_frame(rig))
     document = {"shapes_checked": len(rig.base_shape_names), "suspicious": [s.to_dict() for s in found]}

@@ -36,7 +36,7 @@ def preview(
     import torch
 
     from facerig.mesh import source_name
-    from facerig.preview import write_contact_sheet
+    from facerig.render.preview import write_contact_sheet
     from facerig.rig_checks import write_suspicious_shapes
     from facerig.rig import Rig
 

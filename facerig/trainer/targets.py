@@ -28,7 +28,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from facerig.errors import DatasetError
-from facerig.render import PerspectiveCamera, rasterize, render_views
+from facerig.render.renderer import PerspectiveCamera, rasterize, render_views
 from facerig.trainer.heads import Head
 
 _CHAMFER_POINTS = 512  # vertices compared per head when choosing the nearest rigged head without landmarks

@@ -40,7 +40,7 @@ from facerig.errors import ConfigError, DatasetError
 from facerig.fileio import atomic_path
 from facerig.nn.network import NetworkConfig, RigNetwork
 from facerig.nn.operators import get_operators
-from facerig.render import frontal_camera, render_views
+from facerig.render.renderer import frontal_camera, render_views
 from facerig.trainer import losses
 from facerig.trainer.config import STAGES, StageConfig, TrainConfig, load_config, parse_overrides
 from facerig.trainer.ddp import DistContext, barrier, distributed, gather_objects, mean_across_ranks, unwrap, wrap

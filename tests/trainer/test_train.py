@@ -22,7 +22,7 @@ from facerig.nn.model import PackagedModel
 from facerig.nn.network import RigNetwork
 from facerig.trainer.config import load_config
 from facerig.trainer.dataset import BuildOptions, build_ict_dataset
-from facerig.render import frontal_camera
+from facerig.render.renderer import frontal_camera
 from facerig.trainer.heads import TrainingHeads
 from facerig.trainer.targets import DiskTargets, TransferTargets, render_targets, write_disk_targets
 from facerig.trainer.train import LOSS_NAMES, evaluate, step_losses, train

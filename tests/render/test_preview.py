@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from facerig import preview
 from facerig.canonical.frame import canonical_frame
 from facerig.cli import run
 from facerig.io import load_mesh
-from facerig.png import encode_png
-from facerig.render import frontal_camera
+from facerig.render import preview
+from facerig.render.png import encode_png
+from facerig.render.renderer import frontal_camera
 from facerig.rig import Rig
 
 TILE = 96

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from facerig import render
-from facerig.render import (
+from facerig.render import renderer
+from facerig.render.renderer import (
     Light,
     PerspectiveCamera,
     frontal_camera,
@@ -163,7 +163,7 @@ def test_chunked_rasterization_matches_a_single_chunk(monkeypatch: pytest.Monkey
     screen = camera.project(vertices)
     whole = rasterize(screen, faces, 48)
     whole_silhouette = soft_silhouette(screen, faces, 48)
-    monkeypatch.setattr(render, "_CHUNK_PAIRS", 37)
+    monkeypatch.setattr(renderer, "_CHUNK_PAIRS", 37)
     chunked = rasterize(screen, faces, 48)
     torch.testing.assert_close(chunked.pix_to_face, whole.pix_to_face)
     torch.testing.assert_close(chunked.bary, whole.bary)

@@ -2,7 +2,7 @@
 
 The neutral comes first, then each shape at weight 1 (neutral + that shape's delta alone; a corrective
 therefore shows its correction, not the combined pose it corrects). Every tile is rendered with
-:mod:`facerig.render` from the same frontal camera in the rig's canonical frame (+Y up, looking at the face
+:mod:`facerig.render.renderer` from the same frontal camera in the rig's canonical frame (+Y up, looking at the face
 along -Z, the character's left on the image's right), framed on the neutral, so tiles can be compared
 pixel for pixel and every head sits the same way on its sheet. Shading is Lambertian from the vertex
 normals of the posed mesh. The heat-map view (``heat_map=True``, ``facerig preview --heat``) frames the face
@@ -25,8 +25,8 @@ import torch
 
 from facerig.canonical.frame import CanonicalFrame, canonical_frame
 from facerig.errors import ConfigError
-from facerig.png import write_png
-from facerig.render import PerspectiveCamera, frontal_camera, rasterize, shade
+from facerig.render.png import write_png
+from facerig.render.renderer import PerspectiveCamera, frontal_camera, rasterize, shade
 from facerig.rig import Rig
 
 NEUTRAL = "neutral"
@@ -317,7 +317,7 @@ def render_tile(vertices: np.ndarray, faces: torch.Tensor, camera: PerspectiveCa
     Args:
         vertices: (V, 3) canonical positions of the posed mesh.
         faces: (F, 3) int64 triangles.
-        camera: :class:`facerig.render.PerspectiveCamera` with a square ``image_size``.
+        camera: :class:`facerig.render.renderer.PerspectiveCamera` with a square ``image_size``.
         albedo: (V, 3) vertex colours in [0, 1]; light grey when None.
 
     Returns:
