@@ -29,7 +29,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from facerig.evaluate import METHODS, evaluate  # noqa: E402
+from facerig.eval.evaluate import METHODS, evaluate  # noqa: E402
 
 SHARED = Path(os.environ.get("FACERIG_SHARED", REPO.parent / "shared"))
 CC0_HEADS = ("suzanne.obj", "spot.obj", "robot_expressive.glb")

@@ -21,7 +21,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from facerig.datasets import load_sample, read_manifest  # noqa: E402
+from facerig.eval.datasets import load_sample, read_manifest  # noqa: E402
 from facerig.io import load_mesh  # noqa: E402
 from facerig.mesh import Mesh  # noqa: E402
 from facerig.rigging.pipeline import load_model, rig_mesh  # noqa: E402

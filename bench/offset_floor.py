@@ -22,7 +22,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from facerig.evaluate import choose_offset_floor  # noqa: E402
+from facerig.eval.evaluate import choose_offset_floor  # noqa: E402
 from facerig.fileio import write_bytes_atomic  # noqa: E402
 
 

@@ -81,7 +81,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from facerig.datasets import BUILDER_VERSION, FORMAT, load_sample, read_manifest, sample_triangles
+from facerig.eval.datasets import BUILDER_VERSION, FORMAT, load_sample, read_manifest, sample_triangles
 from facerig.errors import DatasetError
 from facerig.anatomy.eyes import GAZE_DEGREES
 from facerig.fileio import atomic_path, write_bytes_atomic

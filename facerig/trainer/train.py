@@ -334,7 +334,7 @@ def export(network: RigNetwork, config: TrainConfig, heads: Any, summaries: dict
     validation = [e for e in manifest.get("samples", []) if e.get("split") == "val" and e.get("kind") == "rigged"]
     if root is not None and validation:
         # The rig shrinks offsets by the model's noise floor; choose it on held-out heads, as a user would.
-        from facerig.evaluate import choose_offset_floor
+        from facerig.eval.evaluate import choose_offset_floor
 
         choice = choose_offset_floor(directory, root, "val", max_heads=_FLOOR_HEADS, cache_dir=Path(root) / "operators")
         metadata["offset_floor"] = choice.floor

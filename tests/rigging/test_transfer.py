@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from facerig.canonical.frame import canonical_frame
-from facerig.evaluate import side_share
+from facerig.eval.evaluate import side_share
 from facerig.io import load_mesh
 from facerig.mesh import Mesh
 from facerig.trainer.ict import load_ict

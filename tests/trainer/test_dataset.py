@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from facerig.errors import DatasetError
-from facerig.datasets import load_sample, read_manifest, sample_triangles
+from facerig.eval.datasets import load_sample, read_manifest, sample_triangles
 from facerig.trainer.dataset import (
     BuildOptions,
     HeadDataset,

@@ -17,7 +17,7 @@ from facerig.cli import run
 from facerig.errors import DatasetError
 from facerig.exporters import export_rig
 from facerig.rig import Rig
-from facerig.datasets import load_sample, read_manifest
+from facerig.eval.datasets import load_sample, read_manifest
 from facerig.trainer.dataset import HeadDataset
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,7 +116,7 @@ def test_the_trainer_steps_on_a_head_without_landmarks(dataset):
 def test_evaluate_scores_each_sample_on_its_own_poses(dataset):
     """The neutral baseline's error is the true motion, over each head's labelled poses only: the ARKit head's
     unlabelled inner brows are not compared with zero."""
-    from facerig.evaluate import evaluate
+    from facerig.eval.evaluate import evaluate
 
     root, _ = dataset
     report = evaluate(None, root, "train", methods=["neutral"])

@@ -324,7 +324,7 @@ def test_disk_targets_read_back_what_was_written(dataset: Path, tmp_path: Path) 
 
 
 def test_the_exported_model_records_an_offset_floor_chosen_on_validation_heads(ict_dir: Path, tmp_path: Path) -> None:
-    from facerig.evaluate import choose_offset_floor
+    from facerig.eval.evaluate import choose_offset_floor
     from facerig.trainer.ddp import DistContext
     from facerig.trainer.train import StageSummary, export
 

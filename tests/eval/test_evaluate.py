@@ -1,4 +1,4 @@
-"""Accuracy metrics (facerig.evaluate) on hand-computed cases, and `facerig eval` end to end."""
+"""Accuracy metrics (facerig.eval.evaluate) on hand-computed cases, and `facerig eval` end to end."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 
 from facerig.cli import run
 from facerig.errors import DatasetError
-from facerig.evaluate import (
+from facerig.eval.evaluate import (
     best_gains,
     mae_q95,
     penetration_counts,
@@ -156,7 +156,7 @@ def test_eval_rejects_a_folder_that_is_not_a_dataset(tmp_path, tiny_model, capsy
 def test_choose_offset_floor_measures_as_evaluate_does(tiny_dataset, tiny_model):
     """Floor 0 is the rig's raw output and a floor longer than every offset is the zero baseline: both must agree
     with evaluate(); the choice is the candidate with the lowest MAE."""
-    from facerig.evaluate import choose_offset_floor, evaluate
+    from facerig.eval.evaluate import choose_offset_floor, evaluate
 
     torch.set_num_threads(1)
     choice = choose_offset_floor(tiny_model, tiny_dataset, "test", floors=(0.0, 0.01, 100.0))
@@ -219,7 +219,7 @@ def test_eval_rigs_scores_transfer_rigs_against_their_own_files(transfer_rigs, t
 
 
 def test_eval_rigs_lists_refused_heads_and_needs_one_good_head(heads_dir, tmp_path, capsys):
-    from facerig.evaluate import evaluate_rigs
+    from facerig.eval.evaluate import evaluate_rigs
 
     folder = tmp_path / "robots"
     folder.mkdir()

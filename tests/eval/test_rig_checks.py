@@ -12,7 +12,7 @@ from facerig.canonical.frame import canonical_frame
 from facerig.cli import run
 from facerig.anatomy.eyes import find_eyeballs
 from facerig.rig import Rig
-from facerig.rig_checks import suspicious_shapes
+from facerig.eval.rig_checks import suspicious_shapes
 from facerig.anatomy.rigid_parts import find_rigid_parts
 
 EXAMPLE = "examples/ict_head.obj"

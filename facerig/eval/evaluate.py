@@ -431,7 +431,7 @@ def evaluate(
         DatasetError: the dataset is unreadable, or the split has no rigged head.
         ConfigError: an unknown method.
     """
-    from facerig.datasets import load_sample, read_manifest
+    from facerig.eval.datasets import load_sample, read_manifest
 
     started = time.perf_counter()
     _check_methods(methods)
@@ -640,7 +640,7 @@ def choose_offset_floor(
         DatasetError: the dataset is unreadable, or the split has no rigged head.
     """
     from facerig.rigging.pipeline import load_model, rig_mesh, shrink_offsets
-    from facerig.datasets import load_sample, read_manifest
+    from facerig.eval.datasets import load_sample, read_manifest
 
     root = Path(dataset)
     manifest = read_manifest(root)
