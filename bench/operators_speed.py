@@ -23,7 +23,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from facerig.primitives import geodesic_sphere  # noqa: E402
+from facerig.geometry.primitives import geodesic_sphere  # noqa: E402
 from facerig.nn.operators import (  # noqa: E402
     _clean_triangles,
     compute_operators,

@@ -518,7 +518,7 @@ def evaluate_rigs(
         ConfigError: an unknown method.
     """
     from facerig.errors import FacerigError
-    from facerig.rigged_heads import find_rigged_heads, load_mapping, load_rigged_head
+    from facerig.io.rigged_heads import find_rigged_heads, load_mapping, load_rigged_head
 
     started = time.perf_counter()
     _check_methods(methods)

@@ -35,7 +35,7 @@ import numpy as np
 from facerig.canonical.frame import axes_rotation
 from facerig.errors import DatasetError, FacerigError
 from facerig.fileio import atomic_path, write_bytes_atomic
-from facerig.rigged_heads import RiggedHead, find_rigged_heads, load_mapping, load_rigged_head
+from facerig.io.rigged_heads import RiggedHead, find_rigged_heads, load_mapping, load_rigged_head
 from facerig.eval.datasets import BUILDER_VERSION, FORMAT
 from facerig.trainer.dataset import BuildOptions, _prepare_outdir, _split_identities
 from facerig.vocabulary import Vocabulary, load_vocabulary

@@ -12,7 +12,7 @@ import torch
 
 from facerig.errors import FacerigError
 from facerig.io import load_mesh
-from facerig.primitives import geodesic_sphere
+from facerig.geometry.primitives import geodesic_sphere
 from facerig.nn.operators import (
     Operators,
     cache_key,

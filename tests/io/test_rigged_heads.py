@@ -1,4 +1,4 @@
-"""Rigged heads read back as FACS deltas (facerig.rigged_heads): our own exports (FACS and ARKit names, glTF and
+"""Rigged heads read back as FACS deltas (facerig.io.rigged_heads): our own exports (FACS and ARKit names, glTF and
 USD), shape-name matching, the RobotExpressive head's non-FACS shapes, and every refused input."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 from facerig.errors import FacerigError, MeshLoadError
 from facerig.exporters import export_rig
-from facerig.rigged_heads import (
+from facerig.io.rigged_heads import (
     RiggedHeadError,
     find_rigged_heads,
     load_mapping,
