@@ -1,8 +1,8 @@
 """The rig's anatomy step, after the network: rigid parts move as bones do, and motion stays on the face.
 
-One call for :func:`facerig.rigging.pipeline.rig_mesh`: :mod:`facerig.anatomy.rigid_parts` finds the mouth's inner parts and
-stray eye-like pieces, :mod:`facerig.anatomy.face_region` weighs the network's offsets by the face's region and holds
-hair, clothing and other pieces off the face still, then the rigid parts get their skeleton's motion. Its
+One call for :func:`facerig.rigging.pipeline.rig_mesh`: :mod:`facerig.anatomy.rigid_parts` finds the mouth's inner
+parts and stray eye-like pieces, :mod:`facerig.anatomy.face_region` weighs the network's offsets by the face's region
+and holds hair, clothing and other pieces off the face still, then the rigid parts get their skeleton's motion. Its
 record (what was found, what was held, warnings) goes into the rig's metadata.
 """
 
@@ -14,8 +14,8 @@ import numpy as np
 
 from facerig.anatomy.eyes import Eyeball
 from facerig.anatomy.face_region import confine_to_face, head_check, warn
-from facerig.mesh import Mesh
 from facerig.anatomy.rigid_parts import find_rigid_parts, make_rigid, network_moves_jaw
+from facerig.mesh import Mesh
 
 
 def constrain_to_anatomy(

@@ -121,7 +121,8 @@ def find_rigid_parts(
     Args:
         canonical_vertices: (V, 3) the head in the canonical frame.
         triangles: (F, 3) its triangles (a piece that crosses the occlusal plane is split along its surface).
-        component_labels: (V,) connected piece of each vertex (of the welded surface, as for :mod:`facerig.anatomy.eyes`).
+        component_labels: (V,) connected piece of each vertex (of the welded surface, as for
+            :mod:`facerig.anatomy.eyes`).
         eyeballs: the eyeball pair :func:`facerig.anatomy.eyes.find_eyeballs` found (left alone here), or ().
     """
     points = np.asarray(canonical_vertices, np.float64)

@@ -209,8 +209,8 @@ def choose_axes(mesh: Mesh, up: str | None = None, front: str | None = None) -> 
 
     The shape is looked at only when neither the arguments nor the file say anything (OBJ and PLY state no axes;
     glTF, USD and FBX readers always set ``up_axis``): mirror symmetry, the nose and the chin decide
-    (:func:`facerig.canonical.orientation.detect_orientation`); a head whose shape does not decide keeps the default +Y up,
-    +Z front, flagged as a guess.
+    (:func:`facerig.canonical.orientation.detect_orientation`); a head whose shape does not decide keeps the default
+    +Y up, +Z front, flagged as a guess.
     """
     if up is not None or front is not None:
         rotation = axes_rotation(up, front, mesh.up_axis)

@@ -35,9 +35,9 @@ def preview(
     shapes that look wrong (moving nothing, off the face, bending a rigid piece, tearing a seam) beside it."""
     import torch
 
+    from facerig.eval.rig_checks import write_suspicious_shapes
     from facerig.mesh import source_name
     from facerig.render.preview import write_contact_sheet
-    from facerig.eval.rig_checks import write_suspicious_shapes
     from facerig.rig import Rig
 
     # Each tile is a few small tensor ops: intra-op threads only add contention. Measured on the 96-tile

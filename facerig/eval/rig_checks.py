@@ -6,8 +6,8 @@ radius 1) and reports:
 - ``still``: the shape moves almost nothing (its largest offset is below :data:`STILL`);
 - ``off_face``: a large share of its motion lies where :func:`facerig.anatomy.face_region.face_weights` says the face
   ends (neck base, back of the skull) or on separate pieces that reach off the face;
-- ``not_rigid``: a rigid-looking piece (a tooth, an eye: :mod:`facerig.anatomy.rigid_parts`, :mod:`facerig.anatomy.eyes`)
-  moves in a way no rigid motion explains;
+- ``not_rigid``: a rigid-looking piece (a tooth, an eye: :mod:`facerig.anatomy.rigid_parts`,
+  :mod:`facerig.anatomy.eyes`) moves in a way no rigid motion explains;
 - ``torn``: vertices that share a position in the neutral (a UV or normal seam, welded pieces) move apart.
 """
 
@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from facerig.canonical.frame import CanonicalFrame
 from facerig.anatomy.eyes import sphere_like_parts
 from facerig.anatomy.face_region import face_weights, still_pieces
+from facerig.anatomy.rigid_parts import find_rigid_parts, rigid_fit
+from facerig.canonical.frame import CanonicalFrame
 from facerig.fileio import atomic_path
 from facerig.rig import Rig
-from facerig.anatomy.rigid_parts import find_rigid_parts, rigid_fit
 
 STILL = 0.002  # canonical units (0.2 mm on a 9.4 cm cranium): a shape that moves less moves nothing
 OFF_FACE_SHARE = 0.2  # share of a shape's total motion off the face

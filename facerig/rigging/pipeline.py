@@ -13,11 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from facerig.anatomy.constrain import constrain_to_anatomy
-from facerig.canonical.frame import canonical_frame
 from facerig.anatomy.eyes import find_eyeballs, turn_eyeballs
+from facerig.anatomy.shells import bind_shells, find_eye_shells
+from facerig.canonical.frame import canonical_frame
 from facerig.mesh import Mesh
 from facerig.nn.model import PackagedModel, default_model_path, select_device
 from facerig.nn.operators import Operators, get_operators, mirrored_operators
+from facerig.rig import Rig
 from facerig.rigging.proxy import (
     PROXY_MIN_VERTICES,
     build_proxy,
@@ -26,8 +28,6 @@ from facerig.rigging.proxy import (
     dense_eyeballs,
     eyeball_rows,
 )
-from facerig.rig import Rig
-from facerig.anatomy.shells import bind_shells, find_eye_shells
 from facerig.timings import RigTimings
 from facerig.vocabulary import Vocabulary, load_vocabulary, mirror_permutation
 

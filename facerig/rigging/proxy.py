@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse
 
-from facerig.errors import FacerigError
 from facerig.anatomy.eyes import Eyeball, turn_eyeballs
+from facerig.errors import FacerigError
 from facerig.geometry import SurfaceIndex, fit_sphere
 from facerig.geometry.cluster import cluster_mesh
 from facerig.geometry.remesh import RemeshOptions, remesh

@@ -39,7 +39,7 @@ class RigMethod(StrEnum):
     """How a rig is made; each maps to its rigging function in :data:`METHODS`."""
 
     network = "network"  # the neural network (facerig.rigging.pipeline.rig_mesh)
-    transfer = "transfer"  # deformation transfer from the bundled ICT template (facerig.rigging.transfer.rig_by_transfer)
+    transfer = "transfer"  # deformation transfer from the bundled ICT template (facerig.rigging.transfer)
 
 
 @dataclass(frozen=True)

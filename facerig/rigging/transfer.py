@@ -35,9 +35,9 @@ import scipy.sparse
 import scipy.sparse.linalg
 from scipy.spatial import cKDTree
 
+from facerig.anatomy.eyes import find_eyeballs, turn_eyeballs
 from facerig.canonical.frame import CanonicalFrame, canonical_frame
 from facerig.errors import FacerigError
-from facerig.anatomy.eyes import find_eyeballs, turn_eyeballs
 from facerig.geometry import SurfaceIndex, skin_mask, vertex_areas, vertex_normals
 from facerig.mesh import Mesh
 from facerig.rig import Rig

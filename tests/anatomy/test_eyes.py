@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from facerig import load_mesh
-from facerig.canonical.frame import canonical_frame
 from facerig.anatomy.eyes import GAZE_DEGREES, find_eyeballs, fit_sphere, gaze_rotation, turn_eyeballs
-from facerig.mesh import Mesh
 from facerig.anatomy.shells import bind_shells, find_eye_shells
+from facerig.canonical.frame import canonical_frame
+from facerig.mesh import Mesh
 from facerig.vocabulary import load_vocabulary
 
 ACTIONS = list(load_vocabulary().action_names)

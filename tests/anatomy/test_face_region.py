@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from facerig import load_mesh
-from facerig.canonical.frame import canonical_frame
 from facerig.anatomy.face_region import NECK_RAMP, NotAHeadWarning, face_weights, head_check, smoothstep
+from facerig.canonical.frame import canonical_frame
 from facerig.mesh import Mesh
 from facerig.rigging.pipeline import load_model, rig_mesh
 

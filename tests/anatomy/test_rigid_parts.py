@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from facerig import load_mesh
-from facerig.anatomy.face_region import head_check, still_pieces
-from facerig.mesh import Mesh
-from facerig.canonical.frame import canonical_frame
 from facerig.anatomy.eyes import find_eyeballs
-from facerig.rigging.pipeline import load_model, rig_mesh
+from facerig.anatomy.face_region import head_check, still_pieces
 from facerig.anatomy.rigid_parts import (find_rigid_parts, make_rigid, network_moves_jaw, occlusal_plane, rigid_fit,
                                  rotation_fit)
+from facerig.canonical.frame import canonical_frame
+from facerig.mesh import Mesh
+from facerig.rigging.pipeline import load_model, rig_mesh
 
 EXAMPLE = "examples/ict_head.obj"
 MM = 0.1  # the ICT head's unit is the centimetre

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from facerig.canonical.frame import parse_axis
+from facerig.canonical.orientation import CONFIDENT, detect_orientation
 from facerig.io import load_mesh
 from facerig.mesh import Mesh
-from facerig.canonical.orientation import CONFIDENT, detect_orientation
 
 ICT_HEAD = Path(__file__).resolve().parents[2] / "examples" / "ict_head.obj"  # +Y up, face toward +Z, cm
 

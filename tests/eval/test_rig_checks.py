@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from facerig import load_mesh
+from facerig.anatomy.eyes import find_eyeballs
+from facerig.anatomy.rigid_parts import find_rigid_parts
 from facerig.canonical.frame import canonical_frame
 from facerig.cli import run
-from facerig.anatomy.eyes import find_eyeballs
-from facerig.rig import Rig
 from facerig.eval.rig_checks import suspicious_shapes
-from facerig.anatomy.rigid_parts import find_rigid_parts
+from facerig.rig import Rig
 
 EXAMPLE = "examples/ict_head.obj"
 

@@ -11,8 +11,8 @@ import scipy.sparse
 import torch
 
 from facerig.errors import FacerigError
-from facerig.io import load_mesh
 from facerig.geometry.primitives import geodesic_sphere
+from facerig.io import load_mesh
 from facerig.nn.operators import (
     Operators,
     cache_key,

@@ -125,8 +125,8 @@ def test_top_level_api_is_the_documented_one(heads_dir, model, tmp_path) -> None
 
 def test_mirror_averaged_prediction_is_exactly_reflection_equivariant(model) -> None:
     """Rigging a head's mirror image gives the mirror image of its rig, with Left and Right swapped."""
-    from facerig.nn.operators import compute_operators
     from facerig.geometry.primitives import geodesic_sphere
+    from facerig.nn.operators import compute_operators
     from facerig.vocabulary import mirror_permutation
 
     vertices, triangles = geodesic_sphere(6, radius=0.8)  # the dense (exact) eigen path: both solves agree

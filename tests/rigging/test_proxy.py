@@ -1,4 +1,4 @@
-"""Dense heads rigged through a proxy (facerig/rigging/proxy.py): bounded memory, shapes carried to every vertex, exact gaze.
+"""Dense heads rigged through a proxy (rigging/proxy.py): bounded memory, shapes carried to every vertex, exact gaze.
 
 The dense head is the ICT-FaceKit neutral midpoint-subdivided once (105,569 vertices; its first 26,719 vertices
 are the original head's, so the dense rig compares with the direct rig of the original vertex for vertex).
@@ -17,9 +17,9 @@ import pytest
 from facerig import load_mesh, rig_mesh
 from facerig.geometry.subdivide import midpoint_subdivide
 from facerig.mesh import Mesh
+from facerig.rig import Rig
 from facerig.rigging.pipeline import load_model
 from facerig.rigging.proxy import DEFAULT_MEMORY_BUDGET, RigMemoryError, rig_memory_bytes
-from facerig.rig import Rig
 from facerig.trainer.ict import PARTS
 from facerig.vocabulary import load_vocabulary
 

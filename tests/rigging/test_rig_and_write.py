@@ -1,5 +1,5 @@
-"""rig_and_write (facerig.rigging.rig_and_write): one head's outputs written as a set, checked before any work, never onto
-an input and never outside the output folder."""
+"""facerig.rigging.rig_and_write: one head's outputs written as a set, checked before any work, never onto an input
+and never outside the output folder."""
 
 from __future__ import annotations
 

@@ -8,11 +8,11 @@ import pytest
 
 from facerig.canonical.frame import canonical_frame
 from facerig.eval.evaluate import side_share
+from facerig.geometry.remesh import RemeshOptions, remesh
 from facerig.io import load_mesh
 from facerig.mesh import Mesh
-from facerig.trainer.ict import load_ict
-from facerig.geometry.remesh import RemeshOptions, remesh
 from facerig.rigging.transfer import TEMPLATE_PATH, load_template, rig_by_transfer, similarity_fit
+from facerig.trainer.ict import load_ict
 from facerig.vocabulary import load_vocabulary
 
 VOCABULARY = load_vocabulary()
