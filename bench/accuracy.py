@@ -1,7 +1,7 @@
 """The accuracy table (SPEC §9) in one command: model vs deformation transfer vs zero displacement.
 
 Rigs every rigged head of a dataset's test split (held-out identities, each re-meshed) with the packaged model,
-the template deformation transfer (facerig.transfer) and the neutral baseline, plus the CC0 heads in
+the template deformation transfer (facerig.rigging.transfer) and the neutral baseline, plus the CC0 heads in
 ../shared/data/heads (no ground truth: side correctness, displacement size, penetration), and writes
 ``accuracy.json`` + ``accuracy.md`` (the README table is the first table of the Markdown).
 
@@ -29,7 +29,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from facerig.evaluate import METHODS, evaluate  # noqa: E402
+from facerig.eval.evaluate import METHODS, evaluate  # noqa: E402
 
 SHARED = Path(os.environ.get("FACERIG_SHARED", REPO.parent / "shared"))
 CC0_HEADS = ("suzanne.obj", "spot.obj", "robot_expressive.glb")

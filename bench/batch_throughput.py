@@ -29,7 +29,7 @@ from facerig.batch.report import PHASES  # noqa: E402
 from facerig.batch.worker import cpu_count  # noqa: E402
 from facerig.io import load_mesh  # noqa: E402
 from facerig.mesh import Mesh  # noqa: E402
-from facerig.model import METADATA_FILE, MODEL_FILE, default_model_path, save_packaged  # noqa: E402
+from facerig.nn.model import METADATA_FILE, MODEL_FILE, default_model_path, save_packaged  # noqa: E402
 
 
 def ict_neutral_path() -> Path:
@@ -71,7 +71,7 @@ def model_folder(given: Path | None, workdir: Path) -> tuple[Path, str]:
     bundled = default_model_path()
     if (bundled / MODEL_FILE).is_file() and (bundled / METADATA_FILE).is_file():
         return bundled, "bundled"
-    from facerig.network import NetworkConfig, RigNetwork
+    from facerig.nn.network import NetworkConfig, RigNetwork
     from facerig.vocabulary import load_vocabulary
 
     folder = workdir / "fresh-model"

@@ -5,7 +5,7 @@
 For each head (Suzanne, Spot the cow, the RobotExpressive head, and a held-out MakeHuman head when a MakeHuman
 dataset is given), the bundled model's rig and the template transfer's rig of the poses an animator checks first
 (jaw, blinks, lid raise, gaze, lips, brows, a corrective as its combined pose) are rendered with
-:func:`facerig.preview.contact_sheet` (``heat_map=True``: grey is still, red is 5% of the head's size). The
+:func:`facerig.render.preview.contact_sheet` (``heat_map=True``: grey is still, red is 5% of the head's size). The
 MakeHuman head also gets its artist's own poses, so the three sheets can be read side by side.
 """
 
@@ -21,13 +21,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from facerig.datasets import load_sample, read_manifest  # noqa: E402
+from facerig.eval.datasets import load_sample, read_manifest  # noqa: E402
 from facerig.io import load_mesh  # noqa: E402
 from facerig.mesh import Mesh  # noqa: E402
-from facerig.pipeline import load_model, rig_mesh  # noqa: E402
-from facerig.preview import write_contact_sheet  # noqa: E402
+from facerig.rigging.pipeline import load_model, rig_mesh  # noqa: E402
+from facerig.render.preview import write_contact_sheet  # noqa: E402
 from facerig.rig import Rig  # noqa: E402
-from facerig.transfer import rig_by_transfer  # noqa: E402
+from facerig.rigging.transfer import rig_by_transfer  # noqa: E402
 
 SHARED = Path(os.environ.get("FACERIG_SHARED", REPO.parent / "shared"))
 POSES = ("JawDrop", "LeftEyeClosed", "RightEyeClosed", "LeftEyeUpperLidRaiser", "EyesLookLeft", "LipsTogether",

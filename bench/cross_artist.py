@@ -27,7 +27,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from facerig.evaluate import EvalReport, evaluate  # noqa: E402
+from facerig.eval.evaluate import EvalReport, evaluate  # noqa: E402
 
 SHARED = Path(os.environ.get("FACERIG_SHARED", REPO.parent / "shared"))
 NO_TRUTH_HEADS = ("suzanne.obj", "spot.obj", "robot_expressive.glb")

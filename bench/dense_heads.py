@@ -2,7 +2,7 @@
 
 The heads are the ICT-FaceKit neutral (26,719 vertices) midpoint-subdivided 0-3 times (107k, 420k, 1.7M vertices,
 written as OBJ), each rigged with the bundled model in its own process so peaks do not add up. Heads above
-``facerig.proxy.PROXY_MIN_VERTICES`` welded vertices are rigged through a proxy (facerig/proxy.py). A head whose rig
+``facerig.rigging.proxy.PROXY_MIN_VERTICES`` welded vertices are rigged through a proxy (facerig/rigging/proxy.py). A head whose rig
 would exceed the memory budget is refused; the bench then rigs it again under ``--over-budget-gb`` to show the cost.
 
 The accuracy part rigs the 27k ICT head directly and through the proxy and compares both with the kit's own
@@ -61,7 +61,7 @@ def subdivided(mesh: Mesh, times: int) -> Mesh:
 def rig_child(path: Path, budget: int | None) -> dict:
     """Load and rig one head (in a fresh process); phases in seconds and this process's peak RSS."""
     from facerig.errors import FacerigError
-    from facerig.pipeline import rig_mesh
+    from facerig.rigging.pipeline import rig_mesh
 
     tick = time.perf_counter()
     mesh = load_mesh(path)
@@ -100,7 +100,7 @@ def print_row(result: dict, note: str = "") -> None:
 
 def accuracy(face_x: Path, cache_dir: Path) -> None:
     """Direct and proxy rigs of the 27k ICT head against ICT's expressions; proxy against direct."""
-    from facerig.pipeline import rig_mesh
+    from facerig.rigging.pipeline import rig_mesh
     from facerig.vocabulary import load_vocabulary
 
     vocabulary = load_vocabulary()

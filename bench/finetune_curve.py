@@ -26,7 +26,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from facerig.evaluate import EvalReport, evaluate  # noqa: E402
+from facerig.eval.evaluate import EvalReport, evaluate  # noqa: E402
 
 
 def fine_tune(dataset: Path, k: int, steps: int, out_dir: Path, threads: int) -> Path:

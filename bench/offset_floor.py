@@ -1,6 +1,6 @@
-"""A model's offset floor (facerig.pipeline.shrink_offsets), chosen on a dataset's validation split.
+"""A model's offset floor (facerig.rigging.pipeline.shrink_offsets), chosen on a dataset's validation split.
 
-Prints MAE and Q95 for every candidate floor (facerig.evaluate.choose_offset_floor: each rigged head rigged once
+Prints MAE and Q95 for every candidate floor (facerig.eval.evaluate.choose_offset_floor: each rigged head rigged once
 with the floor off, then every candidate applied as the rig applies it). ``--write`` records the best floor
 as ``offset_floor`` in the model's ``model.json`` (``model.pt`` and the model id are unchanged). ``facerig
 train`` does the same for the model it exports, on up to 8 validation heads.
@@ -22,7 +22,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from facerig.evaluate import choose_offset_floor  # noqa: E402
+from facerig.eval.evaluate import choose_offset_floor  # noqa: E402
 from facerig.fileio import write_bytes_atomic  # noqa: E402
 
 

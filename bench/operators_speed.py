@@ -1,4 +1,4 @@
-"""Seconds per part of `facerig.operators` against vertex count, and what the coarse eigen path costs in accuracy.
+"""Seconds per part of `facerig.nn.operators` against vertex count, and what the coarse eigen path costs in accuracy.
 
 Meshes: geodesic spheres of about 1.7k, 5k, 10k and 27k vertices (radius 0.5: head-sized in the canonical
 frame), plus the ICT-FaceKit neutral (26,719 vertices, 56 components) scaled to about 1 unit. Per mesh one
@@ -23,8 +23,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from facerig.primitives import geodesic_sphere  # noqa: E402
-from facerig.operators import (  # noqa: E402
+from facerig.geometry.primitives import geodesic_sphere  # noqa: E402
+from facerig.nn.operators import (  # noqa: E402
     _clean_triangles,
     compute_operators,
     cotan_laplacian,

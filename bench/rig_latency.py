@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from facerig.io import load_mesh  # noqa: E402
-from facerig.pipeline import load_model, rig_mesh  # noqa: E402
+from facerig.rigging.pipeline import load_model, rig_mesh  # noqa: E402
 
 
 def heads_at_sizes(sizes: list[int], ict_source: Path, workdir: Path) -> list[Path]:
@@ -64,7 +64,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
 
     if args.fresh:
-        from facerig.model import fresh_model
+        from facerig.nn.model import fresh_model
 
         model = fresh_model()
     else:

@@ -44,7 +44,7 @@ def build_heads(workdir: Path, vertices: int) -> Path:
 
 def time_one(dataset: Path, preset: str, stage_name: str, device: str, steps: int) -> dict:
     """Median seconds of ``steps`` optimizer steps (after one warm-up step) and the peak memory."""
-    from facerig.network import RigNetwork, count_parameters
+    from facerig.nn.network import RigNetwork, count_parameters
     from facerig.trainer.config import load_config
     from facerig.trainer.heads import TrainingHeads
     from facerig.trainer.train import _target_source, step_losses

@@ -17,10 +17,10 @@ __all__ = ["FacerigError", "Mesh", "Rig", "RigMethod", "load_mesh", "rig_and_wri
 
 # torch and the readers load on first use, so `import facerig` (and `facerig --help`) stays fast.
 _LAZY = {
-    "rig_mesh": "facerig.pipeline",
+    "rig_mesh": "facerig.rigging.pipeline",
     "load_mesh": "facerig.io",
-    "rig_and_write": "facerig.rigging",
-    "RigMethod": "facerig.rigging",
+    "rig_and_write": "facerig.rigging.rig_and_write",
+    "RigMethod": "facerig.rigging.rig_and_write",
 }
 
 

@@ -24,7 +24,7 @@ from facerig.timings import RigTimings
 from facerig.version import __version__
 
 if TYPE_CHECKING:
-    from facerig.canonical import CanonicalFrame
+    from facerig.canonical.frame import CanonicalFrame
     from facerig.io._common import LoadLimits
     from facerig.vocabulary import Vocabulary
 
@@ -92,7 +92,7 @@ class Rig:
         Args:
             deltas: (S, V, 3) in ``vocabulary.shape_names`` order, in the neutral's units and axes.
         """
-        # Warnings for the user: a guessed orientation (facerig.canonical.AxesChoice), then the method's own.
+        # Warnings for the user: a guessed orientation (facerig.canonical.frame.AxesChoice), then the method's own.
         warnings = [w for w in (frame.axes.warning if frame.axes is not None else None,) if w]
         warnings += list(facts.pop("warnings", ()))
         metadata = {

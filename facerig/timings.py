@@ -17,12 +17,12 @@ class RigTimings:
     Attributes:
         load: reading the mesh file.
         model_load: loading the packaged model (0 when it was loaded already).
-        proxy: building the proxy a dense head is rigged on (:mod:`facerig.proxy`; 0 when rigged directly).
+        proxy: building the proxy a dense head is rigged on (:mod:`facerig.rigging.proxy`; 0 when rigged directly).
         canonicalize: welding and the canonical frame.
         operators: the DiffusionNet operators (cached by content hash).
         network: the network's prediction and its offset floor.
         eyes: turning the eyeballs and binding the eye shells.
-        anatomy: rigid teeth and jaw, motion kept on the face, the head check (:mod:`facerig.anatomy`).
+        anatomy: rigid teeth and jaw, motion kept on the face, the head check (:mod:`facerig.anatomy.constrain`).
         assemble: the shapes and correctives, back in the input's units and axes.
         export: writing the output files.
         total: from the first step to the last one timed.

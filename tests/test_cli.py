@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from facerig.cli import run
-from facerig.model import save_packaged
+from facerig.nn.model import save_packaged
 from facerig.rig import Rig
 
 
@@ -18,7 +18,7 @@ def model_dir(tmp_path_factory):
 
     import torch
 
-    from facerig.network import NetworkConfig, RigNetwork
+    from facerig.nn.network import NetworkConfig, RigNetwork
     from facerig.vocabulary import load_vocabulary
 
     folder = tmp_path_factory.mktemp("model")

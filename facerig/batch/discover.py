@@ -32,7 +32,7 @@ from facerig.batch.options import BatchOptions, Shard
 from facerig.errors import BatchError
 from facerig.exporters.common import SIDECAR_SUFFIX
 from facerig.io import SUPPORTED_EXTENSIONS
-from facerig.rigging import output_paths, planned_files
+from facerig.rigging.rig_and_write import output_paths, planned_files
 
 STATE_DIR = ".facerig-batch"  # OUTDIR's resume records and lock (see facerig.batch.manifest)
 

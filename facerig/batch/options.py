@@ -14,7 +14,7 @@ from typing import Any
 from facerig.errors import ConfigError
 from facerig.exporters import Naming
 from facerig.io import LoadLimits
-from facerig.rigging import RigMethod
+from facerig.rigging.rig_and_write import RigMethod
 from facerig.units import parse_units
 
 
@@ -68,7 +68,7 @@ class BatchOptions:
     """
 
     # -- what each item produces
-    method: RigMethod = RigMethod.network  # how each head is rigged (facerig.rigging.METHODS)
+    method: RigMethod = RigMethod.network  # how each head is rigged (facerig.rigging.rig_and_write.METHODS)
     model: Path | None = None  # packaged model folder; None: the model bundled with facerig
     poses: Path | None = None  # pose vocabulary JSON; None: the default 48 poses + 48 correctives
     formats: tuple[str, ...] = ()  # export formats written beside the .facerig.npz bundle (usd, glb, fbx, ...)
@@ -138,7 +138,7 @@ class BatchOptions:
                            model_settings: Mapping[str, Any] | None = None) -> str:
         """SHA-256 over everything that changes what an item's output files contain.
 
-        ``model_settings`` is :attr:`facerig.model.PackagedModel.rig_settings`: what the rig reads from
+        ``model_settings`` is :attr:`facerig.nn.model.PackagedModel.rig_settings`: what the rig reads from
         ``model.json`` beside the weights, which the model id (a hash of ``model.pt``) does not cover.
         """
         shaping = {

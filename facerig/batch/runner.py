@@ -28,8 +28,8 @@ from facerig.batch.progress import Progress
 from facerig.batch.report import BatchReport, ItemResult, ItemStatus
 from facerig.batch.worker import Worker, WorkerLostError, cpu_count, item_deadline, timed_out_result, worker_device
 from facerig.errors import BatchError
-from facerig.model import PackagedModel, default_model_path
-from facerig.rigging import prepare_outdir, uses_model
+from facerig.nn.model import PackagedModel, default_model_path
+from facerig.rigging.rig_and_write import prepare_outdir, uses_model
 from facerig.vocabulary import load_vocabulary
 
 # Thread-count variables of the BLAS/OpenMP runtimes numpy, scipy and torch use; read once when a process

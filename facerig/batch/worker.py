@@ -22,8 +22,8 @@ from facerig.batch.options import BatchOptions
 from facerig.batch.report import ItemResult, ItemStatus
 from facerig.errors import BatchError
 from facerig.fileio import remove_stale_temps
-from facerig.model import PackagedModel, default_model_path, select_device
-from facerig.rigging import RigOptions, output_paths, planned_files, rig_and_write, uses_model
+from facerig.nn.model import PackagedModel, default_model_path, select_device
+from facerig.rigging.rig_and_write import RigOptions, output_paths, planned_files, rig_and_write, uses_model
 from facerig.vocabulary import Vocabulary, load_vocabulary
 
 

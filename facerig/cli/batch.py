@@ -11,7 +11,7 @@ from facerig.batch.options import Backend, BatchOptions
 from facerig.cli.app import app
 from facerig.cli.rig import FORMATS_HELP, SELECT_HELP, UNITS_HELP, checked_formats, parse_formats
 from facerig.exporters.common import Naming
-from facerig.rigging import RigMethod
+from facerig.rigging.rig_and_write import RigMethod
 
 # Every default below is BatchOptions' own, so the command line and the Python API cannot drift apart.
 _DEFAULTS = BatchOptions()

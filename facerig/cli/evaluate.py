@@ -28,7 +28,7 @@ def evaluate_command(
 ) -> None:
     """Evaluate MODEL on a dataset split or on rigged heads: MAE/Q95 (mm), after gain, per pose (with the cosine
     of predicted and true deltas), per region, penetration ratio."""
-    from facerig.evaluate import evaluate, evaluate_rigs
+    from facerig.eval.evaluate import evaluate, evaluate_rigs
 
     if (dataset is None) == (rigs is None):
         fail("give exactly one of --dataset and --rigs")

@@ -10,7 +10,7 @@ import typer
 from facerig.cli.app import app
 
 SUFFIX = ".preview.png"
-SUSPICIOUS_SUFFIX = ".suspicious.json"  # beside the sheet: the shapes facerig.rig_checks flags
+SUSPICIOUS_SUFFIX = ".suspicious.json"  # beside the sheet: the shapes facerig.eval.rig_checks flags
 
 
 @app.command()
@@ -35,9 +35,9 @@ def preview(
     shapes that look wrong (moving nothing, off the face, bending a rigid piece, tearing a seam) beside it."""
     import torch
 
+    from facerig.eval.rig_checks import write_suspicious_shapes
     from facerig.mesh import source_name
-    from facerig.preview import write_contact_sheet
-    from facerig.rig_checks import write_suspicious_shapes
+    from facerig.render.preview import write_contact_sheet
     from facerig.rig import Rig
 
     # Each tile is a few small tensor ops: intra-op threads only add contention. Measured on the 96-tile

@@ -12,7 +12,7 @@ import typer
 from facerig.cli.app import app, error_line, fail
 from facerig.errors import FacerigError
 from facerig.exporters.common import Naming
-from facerig.rigging import RigMethod, RigOptions
+from facerig.rigging.rig_and_write import RigMethod, RigOptions
 
 FORMATS_HELP = "Comma-separated output formats: npz (the rig bundle), usd, usda, usdc, glb, gltf, fbx."
 UNITS_HELP = "Length unit of the input: m, dm, cm, mm, in or ft; replaces the file's own (default: the file's, else guessed from the head's size)."
@@ -64,7 +64,7 @@ def rig(
     A head that fails is reported and the others are rigged; the exit code is then 1.
     """
     from facerig.mesh import source_name
-    from facerig.rigging import prepare_outdir, rig_and_write, uses_model
+    from facerig.rigging.rig_and_write import prepare_outdir, rig_and_write, uses_model
     from facerig.vocabulary import load_vocabulary
 
     owners: dict[str, Path] = {}
@@ -77,7 +77,7 @@ def rig(
     vocabulary = load_vocabulary(poses)
     packaged = None
     if uses_model(method):
-        from facerig.pipeline import load_model
+        from facerig.rigging.pipeline import load_model
 
         packaged = load_model(model, device)
     options = RigOptions(up=up, front=front, units=units, select=select, mirror_average=mirror_average)

@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Protocol
 
 import numpy as np
 
-from facerig.canonical import CanonicalFrame, canonical_frame
+from facerig.canonical.frame import CanonicalFrame, canonical_frame
 from facerig.errors import ExportError
 from facerig.exporters.naming import roblox_shapes
 from facerig.mesh import Mesh

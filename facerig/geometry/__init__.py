@@ -1,6 +1,7 @@
 """Geometry of triangle meshes as plain arrays: the one home of welding, pieces, normals, areas, closest
 points and sphere fits. Nothing here knows about files, poses or the network; :class:`facerig.mesh.Mesh`
-caches what it needs from here (its pieces and its welded surface)."""
+caches what it needs from here (its pieces and its welded surface). ``primitives``: analytic meshes (a geodesic
+sphere) for tests and benchmarks."""
 
 from facerig.geometry.closest import SurfaceIndex, closest_points
 from facerig.geometry.components import connected_components, largest_area_component

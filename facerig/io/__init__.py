@@ -15,6 +15,7 @@ or ``[``: :mod:`facerig.io._select`); for OBJ and PLY, :func:`load_mesh` keeps t
 
 Rigged files: ``load_blend_shapes("head.glb")`` returns the same mesh plus its named blend shapes
 (:class:`BlendShapes`); formats that carry them register ``SHAPE_LOADERS`` beside ``LOADERS``.
+:mod:`facerig.io.rigged_heads` reads such a file as the vocabulary's FACS deltas (``load_rigged_head``).
 
 Inputs are untrusted: files an input references go through :class:`facerig.io.sandbox.Sandbox` (inside
 the input's folder, regular files, counted against ``LoadLimits.max_file_bytes``), and every reader checks

@@ -21,7 +21,7 @@ from types import MappingProxyType
 from typing import Any, Mapping, Sequence
 
 from facerig.errors import ConfigError
-from facerig.network import NetworkConfig
+from facerig.nn.network import NetworkConfig
 from facerig.trainer.losses import STAGE1_WEIGHTS, STAGE2_OPTIONAL, STAGE2_WEIGHTS
 
 STAGES = ("stage1", "stage2")

@@ -81,9 +81,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from facerig.datasets import BUILDER_VERSION, FORMAT, load_sample, read_manifest, sample_triangles
+from facerig.eval.datasets import BUILDER_VERSION, FORMAT, load_sample, read_manifest, sample_triangles
 from facerig.errors import DatasetError
-from facerig.eyes import GAZE_DEGREES
+from facerig.anatomy.eyes import GAZE_DEGREES
 from facerig.fileio import atomic_path, write_bytes_atomic
 from facerig.geometry.remesh import RemeshOptions, SurfaceIndex, connected_pieces, remesh
 from facerig.trainer.ict import REGIONS, ICTModel, load_ict
@@ -666,7 +666,7 @@ def _run(ctx: BuildContext, specs: list[SampleSpec], workers: int, progress: boo
 
 
 # ---------------------------------------------------------------------------------------------- reading
-# The read side of the format lives in facerig.datasets (evaluation reads datasets without the trainer).
+# The read side of the format lives in facerig.eval.datasets (evaluation reads datasets without the trainer).
 
 
 class HeadDataset:

@@ -23,7 +23,7 @@ from typing import Mapping
 import torch
 
 from facerig.errors import ConfigError
-from facerig.network import NetworkConfig
+from facerig.nn.network import NetworkConfig
 
 # Config fields that may differ between the checkpoint and the run: only the hidden width.
 _GROWABLE = frozenset({"mlp_ratio"})
@@ -38,7 +38,7 @@ def widen_state(
     """A state dict for ``new_config`` that computes what ``state`` computes under ``old_config``.
 
     Args:
-        state: trained weights of a :class:`facerig.network.RigNetwork` built with ``old_config``.
+        state: trained weights of a :class:`facerig.nn.network.RigNetwork` built with ``old_config``.
         old_config: their architecture.
         fresh_state: a freshly initialised ``RigNetwork(new_config).state_dict()``: the new channels'
             initial weights come from it.

@@ -2,7 +2,7 @@
 
 The dataset builder (:mod:`facerig.trainer.dataset`) keeps each sample in its own (jittered) units and axes
 and stores *shape* deltas: 47 actions, then 48 correctives as residuals (combined pose minus the sum of its
-bases). The network sees canonical coordinates (:mod:`facerig.canonical`, as at inference) and predicts
+bases). The network sees canonical coordinates (:mod:`facerig.canonical.frame`, as at inference) and predicts
 *poses*: a corrective's activation row has a 1 on each base, and its target is the combined pose. This
 module does both conversions, so the trainer and the target sources only ever see :class:`Head`.
 """
@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from facerig.canonical import canonical_frame
+from facerig.canonical.frame import canonical_frame
 from facerig.errors import DatasetError
 from facerig.mesh import Mesh
 

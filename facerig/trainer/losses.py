@@ -5,7 +5,7 @@ dimensions (poses, samples): it averages over all of them at once. :func:`weight
 terms of a stage with :data:`STAGE1_WEIGHTS` or :data:`STAGE2_WEIGHTS`.
 
 Units. Images and silhouettes are in [0, 1]. 3D displacements are in the network's canonical units. 2D
-positions and flows arrive in pixels (as :mod:`facerig.render` produces them) and are measured in the seed's
+positions and flows arrive in pixels (as :mod:`facerig.render.renderer` produces them) and are measured in the seed's
 normalisation, ``pixels / resolution * 0.5`` per axis (appendix B renders ``flow / res * 0.5 + 0.5``; the
 offset cancels in differences). The seed's weights were set for that scale, and it makes the 2D terms
 independent of the render resolution: a one-pixel error costs 1 / 512 at 256 px and 1 / 1024 at 512 px.
@@ -84,7 +84,7 @@ def mask_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     fraction of the image covered by one silhouette but not the other.
 
     Args:
-        prediction, target: (..., H, W) coverage in [0, 1] (:func:`facerig.render.soft_silhouette`).
+        prediction, target: (..., H, W) coverage in [0, 1] (:func:`facerig.render.renderer.soft_silhouette`).
     """
     _check_same_shape("mask_loss", prediction, target)
     return (prediction - target).abs().mean()
@@ -97,7 +97,7 @@ def displacement_2d_loss(prediction: torch.Tensor, target: torch.Tensor, mask: t
     the term reads like the flow estimator's own error.
 
     Args:
-        prediction, target: (..., H, W, 2) flows in pixels (:func:`facerig.render.render_displacement`).
+        prediction, target: (..., H, W, 2) flows in pixels (:func:`facerig.render.renderer.render_displacement`).
         mask: (..., H, W) bool or [0, 1]: where the target flow is defined, usually the neutral's coverage.
     """
     _check_same_shape("displacement_2d_loss", prediction, target)

@@ -3,7 +3,7 @@
 The template is the ICT-FaceKit neutral, re-meshed to a few thousand vertices with every component kept,
 plus the delta of each FACS action from the ICT mapping of the vocabulary (float16), with the EyesLook eyeball
 turn of the training data (:func:`facerig.trainer.dataset.gaze_deltas`). It is what
-:mod:`facerig.transfer` registers to a target head, so that module needs no ICT archive at run time.
+:mod:`facerig.rigging.transfer` registers to a target head, so that module needs no ICT archive at run time.
 
     python -m facerig.trainer.make_template ../shared/data/ICT-FaceKit.tar.xz
     python -m facerig.trainer.make_template path/to/FaceXModel --budget 6000 --seed 0

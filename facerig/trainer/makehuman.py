@@ -536,7 +536,7 @@ class MakeHumanSource(RiggedSource):
 
     def __init__(self, model: MakeHumanModel, facs_map: FacsMap | None = None,
                  landmarks_file: str | Path | None = None) -> None:
-        from facerig.canonical import canonical_frame
+        from facerig.canonical.frame import canonical_frame
         from facerig.mesh import Mesh
         from facerig.trainer.ict import PARTS
         from facerig.trainer.source import PART_NAMES, REGIONS, labelled_shapes

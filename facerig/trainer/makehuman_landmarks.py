@@ -7,7 +7,7 @@ build a MakeHuman dataset.
 
 Method: ICT's neutral skin (whose 68 landmark vertices the kit lists) is scaled and moved so its eyeball
 centres land on MakeHuman's, then registered to the cropped MakeHuman skin with the transfer baseline's fit
-(:func:`facerig.transfer.register`: similarity ICP, then a membrane fit). Each registered ICT landmark takes
+(:func:`facerig.rigging.transfer.register`: similarity ICP, then a membrane fit). Each registered ICT landmark takes
 the nearest MakeHuman skin vertex. The eyelid landmarks then go through one check and repair: the upper lid
 landmarks must be vertices that MakeHuman's own eye-closure unit moves down most strongly near that spot,
 the lower ones vertices it hardly moves, so the trainer's eye-closure loss measures a lid gap that the
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facerig.eyes import fit_sphere
+from facerig.anatomy.eyes import fit_sphere
 from facerig.fileio import write_bytes_atomic
 
 LANDMARKS_FILE = Path(__file__).resolve().parent.parent / "data" / "makehuman_landmarks.json"
@@ -34,7 +34,7 @@ def fit_landmarks(ict_source: str | Path, makehuman_source: str | Path) -> dict[
     """The landmark file's content: base.obj vertex index per landmark, with the fit's residuals."""
     from facerig.trainer.ict import PARTS, load_ict
     from facerig.trainer.makehuman import load_makehuman
-    from facerig.transfer import register
+    from facerig.rigging.transfer import register
 
     ict = load_ict(ict_source)
     mh = load_makehuman(makehuman_source)

@@ -1,7 +1,7 @@
 """A training/evaluation dataset from a studio's own rigged heads: ``facerig data rigs FOLDER -o DATASET``.
 
 Every file under FOLDER that a blend-shape reader takes (glTF morph targets, USD blend shapes; see
-:mod:`facerig.rigged_heads` for how shape names become FACS poses) becomes one rigged sample in the on-disk
+:mod:`facerig.io.rigged_heads` for how shape names become FACS poses) becomes one rigged sample in the on-disk
 format of :mod:`facerig.trainer.dataset` (``manifest.json`` + ``samples/<name>.npz``), so ``facerig train``,
 ``facerig eval --dataset`` and :class:`facerig.trainer.dataset.HeadDataset` read it unchanged. A head is taken
 as it is: no re-meshing, blending or augmentation (a studio's few heads are the point of the data).
@@ -32,11 +32,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from facerig.canonical import axes_rotation
+from facerig.canonical.frame import axes_rotation
 from facerig.errors import DatasetError, FacerigError
 from facerig.fileio import atomic_path, write_bytes_atomic
-from facerig.rigged_heads import RiggedHead, find_rigged_heads, load_mapping, load_rigged_head
-from facerig.datasets import BUILDER_VERSION, FORMAT
+from facerig.io.rigged_heads import RiggedHead, find_rigged_heads, load_mapping, load_rigged_head
+from facerig.eval.datasets import BUILDER_VERSION, FORMAT
 from facerig.trainer.dataset import BuildOptions, _prepare_outdir, _split_identities
 from facerig.vocabulary import Vocabulary, load_vocabulary
 
@@ -60,7 +60,7 @@ def build_rigs_dataset(
     """Write a dataset of the rigged heads under ``folder`` (see the module docstring); returns the import report.
 
     Args:
-        folder: searched recursively for rigged head files (:func:`facerig.rigged_heads.find_rigged_heads`).
+        folder: searched recursively for rigged head files (:func:`facerig.io.rigged_heads.find_rigged_heads`).
         outdir: the dataset folder; must be empty or absent unless ``overwrite``.
         mapping: a mapping file or dict ``{their shape name: FACS name or None}`` applied to every head.
         select: keep only meshes whose node/prim (or an ancestor) name contains this.
@@ -199,7 +199,7 @@ def export_rigged_samples(
     Raises:
         DatasetError: unreadable dataset, a split without rigged samples, or an OUTDIR that is not empty.
     """
-    from facerig.datasets import load_sample, read_manifest
+    from facerig.eval.datasets import load_sample, read_manifest
     from facerig.exporters import export_rig
     from facerig.mesh import Mesh
     from facerig.rig import Rig

@@ -13,7 +13,7 @@ optical-flow estimator, whose weights cannot be downloaded here; the pipeline st
   image, silhouette and flow. It is a deformation-transfer prior, blurrier than a learned animator, but its
   flow and images are mutually consistent and it exists for any head.
 
-All targets are made under :func:`facerig.render.frontal_camera` of the head's canonical vertices with the
+All targets are made under :func:`facerig.render.renderer.frontal_camera` of the head's canonical vertices with the
 stage's image size and field of view; :class:`DiskTargets` files must be made the same way.
 """
 
@@ -28,7 +28,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from facerig.errors import DatasetError
-from facerig.render import PerspectiveCamera, rasterize, render_views
+from facerig.render.renderer import PerspectiveCamera, rasterize, render_views
 from facerig.trainer.heads import Head
 
 _CHAMFER_POINTS = 512  # vertices compared per head when choosing the nearest rigged head without landmarks
@@ -124,7 +124,7 @@ class DiskTargets:
     Layout: ``<root>/<head id>/targets.npz`` with
     ``activations`` (P, A) float32, ``image`` (P, H, W, 3) uint8 or float in [0, 1], ``mask`` (P, H, W) float
     in [0, 1], ``flow`` (P, H, W, 2) float pixels (x right, y down, neutral to posed, as
-    :func:`facerig.render.render_displacement`), optional ``landmarks`` (P, L, 2) float pixels, and
+    :func:`facerig.render.renderer.render_displacement`), optional ``landmarks`` (P, L, 2) float pixels, and
     ``fov_degrees`` (scalar) — all made under ``frontal_camera(vertices, H, fov_degrees)`` of the head's
     canonical vertices.
     """

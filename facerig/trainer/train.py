@@ -8,7 +8,7 @@ Stage 1 trains on rigged and unrigged heads with 2D supervision only (image, mas
 Laplacian regularizer); stage 2 fine-tunes on rigged heads with 2D and 3D supervision (image, mask, 3D MSE,
 2D landmarks, 2D eye closure). Weights are the seed's (:mod:`facerig.trainer.losses`). Each step takes one
 head, draws ``poses_per_step`` of its poses, runs ``encode`` once and ``deform`` on the batch, renders the
-prediction and the targets with :mod:`facerig.render` under a frontal camera, and takes one Adam step.
+prediction and the targets with :mod:`facerig.render.renderer` under a frontal camera, and takes one Adam step.
 
 Every step follows the same phases, in order: lr, data, forward, loss, backward, clip, step, zero, log,
 checkpoint. Randomness is either stateless (the pose draw is seeded by seed, rank and step; the sampler by
@@ -17,7 +17,7 @@ from a checkpoint continues with exactly the losses the uninterrupted run had.
 
 Outputs in ``run.out_dir``: ``checkpoints/<stage>-<step>.pt`` and ``<stage>-final.pt`` (plain dicts, see
 :func:`_checkpoint`),
-``metrics.csv``, ``tensorboard/`` and, after the last stage, ``model/`` (:func:`facerig.model.save_packaged`).
+``metrics.csv``, ``tensorboard/`` and, after the last stage, ``model/`` (:func:`facerig.nn.model.save_packaged`).
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ import numpy as np
 import torch
 from torch.utils.data import DistributedSampler
 
-from facerig.canonical import FRAME_VERSION
+from facerig.canonical.frame import FRAME_VERSION
 from facerig.errors import ConfigError, DatasetError
 from facerig.fileio import atomic_path
-from facerig.network import NetworkConfig, RigNetwork
-from facerig.operators import get_operators
-from facerig.render import frontal_camera, render_views
+from facerig.nn.network import NetworkConfig, RigNetwork
+from facerig.nn.operators import get_operators
+from facerig.render.renderer import frontal_camera, render_views
 from facerig.trainer import losses
 from facerig.trainer.config import STAGES, StageConfig, TrainConfig, load_config, parse_overrides
 from facerig.trainer.ddp import DistContext, barrier, distributed, gather_objects, mean_across_ranks, unwrap, wrap
@@ -243,7 +243,7 @@ def step_losses(
     acts = torch.from_numpy(activations[rows]).to(device)  # (B, A)
     if stage_name == "stage2":
         # The rig subtracts the network's all-zero-activation output from every pose
-        # (facerig.pipeline.assemble_deltas), so that row must be trained too: its target is zero motion.
+        # (facerig.rigging.pipeline.assemble_deltas), so that row must be trained too: its target is zero motion.
         # Untrained, it carried ~0.05 mm of offset into every shape (held-out MAE 0.187 mm vs 0.156 without it).
         acts = torch.cat([acts, acts.new_zeros(1, acts.shape[1])])
     deltas = model(vertices, operators.to_torch(str(device)), acts)  # (B[+1], V, 3)
@@ -307,8 +307,8 @@ def evaluate(network: RigNetwork, heads: Any, stage_name: str, config: TrainConf
 
 def export(network: RigNetwork, config: TrainConfig, heads: Any, summaries: dict[str, StageSummary],
            ctx: DistContext, directory: Path) -> Path:
-    """Write the TorchScript model with its provenance (the bundled-model format of :mod:`facerig.model`)."""
-    from facerig.model import save_packaged
+    """Write the TorchScript model with its provenance (the bundled-model format of :mod:`facerig.nn.model`)."""
+    from facerig.nn.model import save_packaged
     from facerig.vocabulary import load_vocabulary
 
     manifest = getattr(heads, "manifest", {})
@@ -334,7 +334,7 @@ def export(network: RigNetwork, config: TrainConfig, heads: Any, summaries: dict
     validation = [e for e in manifest.get("samples", []) if e.get("split") == "val" and e.get("kind") == "rigged"]
     if root is not None and validation:
         # The rig shrinks offsets by the model's noise floor; choose it on held-out heads, as a user would.
-        from facerig.evaluate import choose_offset_floor
+        from facerig.eval.evaluate import choose_offset_floor
 
         choice = choose_offset_floor(directory, root, "val", max_heads=_FLOOR_HEADS, cache_dir=Path(root) / "operators")
         metadata["offset_floor"] = choice.floor
@@ -390,7 +390,7 @@ def _initial_state(path: Path) -> dict[str, Any]:
     "facerig/models/default"`` fine-tunes the bundled model: configs/finetune.toml)."""
     if not path.is_dir():
         return _load_checkpoint(path)
-    from facerig.model import PackagedModel
+    from facerig.nn.model import PackagedModel
 
     packaged = PackagedModel.load(path, prefer="weights")
     if packaged.format != "weights":

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from facerig.geometry.primitives import geodesic_sphere
 from facerig.io.obj import write_obj as write_mesh_obj
 from facerig.mesh import Mesh
-from facerig.primitives import geodesic_sphere
 
 
 def synthetic_head(seed: int, level: int = 2) -> tuple[np.ndarray, np.ndarray]:

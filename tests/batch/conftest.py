@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from facerig.model import save_packaged
-from facerig.network import NetworkConfig, RigNetwork
+from facerig.nn.model import save_packaged
+from facerig.nn.network import NetworkConfig, RigNetwork
 from facerig.vocabulary import load_vocabulary
 
 from batch_helpers import synthetic_head, write_obj

@@ -15,7 +15,7 @@ from facerig.exporters import export_rig
 from facerig.io import LoadLimits, load_blend_shapes, load_mesh
 from facerig.io.gltf import open_gltf_asset
 from facerig.mesh import Mesh
-from facerig.png import write_png
+from facerig.render.png import write_png
 from facerig.rig import Rig
 
 CORRECTIVE = "JawDrop_LeftLipCornerPuller"

@@ -33,7 +33,7 @@ def test_coplanar_points_fix_no_sphere() -> None:
 
 _FRAME_SCRIPT = """
 import json, sys
-from facerig.canonical import canonical_frame
+from facerig.canonical.frame import canonical_frame
 from facerig.io import load_mesh
 frame = canonical_frame(load_mesh(sys.argv[1], select="Head"))
 print(json.dumps(frame.to_dict()))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from facerig.canonical import canonical_frame
+from facerig.canonical.frame import canonical_frame
 from facerig.geometry import coincident_points, skin_mask, weld_vertices, welded_pieces
 from facerig.io import load_mesh
 from facerig.mesh import Mesh

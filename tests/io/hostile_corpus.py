@@ -598,7 +598,7 @@ def _import_what_commands_import() -> None:
     import facerig.batch  # noqa: F401
     import facerig.exporters  # noqa: F401
     import facerig.io  # noqa: F401
-    import facerig.pipeline  # noqa: F401
+    import facerig.rigging.pipeline  # noqa: F401
 
 
 def run_case(case: Case, path: Path, *, cli_scratch: Path | None = None) -> Outcome:

@@ -25,9 +25,9 @@ from facerig.errors import MeshLoadError
 from facerig.exporters import export_rig
 from facerig.io import LoadLimits, load_mesh
 from facerig.io.fbx import load_fbx, read_fbx_blendshapes
-from facerig.pipeline import rig_mesh
 from facerig.rig import Rig
-from facerig.transfer import rig_by_transfer
+from facerig.rigging.pipeline import rig_mesh
+from facerig.rigging.transfer import rig_by_transfer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ICT_HEAD = REPO_ROOT / "examples" / "ict_head.obj"  # 4,000 vertices, Y up, centimetres

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from facerig.errors import ConfigError
-from facerig.network import NetworkConfig
+from facerig.nn.network import NetworkConfig
 from facerig.trainer.config import TrainConfig, config_from_dict, load_config, parse_overrides
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

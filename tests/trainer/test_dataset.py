@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from facerig.errors import DatasetError
-from facerig.datasets import load_sample, read_manifest, sample_triangles
+from facerig.eval.datasets import load_sample, read_manifest, sample_triangles
 from facerig.trainer.dataset import (
     BuildOptions,
     HeadDataset,
@@ -127,7 +127,7 @@ def test_ground_truth_is_carried_by_barycentric_projection(dataset, model):
 
 
 def test_eyes_look_turns_each_eyeball_about_its_centre(model):
-    from facerig.eyes import fit_sphere
+    from facerig.anatomy.eyes import fit_sphere
     from facerig.trainer.dataset import gaze_deltas
     from facerig.trainer.ict import PARTS
     from facerig.vocabulary import load_vocabulary

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from facerig.errors import ConfigError
-from facerig.network import NetworkConfig, RigNetwork
-from facerig.operators import compute_operators
+from facerig.nn.network import NetworkConfig, RigNetwork
+from facerig.nn.operators import compute_operators
 from facerig.trainer.grow import widen_state
 
 NARROW = NetworkConfig(width=8, n_blocks=2, k_eig=12, global_width=8, global_dim=4, n_hks=4, n_actions=5,

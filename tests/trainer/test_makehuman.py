@@ -11,7 +11,7 @@ import pytest
 
 from facerig.errors import ConfigError, DatasetError
 from facerig.trainer.config import config_from_dict
-from facerig.datasets import load_sample, read_manifest, sample_triangles
+from facerig.eval.datasets import load_sample, read_manifest, sample_triangles
 from facerig.trainer.dataset import EYELID_PAIRS, BuildOptions, build_ict_dataset, head_geometry, merge_datasets, plan_samples
 from facerig.trainer.heads import TrainingHeads, identity_subset, weighted_indices
 from facerig.trainer.makehuman import (

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from facerig.canonical import axes_rotation
+from facerig.canonical.frame import axes_rotation
 from facerig.cli import run
 from facerig.errors import DatasetError
 from facerig.exporters import export_rig
 from facerig.rig import Rig
-from facerig.datasets import load_sample, read_manifest
+from facerig.eval.datasets import load_sample, read_manifest
 from facerig.trainer.dataset import HeadDataset
 
 REPO = Path(__file__).resolve().parents[2]
@@ -91,7 +91,7 @@ def test_the_import_report_says_what_was_found_and_why_a_head_was_refused(datase
 
 
 def test_the_trainer_steps_on_a_head_without_landmarks(dataset):
-    from facerig.network import RigNetwork
+    from facerig.nn.network import RigNetwork
     from facerig.trainer.config import load_config
     from facerig.trainer.heads import TrainingHeads
     from facerig.trainer.train import step_losses
@@ -116,7 +116,7 @@ def test_the_trainer_steps_on_a_head_without_landmarks(dataset):
 def test_evaluate_scores_each_sample_on_its_own_poses(dataset):
     """The neutral baseline's error is the true motion, over each head's labelled poses only: the ARKit head's
     unlabelled inner brows are not compared with zero."""
-    from facerig.evaluate import evaluate
+    from facerig.eval.evaluate import evaluate
 
     root, _ = dataset
     report = evaluate(None, root, "train", methods=["neutral"])

@@ -18,11 +18,11 @@ import pytest
 import torch
 
 from facerig.errors import ConfigError, DatasetError, ModelError
-from facerig.model import PackagedModel
-from facerig.network import RigNetwork
+from facerig.nn.model import PackagedModel
+from facerig.nn.network import RigNetwork
 from facerig.trainer.config import load_config
 from facerig.trainer.dataset import BuildOptions, build_ict_dataset
-from facerig.render import frontal_camera
+from facerig.render.renderer import frontal_camera
 from facerig.trainer.heads import TrainingHeads
 from facerig.trainer.targets import DiskTargets, TransferTargets, render_targets, write_disk_targets
 from facerig.trainer.train import LOSS_NAMES, evaluate, step_losses, train
@@ -110,7 +110,7 @@ def test_two_processes_train_both_stages_losses_fall_and_ranks_agree(dataset: Pa
     assert training["config"]["stage1"]["epochs"] == 4
     assert model.gaze_degrees == heads.manifest["options"]["gaze_degrees"]  # the rig turns eyes as the data did
     head = heads[0]
-    from facerig.operators import get_operators
+    from facerig.nn.operators import get_operators
 
     operators = get_operators(head.vertices, head.faces, config.network.k_eig, cache_dir=heads.operator_cache)
     acts = np.eye(N_ACTIONS, dtype=np.float32)[:3]
@@ -165,7 +165,7 @@ def test_stage2_alone_starts_from_its_init_checkpoint(dataset: Path, tmp_path: P
 def test_the_finetune_preset_starts_from_the_bundled_model(dataset: Path, tmp_path: Path) -> None:
     """configs/finetune.toml: stage 2 from the packaged model's weights.pt; one step at a vanishing rate leaves
     them as shipped, and the run's weights are a network the bundled model's loader reads."""
-    from facerig.model import default_model_path
+    from facerig.nn.model import default_model_path
 
     config = load_config(REPO / "configs" / "finetune.toml", {
         "data.dataset": str(dataset), "run.out_dir": str(tmp_path / "ft"), "run.export": "false",
@@ -207,7 +207,7 @@ class _EveryPose:
     labelled pose plus the all-zero row: what stage 2's 3D terms see when a step draws every pose."""
 
     def __init__(self, dataset: Path) -> None:
-        from facerig.operators import get_operators
+        from facerig.nn.operators import get_operators
 
         heads = TrainingHeads(dataset)
         self.head, self.operator_cache = heads[heads.rigged().index(True)], heads.operator_cache
@@ -324,7 +324,7 @@ def test_disk_targets_read_back_what_was_written(dataset: Path, tmp_path: Path) 
 
 
 def test_the_exported_model_records_an_offset_floor_chosen_on_validation_heads(ict_dir: Path, tmp_path: Path) -> None:
-    from facerig.evaluate import choose_offset_floor
+    from facerig.eval.evaluate import choose_offset_floor
     from facerig.trainer.ddp import DistContext
     from facerig.trainer.train import StageSummary, export
 

@@ -1,0 +1,76 @@
+"""Eye closure measured on geometry (facerig.eyelids): what the lids leave visible of each eyeball, and the blink
+contact step that lengthens a blink stopping short of it."""
+
+import numpy as np
+import pytest
+
+from facerig.anatomy.eyelids import CLOSURE_TARGET, close_lids, closure, visible_fraction
+from facerig.anatomy.eyes import Eyeball
+from facerig.geometry.primitives import geodesic_sphere
+
+CENTRES = (0.4, -0.4)  # left eye at +X (the character's own left), right at -X
+HOLE = (0.1, 0.08)  # half width, half height of each eye opening
+
+
+def _face() -> tuple[np.ndarray, np.ndarray, tuple[Eyeball, Eyeball], np.ndarray]:
+    """A flat skin facing +Z with two eye openings, an eyeball behind each."""
+    steps = np.linspace(-1.0, 1.0, 51)
+    gx, gy = np.meshgrid(steps, steps)
+    grid = np.stack([gx.ravel(), gy.ravel(), np.zeros(gx.size)], axis=1)
+    index = np.arange(gx.size).reshape(gx.shape)
+    quads = np.stack([index[:-1, :-1], index[:-1, 1:], index[1:, 1:], index[1:, :-1]], axis=-1).reshape(-1, 4)
+    tris = np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
+    centres = grid[tris].mean(axis=1)
+    opening = np.zeros(len(tris), bool)
+    for x in CENTRES:
+        opening |= (np.abs(centres[:, 0] - x) < HOLE[0]) & (np.abs(centres[:, 1]) < HOLE[1])
+    tris = tris[~opening]
+    sphere, sphere_tris = geodesic_sphere(3, 0.15)
+    vertices, triangles, eyes = [grid], [tris], []
+    for x in CENTRES:
+        start = sum(len(v) for v in vertices)
+        centre = np.array([x, 0.0, -0.15])
+        vertices.append(sphere + centre)
+        triangles.append(sphere_tris + start)
+        eyes.append(Eyeball(np.arange(start, start + len(sphere)), centre, 0.15))
+    skin = np.zeros(sum(len(v) for v in vertices), bool)
+    skin[: len(grid)] = True
+    return np.concatenate(vertices), np.concatenate(triangles), tuple(eyes), skin
+
+
+def _blink(vertices: np.ndarray, side: int, amount: float) -> np.ndarray:
+    """The upper rim of one opening and the skin above it pulled down by ``amount`` of the opening's height."""
+    deltas = np.zeros_like(vertices)
+    lid = (np.abs(vertices[:, 0] - CENTRES[side]) <= HOLE[0] + 0.02) & (vertices[:, 1] >= HOLE[1] - 1e-9)
+    lid &= vertices[:, 2] == 0.0
+    deltas[lid, 1] = -2 * HOLE[1] * amount
+    return deltas
+
+
+def test_closure_is_the_share_of_the_eyeball_the_lid_covers():
+    vertices, triangles, eyes, skin = _face()
+    assert 0.2 < visible_fraction(vertices, triangles, eyes[0], skin) < 0.5  # an opening shows part of the disc
+    for amount in (0.0, 0.5, 1.0):
+        blink = _blink(vertices, 0, amount)
+        assert closure(vertices, triangles, eyes[0], skin, blink) == pytest.approx(amount, abs=0.1)
+        assert closure(vertices, triangles, eyes[1], skin, blink) == pytest.approx(0.0, abs=1e-9)  # other eye open
+    closed = vertices + _blink(vertices, 0, 1.0)  # a closed-eye scan: no eye to close
+    assert closure(closed, triangles, eyes[0], skin, _blink(closed, 0, 0.5)) is None
+
+
+def test_a_short_blink_is_lengthened_to_contact_and_a_full_one_left_alone():
+    vertices, triangles, eyes, skin = _face()
+    actions = ("JawDrop", "LeftEyeClosed", "RightEyeClosed")
+    activations = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]], np.float32)
+    short, full = _blink(vertices, 0, 0.6), _blink(vertices, 1, 0.95)
+    jaw = np.zeros_like(vertices)
+    jaw[vertices[:, 1] < -0.5, 1] = -0.1
+    predicted = np.stack([0 * jaw, jaw, short, full, jaw + short])
+    out, gains = close_lids(predicted, vertices, triangles, eyes, skin, activations, actions)
+    assert closure(vertices, triangles, eyes[0], skin, out[2]) >= CLOSURE_TARGET
+    assert closure(vertices, triangles, eyes[0], skin, out[4]) >= CLOSURE_TARGET  # the combination too
+    assert gains["LeftEyeClosed"] > 1.0 and gains["RightEyeClosed"] == 1.0
+    assert np.array_equal(out[3], full) and np.array_equal(out[1], jaw)  # closing blink and jaw untouched
+    assert np.array_equal(out[4][vertices[:, 1] < -0.5], jaw[vertices[:, 1] < -0.5])  # only the lid region scales
+    nothing, gains = close_lids(predicted, vertices, triangles, (), skin, activations, actions)
+    assert nothing is predicted and gains == {}

@@ -1,0 +1,111 @@
+"""Up and front found from the head's geometry alone, in every axis-aligned pose of the same head."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facerig.canonical.frame import parse_axis
+from facerig.canonical.orientation import CONFIDENT, detect_orientation
+from facerig.io import load_mesh
+from facerig.mesh import Mesh
+
+ICT_HEAD = Path(__file__).resolve().parents[2] / "examples" / "ict_head.obj"  # +Y up, face toward +Z, cm
+
+
+def proper_rotations() -> list[np.ndarray]:
+    """The 24 rotations that map coordinate axes to coordinate axes."""
+    rotations = []
+    for perm in itertools.permutations(range(3)):
+        for signs in itertools.product((1.0, -1.0), repeat=3):
+            matrix = np.zeros((3, 3))
+            matrix[range(3), perm] = signs
+            if np.linalg.det(matrix) > 0:
+                rotations.append(matrix)
+    return rotations
+
+
+def axis_name(vector: np.ndarray) -> str:
+    axis = int(np.argmax(np.abs(vector)))
+    return ("+" if vector[axis] > 0 else "-") + "XYZ"[axis]
+
+
+@pytest.fixture(scope="module")
+def ict_head() -> Mesh:
+    return load_mesh(ICT_HEAD)
+
+
+@pytest.mark.parametrize(
+    ("rotation", "up", "front"),
+    [
+        (np.eye(3), "+Y", "+Z"),  # as modelled: OBJ/glTF convention
+        (np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]]), "+Z", "-Y"),  # Blender/3ds Max: Z up, facing -Y
+        (np.diag([-1.0, 1.0, -1.0]), "+Y", "-Z"),  # turned to face -Z
+    ],
+    ids=["y-up", "z-up", "facing-minus-z"],
+)
+def test_named_poses_of_the_ict_head(ict_head: Mesh, rotation: np.ndarray, up: str, front: str) -> None:
+    found = detect_orientation(replace(ict_head, vertices=ict_head.vertices @ rotation.T))
+    assert (found.up, found.front) == (up, front)
+    assert found.confident and found.confidence >= CONFIDENT
+
+
+def test_every_axis_aligned_pose_and_unit_gives_the_head_its_frame(ict_head: Mesh) -> None:
+    up, front = parse_axis("+Y"), parse_axis("+Z")
+    for index, rotation in enumerate(proper_rotations()):
+        scale = (0.01, 0.1, 1.0, 10.0)[index % 4]  # m, dm, cm, mm from centimetres: the answer ignores size
+        found = detect_orientation(replace(ict_head, vertices=ict_head.vertices @ rotation.T * scale + 3.0))
+        assert (found.up, found.front) == (axis_name(rotation @ up), axis_name(rotation @ front)), rotation
+        assert found.confident
+
+
+def test_a_non_human_head_is_reported_unsure(heads_dir: Path) -> None:
+    """Suzanne (a monkey: flat face, no nose) gives no clear answer, so the caller must warn."""
+    found = detect_orientation(load_mesh(heads_dir / "suzanne.obj"))
+    assert not found.confident and found.confidence < CONFIDENT
+    assert set(found.margins) == {"lateral", "front", "up"}
+
+
+# ---------------------------------------------------------------------------------------------- in the rig
+def _pose_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(S,) cosine between two (S, V, 3) shape stacks, per shape, over all vertices."""
+    dot = (a * b).sum(axis=(1, 2))
+    return dot / np.maximum(np.linalg.norm(a, axis=(1, 2)) * np.linalg.norm(b, axis=(1, 2)), 1e-30)
+
+
+def test_the_same_head_in_any_pose_and_unit_rigs_the_same_without_flags(ict_head: Mesh, tmp_path) -> None:
+    """Y-up, Z-up and -Z-facing copies of one head, in mm, dm and m, saved as OBJ (no orientation in the
+    file): with no --up/--front, each rig is the canonical one turned into the copy's axes and units."""
+    from facerig.rigging.pipeline import load_model, rig_mesh
+
+    model = load_model()
+    reference = rig_mesh(ict_head, model, cache_dir=tmp_path)
+    assert reference.metadata["canonical_frame"]["axes"]["source"] == "geometry"
+    labelled = [i for i, name in enumerate(reference.shape_names) if np.abs(reference.deltas[i]).max() > 0]
+    variants = {
+        "z-up mm": (np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]]), 10.0),
+        "facing -z dm": (np.diag([-1.0, 1.0, -1.0]), 0.1),
+        "y-up m": (np.eye(3), 0.01),
+    }
+    for name, (rotation, scale) in variants.items():
+        moved = replace(ict_head, vertices=scale * ict_head.vertices @ rotation.T, up_axis=None)
+        rig = rig_mesh(moved, model, cache_dir=tmp_path)
+        assert rig.metadata["canonical_frame"]["axes"]["source"] == "geometry", name
+        assert rig.metadata["warnings"] == [], name
+        expected = scale * reference.deltas @ rotation.T.astype(np.float32)
+        cosines = _pose_cosines(rig.deltas[labelled], expected[labelled])
+        assert cosines.min() >= 0.99, (name, cosines.min())
+
+
+def test_a_head_whose_shape_does_not_decide_keeps_the_default_and_says_so(heads_dir) -> None:
+    """Suzanne (a cartoon monkey with open eye sockets) is not clear enough: +Y up, +Z front, with a warning."""
+    from facerig.canonical.frame import canonical_frame
+
+    frame = canonical_frame(load_mesh(heads_dir / "suzanne.obj"))
+    assert (frame.axes.up, frame.axes.front, frame.axes.source) == ("+Y", "+Z", "default")
+    assert "--up/--front" in frame.axes.warning
+    assert canonical_frame(load_mesh(heads_dir / "suzanne.obj"), up="+Y").axes.source == "arguments"
