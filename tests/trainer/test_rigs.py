@@ -129,6 +129,31 @@ def test_evaluate_scores_each_sample_on_its_own_poses(dataset):
     assert report.methods["neutral"].mae == pytest.approx(np.concatenate(truths).mean(), rel=1e-9)
 
 
+def test_data_export_writes_a_split_that_eval_rigs_scores_like_the_dataset(dataset, tmp_path):
+    """`facerig data export` turns a split back into rigged files; `facerig eval --rigs` on them gives the numbers
+    `facerig eval --dataset` gives (the same heads, poses and truth), so held-out heads become a studio folder."""
+    from facerig.eval.evaluate import evaluate, evaluate_rigs
+    from facerig.io.rigged_heads import load_rigged_head
+
+    root, _ = dataset
+    out = tmp_path / "exported"
+    assert run(["data", "export", str(root), "-o", str(out), "--split", "train"]) == 0
+    files = sorted(out.glob("*.glb"))
+    assert len(files) == 2
+    for entry in read_manifest(root)["samples"]:
+        arrays = load_sample(root / entry["file"])
+        head = load_rigged_head(out / f"{entry['name']}.glb")
+        mpu = float(arrays["meters_per_unit"]) / head.meters_per_unit
+        labelled = np.asarray(arrays["labelled"][:N_ACTIONS], bool)
+        assert head.labelled.tolist() == labelled.tolist()  # unlabelled poses stay unlabelled, not zero
+        np.testing.assert_allclose(head.deltas[labelled], arrays["deltas"][:N_ACTIONS][labelled] * mpu, atol=1e-5)
+    by_dataset = evaluate(None, root, "train", methods=["neutral"]).methods["neutral"]
+    by_files = evaluate_rigs(None, out, methods=["neutral"]).methods["neutral"]
+    assert by_files.mae == pytest.approx(by_dataset.mae, rel=1e-4)
+    assert run(["data", "export", str(root), "-o", str(out)]) == 1  # not empty: nothing overwritten
+    assert run(["data", "export", str(root), "-o", str(tmp_path / "x"), "--split", "val"]) == 1  # no such heads
+
+
 def test_a_folder_of_refused_heads_writes_the_report_and_fails(heads_dir, tmp_path, capsys):
     folder = tmp_path / "robots"
     folder.mkdir()
