@@ -67,6 +67,8 @@ def summarise(artist: str, report: EvalReport) -> list[dict]:
             "eyes_gain": eyes_gain,
             "eyes_ratio": eyes / eyes_neutral if eyes_neutral > 0 else float("nan"),
             "cosine": _mean(list(metrics.per_pose_cosine.values())),
+            "blink": metrics.blink_closure if method != "neutral" else 0.0,
+            "blink_truth": report.truth_blink_closure,
             "regions": {region: metrics.per_region.get(region) for region in REGIONS if region in metrics.per_region},
         })
     return rows
@@ -80,16 +82,17 @@ def markdown(rows: list[dict], no_truth: dict[str, dict[str, dict]], settings: d
         f"({settings['seconds']:.0f} s). Errors in mm on held-out identities (re-meshed), each artist's own "
         "labelled poses; *ratio* = MAE / the neutral baseline's MAE on the same heads (1 = doing nothing); "
         "*gain* = after the best per-pose gain; *eyes* = the EyeClosed, EyeUpperLidRaiser and EyesLook poses; "
-        "*cos* = mean per-pose cosine between predicted and true deltas.",
+        "*cos* = mean per-pose cosine between predicted and true deltas; *blink* = how much of each eyeball "
+        "its EyeClosed covers from the front (`facerig.anatomy.eyelids`; the artist's own in brackets).",
         "",
-        "| artist (heads, poses) | method | MAE | ratio | MAE gain | ratio gain | Q95 | eyes | eyes gain | eyes ratio | cos |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| artist (heads, poses) | method | MAE | ratio | MAE gain | ratio gain | Q95 | eyes | eyes gain | eyes ratio | cos | blink |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['artist']} ({r['heads']}, {r['poses']}) | {r['method']} | {r['mae']:.3f} | {r['ratio']:.1%} | "
             f"{r['mae_gain']:.3f} | {r['ratio_gain']:.1%} | {r['q95']:.3f} | {r['eyes']:.3f} | {r['eyes_gain']:.3f} | "
-            f"{r['eyes_ratio']:.1%} | {r['cosine']:.2f} |"
+            f"{r['eyes_ratio']:.1%} | {r['cosine']:.2f} | {r['blink']:.2f} ({r['blink_truth']:.2f}) |"
         )
     lines += ["", "Per region (MAE, mm):", ""]
     regions = [reg for reg in REGIONS if any(reg in r["regions"] for r in rows)]

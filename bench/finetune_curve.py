@@ -50,7 +50,8 @@ def row(label: str, report: EvalReport, method: str) -> dict:
     cosines = [c for c in metrics.per_pose_cosine.values() if c is not None] if method != "neutral" else []
     return {"model": label, "mae": metrics.mae, "mae_gain": metrics.mae_gain, "ratio": metrics.mae / neutral.mae,
             "ratio_gain": metrics.mae_gain / neutral.mae,
-            "cosine": sum(cosines) / len(cosines) if cosines else float("nan")}
+            "cosine": sum(cosines) / len(cosines) if cosines else float("nan"),
+            "blink": metrics.blink_closure if method != "neutral" else report.truth_blink_closure}
 
 
 def markdown(rows: list[dict], settings: dict) -> str:
@@ -61,18 +62,19 @@ def markdown(rows: list[dict], settings: dict) -> str:
         f"`python bench/finetune_curve.py {settings['command']}` ({settings['seconds']:.0f} s). "
         f"{settings['heads']} held-out MakeHuman identities (test split of `{settings['dataset']}`), "
         f"{settings['poses']} labelled poses; mm. *ratio* = MAE / the neutral baseline's; *gain* = after the best "
-        "per-pose gain; *cos* = mean per-pose cosine with the true deltas; *vs transfer* = the ratio of the model's "
+        "per-pose gain; *cos* = mean per-pose cosine with the true deltas; *blink closure* = how much of each eyeball "
+        "its EyeClosed covers (`facerig.anatomy.eyelids`; on the neutral row: MakeHuman's own blinks); *vs transfer* = the ratio of the model's "
         f"MAE to the template transfer's (raw / gain; below 1 beats it). Fine-tunes: `configs/finetune.toml`, "
         f"{settings['steps']} steps from the bundled model on k MakeHuman training identities (`data.identities`).",
         "",
-        "| model | MAE | ratio | MAE gain | ratio gain | cos | vs transfer (raw / gain) |",
-        "|---|---|---|---|---|---|---|",
+        "| model | MAE | ratio | MAE gain | ratio gain | cos | blink closure | vs transfer (raw / gain) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         versus = (f"{r['mae'] / transfer['mae']:.2f} / {r['mae_gain'] / transfer['mae_gain']:.2f}"
                   if r["model"] not in ("template transfer", "neutral (zero)") else "")
         lines.append(f"| {r['model']} | {r['mae']:.3f} | {r['ratio']:.1%} | {r['mae_gain']:.3f} | "
-                     f"{r['ratio_gain']:.1%} | {r['cosine']:.2f} | {versus} |")
+                     f"{r['ratio_gain']:.1%} | {r['cosine']:.2f} | {r['blink']:.2f} | {versus} |")
     return "\n".join(lines) + "\n"
 
 

@@ -174,6 +174,9 @@ class MethodMetrics:
     per_region: dict[str, float]
     # mean over heads of the cosine between the predicted and the true delta (flattened); NaN when either is zero
     per_pose_cosine: dict[str, float] = field(default_factory=dict)
+    # mean over heads and sides of how much of its eyeball each EyeClosed covers (facerig.anatomy.eyelids.closure;
+    # 1 = shut); NaN when no head has an eyeball pair the neutral shows
+    blink_closure: float = float("nan")
 
 
 @dataclass
@@ -199,6 +202,7 @@ class EvalReport:
     regions: list[str]
     methods: dict[str, MethodMetrics]
     truth_penetration: float
+    truth_blink_closure: float = float("nan")  # the same for the ground truth's blinks
     extra_heads: dict[str, dict[str, ExtraHeadMetrics]] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -228,14 +232,18 @@ class EvalReport:
             f"'moving' = vertices whose true displacement exceeds {self.settings.get('moving_threshold_mm')} mm; "
             "'gain' = after a best least-squares gain per pose and head.",
             "",
-            "| method | MAE | Q95 | MAE moving | Q95 moving | MAE gain | Q95 gain | penetration |",
-            "|---|---|---|---|---|---|---|---|",
+            "| method | MAE | Q95 | MAE moving | Q95 moving | MAE gain | Q95 gain | penetration | blink closure |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for name in methods:
             m = self.methods[name]
             values = (m.mae, m.q95, m.mae_moving, m.q95_moving, m.mae_gain, m.q95_gain)
-            lines.append(f"| {name} | " + " | ".join(_fmt(v) for v in values) + f" | {_fmt(m.penetration, 4)} |")
-        lines.append(f"| ground truth | | | | | | | {_fmt(self.truth_penetration, 4)} |")
+            lines.append(f"| {name} | " + " | ".join(_fmt(v) for v in values) + f" | {_fmt(m.penetration, 4)} | "
+                         f"{_fmt(m.blink_closure, 2)} |")
+        lines.append(f"| ground truth | | | | | | | {_fmt(self.truth_penetration, 4)} | "
+                     f"{_fmt(self.truth_blink_closure, 2)} |")
+        lines += ["", "Blink closure: how much of each eyeball its EyeClosed covers, seen from the front "
+                  "(`facerig.anatomy.eyelids`; 1 = shut, 0 = still), mean over heads with an eyeball pair."]
         if self.regions:
             lines += ["", "## MAE per region (mm)", "", "| region | " + " | ".join(methods) + " |",
                       "|---|" + "---|" * len(methods)]
@@ -303,6 +311,7 @@ class _Pool:
     errors: list[np.ndarray] = field(default_factory=list)  # (P_h, V) mm per head
     gain_errors: list[np.ndarray] = field(default_factory=list)
     cosines: list[np.ndarray] = field(default_factory=list)  # (P_h,) per head
+    closures: list[float] = field(default_factory=list)  # blink closures, per head and side
     crossings: int = 0
     checks: int = 0
 
@@ -333,6 +342,8 @@ class _Scorer:
         self.region_ids.append(np.full(len(mesh.vertices), -1, np.int64) if regions is None
                                else np.asarray(regions, np.int64))
         _count_crossings(self.truth, mesh, truth, tolerance, skin)
+        blinks = _BlinkMeter(mesh, [self.poses[i] for i in pose_ids])
+        blinks.add(self.truth, truth)
         for name, pool in self.pools.items():
             tick = time.perf_counter()
             predicted = predict(name)
@@ -341,11 +352,41 @@ class _Scorer:
             gains = best_gains(predicted, truth)
             pool.gain_errors.append(vertex_errors(predicted * gains[:, None, None], truth, mm))
             pool.cosines.append(pose_cosines(predicted, truth))
+            blinks.add(pool, predicted)
             _count_crossings(pool, mesh, predicted, tolerance, skin)
 
     def metrics(self) -> dict[str, MethodMetrics]:
         return {name: _summarise(pool, self.pose_ids, self.poses, self.moving, self.region_ids, self.regions)
                 for name, pool in self.pools.items()}
+
+
+class _BlinkMeter:
+    """How far each EyeClosed pose of one head covers its own eyeball (:func:`facerig.anatomy.eyelids.closure`)."""
+
+    def __init__(self, mesh: Mesh, head_poses: Sequence[str]) -> None:
+        from facerig.anatomy.eyelids import BLINKS
+        from facerig.anatomy.eyes import find_eyeballs
+        from facerig.canonical.frame import canonical_frame
+
+        self.rows = {row: BLINKS[pose] for row, pose in enumerate(head_poses) if pose in BLINKS}
+        self.eyes: tuple = ()
+        if self.rows:
+            self.frame = canonical_frame(mesh)
+            self.canonical = self.frame.to_canonical(mesh.vertices)
+            self.eyes = find_eyeballs(self.canonical, mesh.welded.component_labels)
+            self.skin = mesh.welded.skin[mesh.welded.to_surface]
+            self.triangles = mesh.triangles
+
+    def add(self, pool: _Pool, deltas: np.ndarray) -> None:
+        from facerig.anatomy.eyelids import closure
+
+        if not self.eyes:
+            return
+        for row, eye in self.rows.items():
+            moved = self.frame.scale * np.asarray(deltas[row], np.float64) @ self.frame.rotation.T
+            shut = closure(self.canonical, self.triangles, self.eyes[eye], self.skin, moved)
+            if shut is not None:
+                pool.closures.append(shut)
 
 
 def _count_crossings(pool: _Pool, mesh: Mesh, deltas: np.ndarray, tolerance: float, skin: np.ndarray) -> None:
@@ -475,6 +516,7 @@ def evaluate(
         regions=scorer.regions,
         methods=scorer.metrics(),
         truth_penetration=_ratio(scorer.truth),
+        truth_blink_closure=float(np.mean(scorer.truth.closures)) if scorer.truth.closures else float("nan"),
         extra_heads=extra,
         settings={
             "moving_threshold_mm": MOVING_THRESHOLD_MM,
@@ -571,6 +613,7 @@ def evaluate_rigs(
         regions=[],
         methods=metrics,
         truth_penetration=_ratio(scorer.truth),
+        truth_blink_closure=float(np.mean(scorer.truth.closures)) if scorer.truth.closures else float("nan"),
         settings={
             "moving_threshold_mm": MOVING_THRESHOLD_MM,
             "penetration_tolerance_mm": PENETRATION_TOLERANCE_MM,
@@ -704,6 +747,7 @@ def _summarise(pool: _Pool, pose_ids: list[np.ndarray], poses: list[str], moving
         per_pose_gain={p: float(v) for p, v in zip(poses, per_pose_gain)},
         per_region=per_region,
         per_pose_cosine={p: float(v) for p, v in zip(poses, per_pose_cosine)},
+        blink_closure=float(np.mean(pool.closures)) if pool.closures else float("nan"),
     )
 
 

@@ -182,6 +182,16 @@ def test_built_samples_close_lids_open_jaw_and_keep_parts(dataset):
 
 
 # ---------------------------------------------------------------------------------------------- dataset
+def test_evaluation_measures_blink_closure_on_makehuman_heads(dataset):
+    """MakeHuman's own blinks cover most of each eyeball (facerig.anatomy.eyelids), doing nothing none of it."""
+    from facerig.eval.evaluate import evaluate
+
+    root, _ = dataset
+    report = evaluate(None, root, "train", methods=["neutral"], max_heads=2)
+    assert report.truth_blink_closure > 0.7
+    assert report.methods["neutral"].blink_closure == pytest.approx(0.0)
+
+
 def test_manifest_splits_by_identity_and_records_the_source(dataset):
     root, manifest = dataset
     assert read_manifest(root)["sources"] == ["makehuman"]
