@@ -30,6 +30,10 @@ def preview(
         bool, typer.Option("--heat", help="Frame the face only and colour it by motion size (grey still, red 5% "
                                           "of the cranium's radius and more).")
     ] = False,
+    alone: Annotated[
+        bool, typer.Option("--corrections-alone", help="Show each corrective's correction alone, and LipsTogether "
+                                                       "without JawDrop, instead of the poses they make.")
+    ] = False,
 ) -> None:
     """Render the neutral and each shape at weight 1 on one labelled grid, to check a rig at a glance; list the
     shapes that look wrong (moving nothing, off the face, bending a rigid piece, tearing a seam) beside it."""
@@ -46,7 +50,7 @@ def preview(
     rig = Rig.load(bundle)
     patterns = [p.strip() for p in shapes.split(",") if p.strip()] if shapes is not None else None
     path = output if output is not None else bundle.parent / f"{source_name(bundle)}{SUFFIX}"
-    write_contact_sheet(rig, path, shapes=patterns, tile_size=size, columns=columns, heat_map=heat)
+    write_contact_sheet(rig, path, shapes=patterns, tile_size=size, columns=columns, heat_map=heat, combined=not alone)
     typer.echo(str(path))
     report = write_suspicious_shapes(rig, path.with_suffix(SUSPICIOUS_SUFFIX))
     for line in report.lines:

@@ -1,7 +1,9 @@
 """Contact sheets: every shape of a rig rendered on one labelled grid, to check a rig at a glance.
 
-The neutral comes first, then each shape at weight 1 (neutral + that shape's delta alone; a corrective
-therefore shows its correction, not the combined pose it corrects). Every tile is rendered with
+The neutral comes first, then each shape at weight 1 as an animator meets it (:func:`shown_delta`): a corrective
+is shown as the combined pose it corrects (its bases at weight 1 plus the correction, labelled ``A+B``), and
+LipsTogether as it is used, with JawDrop (``LipsTogether+JawDrop``: the lips held together while the jaw opens);
+``combined=False`` shows every shape's delta alone. Every tile is rendered with
 :mod:`facerig.render.renderer` from the same frontal camera in the rig's canonical frame (+Y up, looking at the face
 along -Z, the character's left on the image's right), framed on the neutral, so tiles can be compared
 pixel for pixel and every head sits the same way on its sheet. Shading is Lambertian from the vertex
@@ -106,12 +108,13 @@ def text_width(n_chars: int, scale: int) -> int:
 def wrap_label(text: str, max_chars: int, max_lines: int = LABEL_LINES) -> list[str]:
     """Break a shape name into at most ``max_lines`` lines of at most ``max_chars`` characters.
 
-    Breaks after ``_`` first (correctives are ``Base_Base``), then before camel-case humps, then anywhere.
+    Breaks after ``_`` or ``+`` first (correctives are ``Base_Base``, combined poses ``A+B``), then before
+    camel-case humps, then anywhere.
     A name that still needs more lines keeps its first lines, the last one ending in "..".
     """
     if max_chars < 1:
         return []
-    words = re.split(r"(?<=_)", text)
+    words = re.split(r"(?<=[_+])", text)
     pieces: list[str] = []
     for word in filter(None, words):
         if len(word) <= max_chars:
@@ -226,12 +229,29 @@ def rig_frame(rig: Rig) -> CanonicalFrame:
 
 
 # ---------------------------------------------------------------------------------------------- render
+# Shapes that only make sense on top of another pose: shown with it (see the module docstring).
+SHOWN_WITH = {"LipsTogether": ("JawDrop",)}
+
+
+def shown_delta(rig: Rig, name: str, combined: bool = True) -> tuple[np.ndarray, str]:
+    """The (V, 3) delta a tile shows for shape ``name`` and its label (see the module docstring)."""
+    if not combined:
+        return rig.delta(name), name
+    partners = rig.corrective_recipes.get(name) or tuple(p for p in SHOWN_WITH.get(name, ()) if p in rig.shape_names)
+    if not partners:
+        return rig.delta(name), name
+    delta = rig.delta(name) + sum(rig.delta(p) for p in partners)
+    label = "+".join(partners) if name in rig.corrective_recipes else "+".join((name, *partners))
+    return delta, label
+
+
 def contact_sheet(
     rig: Rig,
     shapes: Sequence[str] | None = None,
     tile_size: int = DEFAULT_TILE_SIZE,
     columns: int | None = None,
     heat_map: bool = False,
+    combined: bool = True,
 ) -> np.ndarray:
     """Render the neutral and each shape at weight 1 onto one labelled grid.
 
@@ -241,6 +261,7 @@ def contact_sheet(
         tile_size: pixels per tile side.
         columns: tiles per row; default ``ceil(sqrt(tiles))``, a near-square sheet.
         heat_map: frame the face only and colour each point by its motion (:func:`heat_colours`).
+        combined: show correctives as the poses they correct and LipsTogether with JawDrop (:func:`shown_delta`).
 
     Returns:
         (H, W, 3) uint8 RGB with H, W from :class:`SheetLayout` (see :func:`sheet_layout`).
@@ -262,13 +283,14 @@ def contact_sheet(
     sheet[:] = BACKGROUND
     for k, name in enumerate(names):
         # deltas are in the mesh's units and axes: pose first, then map the posed points to canonical
-        posed = neutral if name == NEUTRAL else frame.to_canonical(rig.neutral.vertices + rig.delta(name))
+        delta, label = (None, NEUTRAL) if name == NEUTRAL else shown_delta(rig, name, combined)
+        posed = neutral if delta is None else frame.to_canonical(rig.neutral.vertices + delta)
         albedo = heat_colours(np.linalg.norm(posed - neutral, axis=1)) if heat_map else None
         top, left = layout.tile_origin(k)
         sheet[top : top + tile_size, left : left + tile_size] = render_tile(posed, faces, camera, albedo)
         top, left = layout.label_origin(k)
         colour = NEUTRAL_TEXT_COLOUR if name == NEUTRAL else TEXT_COLOUR
-        lines = wrap_label(name, layout.chars_per_line)
+        lines = wrap_label(label, layout.chars_per_line)
         label = _draw_label(lines, layout.label_scale, tile_size, layout.label_height, colour)
         sheet[top : top + layout.label_height, left : left + tile_size] = label
     return sheet
@@ -357,6 +379,7 @@ def write_contact_sheet(
     tile_size: int = DEFAULT_TILE_SIZE,
     columns: int | None = None,
     heat_map: bool = False,
+    combined: bool = True,
 ) -> Path:
     """Render :func:`contact_sheet` and write it to ``path`` as a PNG, atomically."""
-    return write_png(path, contact_sheet(rig, shapes, tile_size, columns, heat_map=heat_map))
+    return write_png(path, contact_sheet(rig, shapes, tile_size, columns, heat_map=heat_map, combined=combined))

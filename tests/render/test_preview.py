@@ -256,3 +256,23 @@ def test_label_scale_is_the_largest_that_fits_every_name() -> None:
     assert preview.label_scale(short, 96) == 1  # small tiles keep small text
     layout = preview.sheet_layout(short, 256)
     assert layout.label_height == 2 * 20 and layout.shape == (2 * (256 + 40) + 3 * 2, 2 * 256 + 3 * 2)
+
+
+def test_correctives_and_lips_together_show_the_poses_they_make(suzanne) -> None:
+    """A corrective's tile is its bases plus the correction (labelled A+B), LipsTogether's is with JawDrop;
+    --corrections-alone (combined=False) shows the deltas alone."""
+    mesh = suzanne[0].neutral
+    rng = np.random.default_rng(0)
+    names = ("JawDrop", "LeftLipCornerPuller", "LipsTogether", "JawDrop_LeftLipCornerPuller")
+    deltas = rng.normal(size=(len(names), mesh.n_vertices, 3))
+    rig = Rig(mesh, names, deltas, corrective_recipes={names[3]: names[:2]})
+    combined, label = preview.shown_delta(rig, names[3])
+    np.testing.assert_allclose(combined, rig.deltas[0] + rig.deltas[1] + rig.deltas[3], atol=1e-5)
+    assert label == "JawDrop+LeftLipCornerPuller"
+    lips, label = preview.shown_delta(rig, "LipsTogether")
+    np.testing.assert_allclose(lips, rig.deltas[0] + rig.deltas[2], atol=1e-5)
+    assert label == "LipsTogether+JawDrop"
+    alone, label = preview.shown_delta(rig, names[3], combined=False)
+    assert np.array_equal(alone, rig.deltas[3]) and label == names[3]
+    assert preview.shown_delta(rig, "JawDrop")[1] == "JawDrop"
+    assert preview.wrap_label("LipsTogether+JawDrop", 13) == ["LipsTogether+", "JawDrop"]
