@@ -83,7 +83,7 @@ def markdown(rows: list[dict], no_truth: dict[str, dict[str, dict]], settings: d
         "labelled poses; *ratio* = MAE / the neutral baseline's MAE on the same heads (1 = doing nothing); "
         "*gain* = after the best per-pose gain; *eyes* = the EyeClosed, EyeUpperLidRaiser and EyesLook poses; "
         "*cos* = mean per-pose cosine between predicted and true deltas; *blink* = how much of each eyeball "
-        "its EyeClosed covers from the front (`facerig.anatomy.eyelids`; the artist's own in brackets).",
+        "its EyeClosed covers from the front (`facerig.anatomy.contact`; the artist's own in brackets).",
         "",
         "| artist (heads, poses) | method | MAE | ratio | MAE gain | ratio gain | Q95 | eyes | eyes gain | eyes ratio | cos | blink |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",

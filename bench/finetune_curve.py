@@ -63,7 +63,7 @@ def markdown(rows: list[dict], settings: dict) -> str:
         f"{settings['heads']} held-out MakeHuman identities (test split of `{settings['dataset']}`), "
         f"{settings['poses']} labelled poses; mm. *ratio* = MAE / the neutral baseline's; *gain* = after the best "
         "per-pose gain; *cos* = mean per-pose cosine with the true deltas; *blink closure* = how much of each eyeball "
-        "its EyeClosed covers (`facerig.anatomy.eyelids`; on the neutral row: MakeHuman's own blinks); *vs transfer* = the ratio of the model's "
+        "its EyeClosed covers (`facerig.anatomy.contact`; on the neutral row: MakeHuman's own blinks); *vs transfer* = the ratio of the model's "
         f"MAE to the template transfer's (raw / gain; below 1 beats it). Fine-tunes: `configs/finetune.toml`, "
         f"{settings['steps']} steps from the bundled model on k MakeHuman training identities (`data.identities`).",
         "",

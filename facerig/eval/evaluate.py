@@ -174,7 +174,7 @@ class MethodMetrics:
     per_region: dict[str, float]
     # mean over heads of the cosine between the predicted and the true delta (flattened); NaN when either is zero
     per_pose_cosine: dict[str, float] = field(default_factory=dict)
-    # mean over heads and sides of how much of its eyeball each EyeClosed covers (facerig.anatomy.eyelids.closure;
+    # mean over heads and sides of how much of its eyeball each EyeClosed covers (facerig.anatomy.contact.closure;
     # 1 = shut); NaN when no head has an eyeball pair the neutral shows
     blink_closure: float = float("nan")
 
@@ -243,7 +243,7 @@ class EvalReport:
         lines.append(f"| ground truth | | | | | | | {_fmt(self.truth_penetration, 4)} | "
                      f"{_fmt(self.truth_blink_closure, 2)} |")
         lines += ["", "Blink closure: how much of each eyeball its EyeClosed covers, seen from the front "
-                  "(`facerig.anatomy.eyelids`; 1 = shut, 0 = still), mean over heads with an eyeball pair."]
+                  "(`facerig.anatomy.contact`; 1 = shut, 0 = still), mean over heads with an eyeball pair."]
         if self.regions:
             lines += ["", "## MAE per region (mm)", "", "| region | " + " | ".join(methods) + " |",
                       "|---|" + "---|" * len(methods)]
@@ -361,10 +361,10 @@ class _Scorer:
 
 
 class _BlinkMeter:
-    """How far each EyeClosed pose of one head covers its own eyeball (:func:`facerig.anatomy.eyelids.closure`)."""
+    """How far each EyeClosed pose of one head covers its own eyeball (:func:`facerig.anatomy.contact.closure`)."""
 
     def __init__(self, mesh: Mesh, head_poses: Sequence[str]) -> None:
-        from facerig.anatomy.eyelids import BLINKS
+        from facerig.anatomy.contact import BLINKS
         from facerig.anatomy.eyes import find_eyeballs
         from facerig.canonical.frame import canonical_frame
 
@@ -378,7 +378,7 @@ class _BlinkMeter:
             self.triangles = mesh.triangles
 
     def add(self, pool: _Pool, deltas: np.ndarray) -> None:
-        from facerig.anatomy.eyelids import closure
+        from facerig.anatomy.contact import closure
 
         if not self.eyes:
             return

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from facerig.anatomy.constrain import constrain_to_anatomy
-from facerig.anatomy.eyelids import close_lids as close_eyelids
+from facerig.anatomy.contact import close_lids as close_eyelids
 from facerig.anatomy.eyes import find_eyeballs, turn_eyeballs
 from facerig.anatomy.shells import bind_shells, find_eye_shells
 from facerig.canonical.frame import canonical_frame
@@ -78,7 +78,7 @@ def rig_mesh(
         bind_eye_shells: move the separate pieces around the eyes (eyelashes, tear lines, occlusion layers) with
             the skin they sit on instead of keeping the network's output on them (see :mod:`facerig.anatomy.shells`);
             needs the eyeball pair that ``turn_eyes`` looks for.
-        close_lids: lengthen a blink that stops short of covering its eyeball (see :func:`facerig.anatomy.eyelids.close_lids`;
+        close_lids: lengthen a blink that stops short of covering its eyeball (see :func:`facerig.anatomy.contact.close_lids`;
             the gains go into the rig's metadata as ``lid_gains``); needs the same eyeball pair.
         mirror_average: average the network's prediction with that for the head's mirror image
             (:func:`predict_mirror_averaged`): lower error (held-out MAE 0.086 mm instead of 0.093 with the

@@ -9,6 +9,8 @@ inside the 3 % of head size the frame is specified for.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import json
 from pathlib import Path
 
@@ -90,6 +92,23 @@ def test_ict_frame_is_centred_on_the_cranium_with_unit_radius(ict: Mesh, referen
     assert abs(reference[0]) < 1e-3
     assert -1.0 < reference[1] < 0.0
     assert 1.0 < reference[2] < 1.6
+
+
+def test_a_lopsided_cranium_keeps_the_face_on_the_midline(ict: Mesh, nose: int, reference: np.ndarray) -> None:
+    """A bulge on one side of the skull cap (a hair bun, a sculpt) pulls the cap's sphere sideways; the frame then
+    takes the face's mirror plane, so the nose stays on X = 0 and the eyes stay mirror images."""
+    canonical = canonical_frame(ict).to_canonical(ict.vertices)
+    cap = (canonical[:, 1] > 0.2) & (canonical[:, 0] > 0.2)
+    bulged = ict.vertices.copy()
+    bulged[cap] += 0.25 * (ict.vertices[cap] - canonical_frame(ict).center) * canonical[cap, 0:1]
+    lopsided = replace(ict, vertices=bulged)
+    from facerig.canonical.frame import _cranium_sphere, _skin
+
+    points, weights = _skin(lopsided)
+    drifted, radius = _cranium_sphere(points, weights)
+    assert drifted[0] / radius > 0.05  # without the mirror plane the cap's centre moves off the face
+    moved = canonical_frame(lopsided).to_canonical(bulged[nose])
+    assert abs(moved[0]) < 0.01 and abs(reference[0]) < 1e-3
 
 
 @pytest.mark.parametrize("fraction", [0.2, 0.6, 1.0])

@@ -183,7 +183,7 @@ def test_built_samples_close_lids_open_jaw_and_keep_parts(dataset):
 
 # ---------------------------------------------------------------------------------------------- dataset
 def test_evaluation_measures_blink_closure_on_makehuman_heads(dataset):
-    """MakeHuman's own blinks cover most of each eyeball (facerig.anatomy.eyelids), doing nothing none of it."""
+    """MakeHuman's own blinks cover most of each eyeball (facerig.anatomy.contact), doing nothing none of it."""
     from facerig.eval.evaluate import evaluate
 
     root, _ = dataset

@@ -4,7 +4,7 @@ contact step that lengthens a blink stopping short of it."""
 import numpy as np
 import pytest
 
-from facerig.anatomy.eyelids import CLOSURE_TARGET, close_lids, closure, visible_fraction
+from facerig.anatomy.contact import CLOSURE_TARGET, close_lids, closure, visible_fraction
 from facerig.anatomy.eyes import Eyeball
 from facerig.geometry.primitives import geodesic_sphere
 

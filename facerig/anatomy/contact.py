@@ -1,4 +1,5 @@
-"""How far a pose closes each eye, measured on the head's own geometry: the eyeball the lids leave visible.
+"""Contact and closure measured on the head's own geometry: the eyeball the lids leave visible, the mouth
+interior the lips leave visible.
 
 What an animator checks in a blink is whether the lid covers the eye. So closure is measured as exactly that,
 without landmarks, names or a template: from the front (the canonical frame's +Z, where the face looks), a grid
@@ -38,17 +39,23 @@ def visible_fraction(canonical_vertices: np.ndarray, triangles: np.ndarray, eyeb
         eyeball: found on the neutral (its ``vertices`` index ``canonical_vertices``).
         occluder: (V,) bool, the vertices that can hide the eyeball (the skin).
     """
-    rays = _rays(eyeball)
-    is_eye = np.zeros(len(canonical_vertices), bool)
-    is_eye[eyeball.vertices] = True
-    eye_tris = is_eye[triangles].all(axis=1)
-    keep = eye_tris | occluder[triangles].all(axis=1)
+    target = np.zeros(len(canonical_vertices), bool)
+    target[eyeball.vertices] = True
+    return front_visible_share(canonical_vertices, triangles, _rays(eyeball), target, occluder)
+
+
+def front_visible_share(canonical_vertices: np.ndarray, triangles: np.ndarray, rays: np.ndarray,
+                        target: np.ndarray, occluder: np.ndarray) -> float:
+    """Share of ``rays`` ((R, 2) x, y; cast from the front, along -Z) whose first hit is a triangle of ``target``
+    ((V,) bool, all three corners) rather than of ``occluder`` ((V,) bool); other triangles are transparent."""
+    target_tris = target[triangles].all(axis=1)
+    keep = target_tris | occluder[triangles].all(axis=1)
     corners = canonical_vertices[triangles[keep]]  # (T, 3, 3)
     low, high = corners[:, :, :2].min(axis=1), corners[:, :, :2].max(axis=1)
     span_low, span_high = rays.min(axis=0), rays.max(axis=0)
     near = np.all((high >= span_low) & (low <= span_high), axis=1)
-    corners, eye_tris = corners[near], eye_tris[keep][near]
-    if not eye_tris.any():
+    corners, target_tris = corners[near], target_tris[keep][near]
+    if not target_tris.any():
         return 0.0
     # 2D barycentrics of every ray in every triangle, then the hit's depth
     a, b, c = corners[:, 0], corners[:, 1], corners[:, 2]
@@ -63,7 +70,7 @@ def visible_fraction(canonical_vertices: np.ndarray, triangles: np.ndarray, eyeb
     depth = np.where(hit, a[:, 2] + u * (b - a)[:, 2] + v * (c - a)[:, 2], -np.inf)
     first = depth.argmax(axis=1)  # the camera is at +Z: the largest z is met first
     seen = np.isfinite(depth[np.arange(len(rays)), first])
-    return float(np.mean(seen & eye_tris[first]))
+    return float(np.mean(seen & target_tris[first]))
 
 
 def closure(canonical_vertices: np.ndarray, triangles: np.ndarray, eyeball: Eyeball, occluder: np.ndarray,
@@ -74,6 +81,24 @@ def closure(canonical_vertices: np.ndarray, triangles: np.ndarray, eyeball: Eyeb
     if neutral < min_visible:
         return None
     return 1.0 - visible_fraction(canonical_vertices + canonical_deltas, triangles, eyeball, occluder) / neutral
+
+
+def lip_seal(canonical_vertices: np.ndarray, triangles: np.ndarray, interior: np.ndarray, occluder: np.ndarray,
+             open_deltas: np.ndarray, sealed_deltas: np.ndarray) -> float | None:
+    """How far ``sealed_deltas`` (e.g. JawDrop + LipsTogether) hides the mouth interior that ``open_deltas``
+    (JawDrop) shows from the front: ``1 − visible(sealed) / visible(open)``, 1 when the lips meet.
+
+    Args:
+        interior: (V,) bool, the mouth's inner parts (teeth, gums, tongue: :func:`facerig.anatomy.rigid_parts.
+            find_rigid_parts`); occluder: (V,) bool, the skin. None when the open pose shows nothing of them.
+    """
+    low, high = canonical_vertices[interior, :2].min(axis=0), canonical_vertices[interior, :2].max(axis=0)
+    grid = np.meshgrid(np.linspace(low[0], high[0], 2 * RAYS_PER_SIDE), np.linspace(low[1], high[1], RAYS_PER_SIDE))
+    rays = np.stack([axis.ravel() for axis in grid], axis=1)
+    shown = front_visible_share(canonical_vertices + open_deltas, triangles, rays, interior, occluder)
+    if shown < 0.02:
+        return None
+    return 1.0 - front_visible_share(canonical_vertices + sealed_deltas, triangles, rays, interior, occluder) / shown
 
 
 # The blink contact step (see close_lids). Measured by this module on held-out heads, the artists' own blinks
