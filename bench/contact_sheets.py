@@ -28,6 +28,7 @@ from facerig.rigging.pipeline import load_model, rig_mesh  # noqa: E402
 from facerig.render.preview import write_contact_sheet  # noqa: E402
 from facerig.rig import Rig  # noqa: E402
 from facerig.rigging.transfer import rig_by_transfer  # noqa: E402
+from facerig.vocabulary import load_vocabulary  # noqa: E402
 
 SHARED = Path(os.environ.get("FACERIG_SHARED", REPO.parent / "shared"))
 POSES = ("JawDrop", "LeftEyeClosed", "RightEyeClosed", "LeftEyeUpperLidRaiser", "EyesLookLeft", "LipsTogether",
@@ -43,8 +44,12 @@ def makehuman_head(dataset: Path) -> tuple[Mesh, Rig]:
                 up_axis="Y", meters_per_unit=float(arrays["meters_per_unit"]), name=entry["name"])
     shapes = list(manifest["shapes"])
     labelled = [i for i, name in enumerate(shapes) if arrays["labelled"][i] and name in POSES]
-    truth = Rig(neutral=mesh, shape_names=[shapes[i] for i in labelled],
-                deltas=arrays["deltas"][labelled].astype(np.float32))
+    names = [shapes[i] for i in labelled]
+    # the dataset stores corrective residuals: with their recipes the sheet shows the combined pose, as for the rigs
+    recipes = {c.name: c.bases for c in load_vocabulary().correctives
+               if c.name in names and all(base in names for base in c.bases)}
+    truth = Rig(neutral=mesh, shape_names=names, deltas=arrays["deltas"][labelled].astype(np.float32),
+                corrective_recipes=recipes)
     return mesh, truth
 
 

@@ -169,3 +169,51 @@ def close_lids(
             if activations[row].sum() == 1.0:
                 gains[name] = round(float(high), 3)
     return out, gains
+
+
+# The lip contact step (see seal_lips): LipsTogether is made to be used with JawDrop (the lips held together while
+# the jaw opens); a network that learned one artist's jaw under-seals another's wider one.
+SEAL_TARGET = 0.95
+MAX_SEAL_GAIN = 2.5
+
+
+def seal_lips(
+    predicted: np.ndarray, canonical_vertices: np.ndarray, triangles: np.ndarray, interior: np.ndarray,
+    skin: np.ndarray, activations: np.ndarray, action_names: tuple[str, ...] | list[str],
+    target: float = SEAL_TARGET, max_gain: float = MAX_SEAL_GAIN,
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Lengthen LipsTogether until JawDrop + LipsTogether hides ``target`` of the mouth interior JawDrop shows.
+
+    The smallest gain in [1, ``max_gain``] that reaches the target (bisection on :func:`lip_seal`), or the one that
+    seals most when none does; a LipsTogether that already seals, a head without mouth parts (``interior``) or a
+    JawDrop that shows none of them is left alone. Only the LipsTogether row changes: combinations keep the
+    network's combined pose (their correctives absorb the difference).
+
+    Returns:
+        The displacements (a copy when changed) and ``{"LipsTogether": gain}`` for the rig's metadata ({} when the
+        step does not apply).
+    """
+    names = list(action_names)
+    if not interior.any() or "JawDrop" not in names or "LipsTogether" not in names:
+        return predicted, {}
+    single = activations.sum(axis=1) == 1.0
+    jaw_rows = np.flatnonzero(single & (activations[:, names.index("JawDrop")] == 1.0))
+    lip_rows = np.flatnonzero(single & (activations[:, names.index("LipsTogether")] == 1.0))
+    if not len(jaw_rows) or not len(lip_rows):
+        return predicted, {}
+    jaw, lips = predicted[jaw_rows[0]], predicted[lip_rows[0]]
+    seals = lambda gain: lip_seal(canonical_vertices, triangles, interior, skin, jaw, jaw + gain * lips)  # noqa: E731
+    reached = seals(1.0)
+    if reached is None or reached >= target:
+        return predicted, {"LipsTogether": 1.0} if reached is not None else {}
+    low, high = 1.0, max_gain
+    if seals(high) >= target:
+        for _ in range(BISECTION_STEPS):
+            middle = 0.5 * (low + high)
+            low, high = (middle, high) if seals(middle) < target else (low, middle)
+    else:
+        grid = np.linspace(1.0, max_gain, BISECTION_STEPS)
+        high = float(grid[int(np.argmax([seals(gain) for gain in grid]))])
+    out = predicted.copy()
+    out[lip_rows[0]] = high * lips
+    return out, {"LipsTogether": round(float(high), 3)}

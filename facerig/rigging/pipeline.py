@@ -14,6 +14,8 @@ import numpy as np
 
 from facerig.anatomy.constrain import constrain_to_anatomy
 from facerig.anatomy.contact import close_lids as close_eyelids
+from facerig.anatomy.contact import seal_lips
+from facerig.anatomy.rigid_parts import find_rigid_parts
 from facerig.anatomy.eyes import find_eyeballs, turn_eyeballs
 from facerig.anatomy.shells import bind_shells, find_eye_shells
 from facerig.canonical.frame import canonical_frame
@@ -78,8 +80,9 @@ def rig_mesh(
         bind_eye_shells: move the separate pieces around the eyes (eyelashes, tear lines, occlusion layers) with
             the skin they sit on instead of keeping the network's output on them (see :mod:`facerig.anatomy.shells`);
             needs the eyeball pair that ``turn_eyes`` looks for.
-        close_lids: lengthen a blink that stops short of covering its eyeball (see :func:`facerig.anatomy.contact.close_lids`;
-            the gains go into the rig's metadata as ``lid_gains``); needs the same eyeball pair.
+        close_lids: the contact steps (:mod:`facerig.anatomy.contact`): lengthen a blink that stops short of covering its
+            eyeball (``close_lids``; gains in the rig's metadata as ``lid_gains``; needs the eyeball pair) and a
+            LipsTogether that does not seal the mouth JawDrop opens (``seal_lips``, with ``anatomy``; ``lip_gains``).
         mirror_average: average the network's prediction with that for the head's mirror image
             (:func:`predict_mirror_averaged`): lower error (held-out MAE 0.086 mm instead of 0.093 with the
             bundled model) for twice the network time, which takes the rig past its latency targets (1 s at
@@ -175,6 +178,15 @@ def rig_mesh(
     to_rigged = to_surface if proxy is None else np.arange(rigged.n_vertices)
     predicted, anatomy_record = (constrain_to_anatomy(predicted, canonical_vertices, rigged, eyeballs, to_rigged)
                                  if anatomy else (predicted, {}))
+    lip_gains: dict[str, float] = {}
+    if anatomy and close_lids:
+        labels = rigged.component_labels
+        parts = find_rigid_parts(canonical_vertices, rigged.triangles, labels, eyeballs)
+        interior = np.zeros(rigged.n_vertices, bool)
+        interior[np.concatenate([parts.upper, parts.lower])] = True
+        predicted, lip_gains = seal_lips(predicted, canonical_vertices, rigged.triangles, interior,
+                                         rigged.welded.skin[rigged.welded.to_surface], activations,
+                                         packaged.action_names)
     timings["anatomy"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
@@ -218,6 +230,7 @@ def rig_mesh(
         mirror_averaged=mirror_average,
         offset_floor=floor,
         lid_gains=lid_gains,
+        lip_gains=lip_gains,
         device=str(packaged.device),
         **anatomy_record,
     )
