@@ -8,6 +8,14 @@ from pathlib import Path
 
 import pytest
 
+# One BLAS/OpenMP thread for numpy, scipy and torch in the test process and the processes it starts, unless the
+# caller chose otherwise. The suite's meshes and networks are small, and on a busy machine (CI runners, a
+# training run next to the tests) threads that spin-wait for a busy core made the tests 2-3x slower
+# (facerig.batch.runner gives its workers passive threads for the same reason). Set here, before the first
+# import of numpy or torch, because the runtimes read these once, when they load.
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # ../shared beside the repository; FACERIG_SHARED overrides it for other checkouts.
 SHARED = Path(os.environ.get("FACERIG_SHARED", REPO_ROOT.parent / "shared"))
@@ -79,9 +87,20 @@ def synthetic_rig(heads_dir: Path):
 
 
 # ---------------------------------------------------------------------------------------------- test tiers
-# `make test-fast` (pytest -m "not slow") is the edit-test loop: no ICT unpack, no Blender, no Ray, no training.
-# `make test` (CI) runs everything.
-_SLOW_FIXTURES = {"ict_dir", "ict_neutral_path", "ict_archive", "makehuman_archive"}
+# `make test-fast` (pytest -m "not slow") is the edit-test loop: no ICT unpack, no Blender, no Ray, no training,
+# no network rig of a head larger than the test heads, no child process that loads torch, bpy or Node.js.
+# `make test` (CI) runs everything. A test is slow when it requests one of these fixtures, directly or through
+# another fixture (so a new test that uses one joins the slow tier by itself), when it lives in one of these
+# modules, or when it is marked @pytest.mark.slow (the cost is in its body: a rig of the example head, a child
+# process, a training step). README.md "Tests" has the timings of both tiers.
+_SLOW_FIXTURES = {
+    "ict_dir", "ict_neutral_path", "ict_archive", "makehuman_archive",  # the ICT unpack, the MakeHuman archive
+    "blender_files",  # io/test_io_fbx.py: FBX files written by Blender (bpy, in a child process)
+    "suzanne_rig",  # io/test_io_fbx.py: a deformation-transfer rig of suzanne (template registration)
+    "transfer_rigs",  # eval/test_evaluate.py: two deformation-transfer rigs of suzanne, exported
+    "example_rig",  # anatomy/test_rigid_parts.py: the bundled model's rig of the example head
+    "gltf_validator",  # exporters/conftest.py: the Khronos glTF-Validator, a Node.js child process per file
+}
 _SLOW_MODULES = {
     "test_blender.py", "test_ray_backend.py", "test_kill_resume.py", "test_worker_crash.py", "test_train.py",
     "test_default_model.py", "test_batch_cli.py", "test_batch_safety.py",

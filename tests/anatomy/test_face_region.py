@@ -58,6 +58,7 @@ def model():
     return load_model()
 
 
+@pytest.mark.slow  # two rigs of the dressed example head by the bundled model
 def test_jaw_drop_leaves_collar_and_hair_still(model, request) -> None:
     # The dressed head has 4,365 vertices and 45+ pieces: the operators' approximate eigen path (above 4,000)
     # falls back to the exact solve when its basis loses directions, so it rigs like the head alone.
@@ -89,6 +90,7 @@ def test_weights_ramp_smoothly_from_the_face_to_the_neck_base_and_the_back() -> 
     np.testing.assert_allclose(smoothstep(np.array([0.0, 0.5, 1.0]), 0.0, 1.0), [0.0, 0.5, 1.0])
 
 
+@pytest.mark.slow  # the bundled model rigs the cow
 def test_a_cow_gets_a_warning_and_heads_do_not(model, heads_dir, request) -> None:
     with pytest.warns(NotAHeadWarning, match="spot: does not look like a head"):
         rig = rig_mesh(heads_dir / "spot.obj", model)

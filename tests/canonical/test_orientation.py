@@ -77,6 +77,7 @@ def _pose_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return dot / np.maximum(np.linalg.norm(a, axis=(1, 2)) * np.linalg.norm(b, axis=(1, 2)), 1e-30)
 
 
+@pytest.mark.slow  # four rigs of the example head by the bundled model
 def test_the_same_head_in_any_pose_and_unit_rigs_the_same_without_flags(ict_head: Mesh, tmp_path) -> None:
     """Y-up, Z-up and -Z-facing copies of one head, in mm, dm and m, saved as OBJ (no orientation in the
     file): with no --up/--front, each rig is the canonical one turned into the copy's axes and units."""

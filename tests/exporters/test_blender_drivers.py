@@ -108,6 +108,7 @@ def test_addon_operator_wires_imported_file(small_rig: Rig, tmp_path: Path, use_
     assert list(report["drivers"].values()) == [[f'key_blocks["{CORRECTIVE}"].value']]
 
 
+@pytest.mark.slow  # Blender, in two child processes
 def test_robot_glb_round_trip_drives_in_blender(heads_dir: Path, tmp_path: Path) -> None:
     """The robot's own document, kept by the glTF round trip, carries the recipes on its Head mesh: Blender
     imports them with the mesh, and the corrective is driven next to the robot's own expressions."""

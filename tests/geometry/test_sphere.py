@@ -40,6 +40,7 @@ print(json.dumps(frame.to_dict()))
 """
 
 
+@pytest.mark.slow  # four child Python processes
 def test_the_robot_frame_does_not_depend_on_the_blas_kernel(heads_dir) -> None:
     """OpenBLAS picks a kernel per CPU; the canonical frame of the robot head (a flat-shaded glTF) must not."""
     frames = []

@@ -114,6 +114,7 @@ def test_corrupt_or_missing_weights_are_model_errors(saved):
         PackagedModel.load(directory, prefer="onnx")
 
 
+@pytest.mark.slow  # a child Python process importing torch
 def test_loads_and_predicts_without_the_network_module(saved, mesh, acts, tmp_path):
     directory, _ = saved
     vertices, triangles, operators = mesh

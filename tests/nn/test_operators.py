@@ -167,6 +167,7 @@ def test_fewer_eigenpairs_than_components_is_still_an_orthonormal_null_basis():
 
 
 # ---------------------------------------------------------------------------------------------------- coarse path
+@pytest.mark.slow  # the exact eigen solve of a 4,002-vertex sphere
 def test_coarse_eigen_path_matches_the_exact_solve():
     vertices, triangles = geodesic_sphere(20)  # 4,002 vertices
     exact = compute_operators(vertices, triangles, k_eig=64)

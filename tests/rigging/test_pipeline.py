@@ -26,6 +26,7 @@ def example_head(request) -> Mesh:
     return load_mesh(request.config.rootpath / REPO_EXAMPLE)
 
 
+@pytest.mark.slow  # the network rigs the 4,000-vertex example head
 def test_rig_of_remeshed_head_has_the_vocabulary_in_order(model, example_head, tmp_path) -> None:
     vocabulary = load_vocabulary()
     rig = rig_mesh(example_head, model, cache_dir=tmp_path)
@@ -42,6 +43,16 @@ def test_rig_of_remeshed_head_has_the_vocabulary_in_order(model, example_head, t
     assert (np.abs(rig.deltas[:47]).reshape(47, -1).max(axis=1) > 0).all()
 
 
+def test_a_small_head_rigs_with_the_vocabulary_in_order(model, heads_dir, tmp_path) -> None:
+    """The rig's layout, as above, on suzanne (507 vertices): the fast tier's check of it."""
+    vocabulary = load_vocabulary()
+    rig = rig_mesh(load_mesh(heads_dir / "suzanne.obj"), model, cache_dir=tmp_path)
+    assert rig.shape_names == vocabulary.shape_names
+    assert set(rig.corrective_recipes) == {c.name for c in vocabulary.correctives}
+    assert rig.metadata["model_id"] == model.model_id and "timings_s" not in rig.metadata
+
+
+@pytest.mark.slow  # two rigs of the example head
 def test_deltas_come_back_in_the_input_units_and_axes(model, example_head, tmp_path) -> None:
     """Scaling the input by 10 and rotating it to Z-up gives the same deltas, scaled and rotated."""
     base = rig_mesh(example_head, model, cache_dir=tmp_path)
@@ -96,6 +107,7 @@ def test_bundled_model_is_the_default(heads_dir, tmp_path) -> None:
     assert np.isfinite(rig.deltas).all() and rig.n_shapes == 95
 
 
+@pytest.mark.slow  # the bundled model rigs the example head twice, once unwelded
 def test_a_flat_shaded_export_rigs_like_its_welded_original(example_head, tmp_path) -> None:
     """Every face its own vertices (Blender's flat-shaded export): the weld makes it one surface again, so the
     bundled model rigs it like the original, and every copy of a vertex gets the same offset."""
@@ -158,6 +170,7 @@ def test_shrink_offsets_zeroes_what_is_below_the_floor_and_shortens_the_rest() -
     assert shrink_offsets(offsets, 0.0) is offsets
 
 
+@pytest.mark.slow  # two rigs of the example head
 def test_the_rig_shrinks_offsets_by_the_models_floor(model, example_head, tmp_path) -> None:
     """The floor comes from the model's metadata unless given; the neutral stays exactly zero either way."""
     raw = rig_mesh(example_head, model, cache_dir=tmp_path, offset_floor=0.0, bind_eye_shells=False, turn_eyes=False,

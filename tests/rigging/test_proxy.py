@@ -71,6 +71,7 @@ def test_memory_budget_is_overridable(heads_dir: Path, model) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- proxy on small heads
+@pytest.mark.slow  # two rigs of each head by the bundled model
 @pytest.mark.parametrize("name", ["spot.obj", "robot_expressive.glb"])
 def test_head_smaller_than_the_proxy_rigs_as_it_does_directly(heads_dir: Path, model, tmp_path: Path,
                                                               name: str) -> None:

@@ -53,6 +53,7 @@ def test_template_ships_small_with_its_licence(template):
     assert [n for n, ok in zip(template.action_names, template.labelled) if not ok] == list(UNLABELLED)
 
 
+@pytest.mark.slow  # two transfers onto the 5,997-vertex template
 def test_transfer_reproduces_the_template_on_the_template(template):
     rig = rig_by_transfer(template.mesh, template=template, turn_eyes=False)
     assert rig.shape_names == VOCABULARY.shape_names
@@ -107,6 +108,7 @@ def test_deltas_follow_the_input_axes(ict_head, ict_rig):
     assert difference.mean() < 0.02 * np.linalg.norm(expected, axis=2).mean()
 
 
+@pytest.mark.slow  # a template registration per head
 @pytest.mark.parametrize(
     "name, options",
     [("suzanne.obj", {}), ("spot.obj", {}), ("robot_expressive.glb", {"select": "Head"})],

@@ -90,6 +90,7 @@ def test_the_import_report_says_what_was_found_and_why_a_head_was_refused(datase
     assert "- `browInnerUp`: ARKit browInnerUp is 1*LeftInnerBrowRaiser + 1*RightInnerBrowRaiser" in markdown
 
 
+@pytest.mark.slow  # training steps
 def test_the_trainer_steps_on_a_head_without_landmarks(dataset):
     from facerig.nn.network import RigNetwork
     from facerig.trainer.config import load_config
