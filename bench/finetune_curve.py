@@ -1,12 +1,14 @@
 """How few of a studio's own rigs close the gap: the fine-tuning curve on held-out MakeHuman identities.
 
-For k = 1, 4, 16 MakeHuman identities (a seeded, nested choice: ``data.identities``), fine-tune the bundled
-ICT-only model with ``configs/finetune.toml``, then score on the dataset's test identities, next to the ICT-only
+For k = 1, 4, 16 MakeHuman identities (a seeded, nested choice: ``data.identities``), fine-tune an ICT-only
+model (``--base``; the README's table used run 8, the bundled model before MakeHuman) with
+``configs/finetune.toml``, then score on the dataset's test identities, next to the ICT-only
 model itself, an optional model trained on ICT + MakeHuman together (``--joint``), the template transfer and the
 neutral baseline. Raw and gain-calibrated MAE, each as a ratio to the neutral baseline's (1 = doing nothing).
 
-    python bench/finetune_curve.py --dataset datasets/mh-cpu --joint runs/ictmh/model --steps 400 \
-        --write docs/eval/finetune-curve.md
+    git worktree add ../run8 2725aeb^      # run 8, the ICT-only model bundled before MakeHuman
+    python bench/finetune_curve.py --dataset datasets/mh-cpu --base ../run8/facerig/models/default \
+        --joint runs/ictmh/model --steps 400 --write docs/eval/finetune-curve.md
 
 Fine-tuning runs go to ``--runs`` (default runs/finetune-curve/k<k>); a run whose model exists is not redone, and
 one interrupted is resumed from its last checkpoint, so the script can be stopped and started again.
@@ -29,7 +31,7 @@ sys.path.insert(0, str(REPO))
 from facerig.eval.evaluate import EvalReport, evaluate  # noqa: E402
 
 
-def fine_tune(dataset: Path, k: int, steps: int, out_dir: Path, threads: int) -> Path:
+def fine_tune(dataset: Path, k: int, steps: int, out_dir: Path, threads: int, base: Path) -> Path:
     """The packaged model of a fine-tune on k identities (trained now unless it exists)."""
     model = out_dir / "model"
     if (model / "model.json").is_file():
@@ -37,7 +39,7 @@ def fine_tune(dataset: Path, k: int, steps: int, out_dir: Path, threads: int) ->
     command = [sys.executable, "-m", "facerig", "train", "--config", str(REPO / "configs" / "finetune.toml"),
                "--data.dataset", str(dataset), "--data.identities", f"{{makehuman = {k}}}",
                "--run.out_dir", str(out_dir), "--run.threads", str(threads), "--stage2.max_steps", str(steps),
-               "--stage2.init", str(REPO / "facerig" / "models" / "default")]
+               "--stage2.init", str(base)]
     checkpoints = sorted((out_dir / "checkpoints").glob("stage2-*.pt"))
     if checkpoints:
         command += ["--resume", str(checkpoints[-1])]
@@ -82,6 +84,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, required=True, help="a MakeHuman dataset (facerig data makehuman)")
     parser.add_argument("--joint", type=Path, default=None, help="a model trained on ICT + MakeHuman, to compare")
+    parser.add_argument("--base", type=Path, default=REPO / "facerig" / "models" / "default",
+                        help="the ICT-only model to fine-tune and compare (the README's table: run 8, the bundled "
+                             "model before commit 'Ship the ICT + MakeHuman model')")
     parser.add_argument("--ks", default="1,4,16", help="numbers of MakeHuman training identities to fine-tune on")
     parser.add_argument("--steps", type=int, default=400, help="fine-tuning steps per k")
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "finetune-curve")
@@ -91,12 +96,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
 
-    models: list[tuple[str, Path | None]] = [("ICT-only (bundled)", None)]
+    models: list[tuple[str, Path | None]] = [("ICT-only (base)", args.base)]
     if args.joint is not None:
         models.append(("ICT + MakeHuman", args.joint))
     for k in (int(text) for text in args.ks.split(",")):
         label = f"ICT-only fine-tuned on {k} MakeHuman identit{'y' if k == 1 else 'ies'}"
-        models.append((label, fine_tune(args.dataset, k, args.steps, args.runs / f"k{k}", args.threads)))
+        models.append((label, fine_tune(args.dataset, k, args.steps, args.runs / f"k{k}", args.threads, args.base)))
 
     rows, report = [], None
     for index, (label, model) in enumerate(models):
@@ -106,7 +111,7 @@ def main() -> None:
         if index == 0:
             baselines = [row("template transfer", report, "transfer"), row("neutral (zero)", report, "neutral")]
     rows += baselines
-    command = f"--dataset {args.dataset} --ks {args.ks} --steps {args.steps}"
+    command = f"--dataset {args.dataset} --base {args.base} --ks {args.ks} --steps {args.steps}"
     if args.joint is not None:
         command += f" --joint {args.joint}"
     settings = {"command": command, "seconds": time.perf_counter() - started, "dataset": args.dataset.name,
