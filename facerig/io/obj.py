@@ -30,6 +30,9 @@ from facerig.mesh import Mesh
 _NL, _SPACE, _TAB, _SLASH, _HASH = (ord(c) for c in "\n \t/#")
 
 
+_MAX_RUNS = 10_000  # runs of selected lines gathered by slicing (a byte mask past that)
+
+
 def _running_count(mask: np.ndarray, dtype: type = np.int32) -> np.ndarray:
     """Inclusive running count of the True entries of a bool array: ``np.cumsum(mask, dtype=dtype)``, summed
     through an int8 view (numpy's cumsum casts bool to int several times slower: 0.4 s on a 25 MB file)."""
@@ -65,12 +68,12 @@ class _Lines:
         if data[:1] in (b" ", b"\t") or b"\n " in data or b"\n\t" in data:
             data = re.sub(rb"(?m)^[ \t]+", b"", data)
         self.buf = np.frombuffer(data, np.uint8)
-        self._is_nl = self.buf == _NL
-        self.starts = np.concatenate([[0], np.flatnonzero(self._is_nl) + 1])  # (L,) first byte of each line
+        self.starts = np.concatenate([[0], np.flatnonzero(self.buf == _NL) + 1])  # (L,) first byte of each line
         # Newline bytes belong to the line they end. (Per-line lengths, not a line index per byte: an int32 per
         # byte is 100 MB for a 420k-vertex head, and fresh memory costs as much as the parsing.)
         self.lengths = np.diff(self.starts, append=len(self.buf))
-        self.work = self.buf.copy()  # keywords and comments get blanked here before numbers are parsed
+        # Keywords and comments get blanked here before numbers are parsed; one more newline ends the last line.
+        self.work = np.append(self.buf, np.uint8(_NL))
         self._hashes = np.flatnonzero(self.buf == _HASH)
 
     def _blank_comments(self, mask: np.ndarray) -> None:
@@ -79,25 +82,37 @@ class _Lines:
             return
         hashes = _running_count(self.buf == _HASH)
         before_line = np.concatenate([[0], hashes])[self.starts]
-        in_comment = (hashes - np.repeat(before_line, self.lengths) > 0) & ~self._is_nl
-        self.work[in_comment] = _SPACE
+        in_comment = (hashes - np.repeat(before_line, self.lengths) > 0) & (self.buf != _NL)
+        self.work[:-1][in_comment] = _SPACE
         self._hashes = self._hashes[:0]
 
     def keyword(self, word: bytes) -> np.ndarray:
         """(L,) bool: lines whose first token is exactly ``word``."""
-        padded = np.concatenate([self.buf, np.zeros(len(word) + 1, np.uint8)])
         mask = np.ones(len(self.starts), bool)
         for k, byte in enumerate(word):
-            mask &= padded[self.starts + k] == byte
-        after = padded[self.starts + len(word)]
+            mask &= self._byte_at(self.starts + k) == byte
+        after = self._byte_at(self.starts + len(word))
         return mask & ((after == _SPACE) | (after == _TAB) | (after == _NL) | (after == 0))
+
+    def _byte_at(self, positions: np.ndarray) -> np.ndarray:
+        """The file's bytes at ``positions``, 0 past its end (without a padded copy of the whole file)."""
+        inside = positions < len(self.buf)
+        return np.where(inside, self.buf.take(np.where(inside, positions, 0)), 0).astype(np.uint8)
 
     def text(self, mask: np.ndarray, keyword_length: int) -> bytes:
         """The selected lines, newline-terminated, with their keyword blanked out."""
         self._blank_comments(mask)
         for k in range(keyword_length):
             self.work[self.starts[mask] + k] = _SPACE
-        return self.work[self.byte_mask(mask)].tobytes() + b"\n"
+        # Selected lines come in runs (the v block, the f blocks): copy each run's bytes once, with the final
+        # newline; a file that interleaves its line kinds line by line takes a byte mask instead.
+        edges = np.flatnonzero(np.diff(np.concatenate([[False], mask, [False]]).view(np.int8)))
+        first, end = edges[::2], edges[1::2]
+        if len(first) > _MAX_RUNS:
+            return self.work[np.repeat(np.append(mask, True), np.append(self.lengths, 1))].tobytes()
+        ends = np.append(self.starts, len(self.buf))[end]
+        view = memoryview(self.work)
+        return b"".join([view[a:b] for a, b in zip(self.starts[first].tolist(), ends.tolist())] + [b"\n"])
 
     def byte_mask(self, mask: np.ndarray) -> np.ndarray:
         """(bytes,) bool: the bytes of the lines ``mask`` (L,) selects, newlines included."""
@@ -110,15 +125,22 @@ class _Lines:
 
 def _tokens_per_line(text: bytes, n_lines: int) -> tuple[np.ndarray, np.ndarray]:
     """For newline-terminated ``text``: tokens on each line (n_lines,) and the line of each token."""
-    buf = np.frombuffer(text, np.uint8)
-    is_nl = buf == _NL
-    blank = (buf == _SPACE) | (buf == _TAB) | is_nl
-    start = ~blank & np.concatenate([[True], blank[:-1]])
     if n_lines == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int32)
-    # Token starts summed line by line (every line ends with a newline, so no line is empty): no count per byte.
-    line_starts = np.concatenate([[0], np.flatnonzero(is_nl)[: n_lines - 1] + 1])
-    counts = np.add.reduceat(start.view(np.int8), line_starts, dtype=np.int64)
+    buf = np.frombuffer(text, np.uint8)
+    blank = buf == _NL  # masks combined in place: each is as large as the text
+    line_starts = np.concatenate([[0], np.flatnonzero(blank)[: n_lines - 1] + 1])
+    blank |= buf == _SPACE
+    blank |= buf == _TAB
+    start = np.empty_like(blank)  # a token starts at a non-blank byte after a blank one (or at the text's start)
+    start[0] = not blank[0]
+    np.greater(blank[:-1], blank[1:], out=start[1:])
+    del blank
+    # Tokens per line from the token positions and the line starts: no count per byte (a cumsum or a reduceat
+    # over the text would hold 4-8 bytes per byte).
+    tokens = np.flatnonzero(start)
+    del start
+    counts = np.diff(np.searchsorted(tokens, np.append(line_starts, len(buf))))
     return counts, np.repeat(np.arange(n_lines, dtype=np.int32), counts)
 
 
@@ -188,6 +210,8 @@ def _parse_rows(
     values = _numbers(text, np.float64, int(given.sum()))
     if values is None:
         _raise_first_bad_number(src, lines, line_index, float)
+    if (given == n_values).all():  # the usual file: the values are the rows already
+        return values.reshape(-1, n_values)
     first = np.cumsum(given) - given
     picks = first[:, None] + np.minimum(np.arange(n_values), given[:, None] - 1)
     out = values[picks]
