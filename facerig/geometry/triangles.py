@@ -49,21 +49,25 @@ def face_normals(vertices: np.ndarray, triangles: np.ndarray, unit: bool = False
     return normals
 
 
-def vertex_areas(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """(V,) a third of the area of the triangles around each vertex (the lumped mass of a vertex)."""
-    area = 0.5 * norm_rows(face_normals(vertices, triangles))
+def vertex_areas(vertices: np.ndarray, triangles: np.ndarray, *, normals_f: np.ndarray | None = None) -> np.ndarray:
+    """(V,) a third of the area of the triangles around each vertex (the lumped mass of a vertex).
+    ``normals_f``: :func:`face_normals` of the same mesh when the caller has them already."""
+    area = 0.5 * norm_rows(face_normals(vertices, triangles) if normals_f is None else normals_f)
     return np.bincount(triangles.ravel(), np.repeat(area / 3.0, 3), minlength=len(vertices))
 
 
 def vertex_normals(
-    vertices: np.ndarray, triangles: np.ndarray, fallback: tuple[float, float, float] = (0.0, 0.0, 1.0)
+    vertices: np.ndarray, triangles: np.ndarray, fallback: tuple[float, float, float] = (0.0, 0.0, 1.0), *,
+    normals_f: np.ndarray | None = None,
 ) -> np.ndarray:
     """(V, 3) float64 unit area-weighted vertex normals.
 
     A vertex on no triangle, or only on degenerate ones, has no normal; it gets ``fallback`` so callers can
-    divide and project without guarding against zero vectors.
+    divide and project without guarding against zero vectors. ``normals_f``: :func:`face_normals` of the same
+    mesh when the caller has them already.
     """
-    normals_f = face_normals(vertices, triangles)
+    if normals_f is None:
+        normals_f = face_normals(vertices, triangles)
     corner_vertex = triangles.ravel()
     normals = np.stack(
         [np.bincount(corner_vertex, np.repeat(normals_f[:, d], 3), minlength=len(vertices)) for d in range(3)],
