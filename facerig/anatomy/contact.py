@@ -74,10 +74,12 @@ def front_visible_share(canonical_vertices: np.ndarray, triangles: np.ndarray, r
 
 
 def closure(canonical_vertices: np.ndarray, triangles: np.ndarray, eyeball: Eyeball, occluder: np.ndarray,
-            canonical_deltas: np.ndarray, min_visible: float = 0.03) -> float | None:
+            canonical_deltas: np.ndarray, min_visible: float = 0.03, neutral: float | None = None) -> float | None:
     """How far a pose closes this eye (see the module docstring); None when the neutral shows too little of the
-    eyeball (``min_visible``) for closure to mean anything."""
-    neutral = visible_fraction(canonical_vertices, triangles, eyeball, occluder)
+    eyeball (``min_visible``) for closure to mean anything. ``neutral``: the neutral's :func:`visible_fraction`
+    when the caller has it already (measuring many poses of one head)."""
+    if neutral is None:
+        neutral = visible_fraction(canonical_vertices, triangles, eyeball, occluder)
     if neutral < min_visible:
         return None
     return 1.0 - visible_fraction(canonical_vertices + canonical_deltas, triangles, eyeball, occluder) / neutral
@@ -145,11 +147,13 @@ def close_lids(
         distance = np.linalg.norm(canonical_vertices - eyeball.centre, axis=1) / eyeball.radius
         near = np.clip((LID_REACH[1] - distance) / (LID_REACH[1] - LID_REACH[0]), 0.0, 1.0)[:, None]
         lid_scaled = lambda deltas, gain, near=near: deltas * (1.0 + (gain - 1.0) * near)  # noqa: E731
-        if visible_fraction(canonical_vertices, triangles, eyeball, skin) < 0.03:
+        visible = visible_fraction(canonical_vertices, triangles, eyeball, skin)  # the neutral's, once per eye
+        if visible < 0.03:
             continue
         column = list(action_names).index(name)
         for row in np.flatnonzero(activations[:, column] > 0.5):
-            closes = lambda gain: closure(canonical_vertices, triangles, eyeball, skin, lid_scaled(predicted[row], gain))  # noqa: E731
+            closes = lambda gain: closure(canonical_vertices, triangles, eyeball, skin,  # noqa: E731
+                                          lid_scaled(predicted[row], gain), neutral=visible)
             reached = closes(1.0)
             if reached is None or reached >= target or reached < MIN_CLOSURE:
                 continue

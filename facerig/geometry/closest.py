@@ -101,17 +101,28 @@ class SurfaceIndex:
             dk, nearest = dk.reshape(len(todo), k), nearest.reshape(len(todo), k)
             valid = np.isfinite(dk)
             cand = self._owner[np.where(valid, nearest, 0)]
-            p = np.repeat(points[todo], k, axis=0)
-            t = self._tri_xyz[cand.ravel()]
+            # A triangle owns several neighbouring samples, so a point's k nearest name about k/2 distinct
+            # triangles: each (point, triangle) pair is measured once, at its first place in the row (a repeat
+            # stays at infinity, so argmin picks what it would have picked among the copies).
+            order = np.argsort(cand, axis=1, kind="stable")
+            ranked = np.take_along_axis(cand, order, axis=1)
+            repeat = np.zeros(cand.shape, bool)
+            np.put_along_axis(repeat, order[:, 1:], ranked[:, 1:] == ranked[:, :-1], axis=1)
+            fresh = np.flatnonzero(~repeat.ravel())  # flat (row, slot) positions, row-major
+            p = points[todo[fresh // k]]
+            t = self._tri_xyz[cand.ravel()[fresh]]
             bary = closest_point_on_triangles(p, t[:, 0], t[:, 1], t[:, 2])
-            dist = norm_rows(np.einsum("nk,nkd->nd", bary, t) - p).reshape(len(todo), k)
+            dist = np.full(cand.shape, np.inf)
+            dist.ravel()[fresh] = norm_rows(np.einsum("nk,nkd->nd", bary, t) - p)
             dist[~valid] = np.inf
             if self._grouped:  # a candidate of another group shows up only when its own group is exhausted
                 dist[self._triangle_groups[cand] != np.asarray(point_groups)[todo, None]] = np.inf
-            j = dist.argmin(axis=1)
+            j = dist.argmin(axis=1)  # a repeat is never the first minimum, and slot 0 is never a repeat
             rows = np.arange(len(todo))
+            slot = np.zeros(cand.size, np.int64)
+            slot[fresh] = np.arange(len(fresh))
             best_tri[todo] = cand[rows, j]
-            best_bary[todo] = bary.reshape(len(todo), k, 3)[rows, j]
+            best_bary[todo] = bary[slot[rows * k + j]]
             best_dist[todo] = dist[rows, j]
             if k >= min(n_samples, k_max or n_samples):
                 break

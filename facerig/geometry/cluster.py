@@ -59,13 +59,15 @@ def cluster_mesh(
     tris = np.asarray(triangles, np.int64)
     pieces = np.asarray(pieces, np.int64)
     n_pieces = int(pieces.max()) + 1
-    area = np.bincount(pieces, vertex_areas(v, tris), minlength=n_pieces)
+    normals_f = face_normals(v, tris)  # once for both the areas and the normals
+    area = np.bincount(pieces, vertex_areas(v, tris, normals_f=normals_f), minlength=n_pieces)
     have = np.bincount(pieces, minlength=n_pieces)
     share = np.maximum(n_target * area / max(float(area.sum()), 1e-300), min_piece_vertices)
     keep_whole = have <= 2 * share  # clustering would barely thin these: keep their own vertices
     cell = np.sqrt(area / share)
 
-    normals = vertex_normals(v, tris)
+    normals = vertex_normals(v, tris, normals_f=normals_f)
+    del normals_f
     lo = np.full((n_pieces, 3), np.inf)
     np.minimum.at(lo, pieces, v)
     size = np.where(keep_whole, 1.0, cell)[pieces]

@@ -49,21 +49,25 @@ def face_normals(vertices: np.ndarray, triangles: np.ndarray, unit: bool = False
     return normals
 
 
-def vertex_areas(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """(V,) a third of the area of the triangles around each vertex (the lumped mass of a vertex)."""
-    area = 0.5 * norm_rows(face_normals(vertices, triangles))
+def vertex_areas(vertices: np.ndarray, triangles: np.ndarray, *, normals_f: np.ndarray | None = None) -> np.ndarray:
+    """(V,) a third of the area of the triangles around each vertex (the lumped mass of a vertex).
+    ``normals_f``: :func:`face_normals` of the same mesh when the caller has them already."""
+    area = 0.5 * norm_rows(face_normals(vertices, triangles) if normals_f is None else normals_f)
     return np.bincount(triangles.ravel(), np.repeat(area / 3.0, 3), minlength=len(vertices))
 
 
 def vertex_normals(
-    vertices: np.ndarray, triangles: np.ndarray, fallback: tuple[float, float, float] = (0.0, 0.0, 1.0)
+    vertices: np.ndarray, triangles: np.ndarray, fallback: tuple[float, float, float] = (0.0, 0.0, 1.0), *,
+    normals_f: np.ndarray | None = None,
 ) -> np.ndarray:
     """(V, 3) float64 unit area-weighted vertex normals.
 
     A vertex on no triangle, or only on degenerate ones, has no normal; it gets ``fallback`` so callers can
-    divide and project without guarding against zero vectors.
+    divide and project without guarding against zero vectors. ``normals_f``: :func:`face_normals` of the same
+    mesh when the caller has them already.
     """
-    normals_f = face_normals(vertices, triangles)
+    if normals_f is None:
+        normals_f = face_normals(vertices, triangles)
     corner_vertex = triangles.ravel()
     normals = np.stack(
         [np.bincount(corner_vertex, np.repeat(normals_f[:, d], 3), minlength=len(vertices)) for d in range(3)],
@@ -100,29 +104,45 @@ def closest_point_on_triangles(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: n
     d5, d6 = dot_rows(ab, cp), dot_rows(ac, cp)
     va, vb, vc = d3 * d6 - d5 * d4, d5 * d2 - d1 * d6, d1 * d4 - d3 * d2
     tiny = 1e-300
+    # The three weights are kept as separate (N,) arrays and each region overwrites them in place (masked
+    # copies, no (N, 3) gathers): this runs for every candidate triangle of every closest-point query.
     with np.errstate(divide="ignore", invalid="ignore"):
         denom = va + vb + vc
-        v = np.where(np.abs(denom) > tiny, vb / denom, 1.0 / 3.0)
-        w = np.where(np.abs(denom) > tiny, vc / denom, 1.0 / 3.0)
-        bary = np.stack([1.0 - v - w, v, w], axis=1)
+        inside = np.abs(denom) > tiny
+        v = np.where(inside, vb / denom, 1.0 / 3.0)
+        w = np.where(inside, vc / denom, 1.0 / 3.0)
+        u = 1.0 - v - w
         # Regions in reverse priority: each later assignment wins, so the corner tests (checked first in
         # Ericson's scalar code) are applied last.
-        t_bc = (d4 - d3) / np.maximum((d4 - d3) + (d5 - d6), tiny)
-        m = (va <= 0) & (d4 - d3 >= 0) & (d5 - d6 >= 0)
-        bary[m] = np.stack([np.zeros(m.sum()), 1.0 - t_bc[m], t_bc[m]], axis=1)
-        t_ac = d2 / np.maximum(d2 - d6, tiny)
+        d43, d56 = d4 - d3, d5 - d6
+        t = d43 / np.maximum(d43 + d56, tiny)  # edge bc
+        m = (va <= 0) & (d43 >= 0) & (d56 >= 0)
+        np.copyto(u, 0.0, where=m)
+        np.copyto(v, 1.0 - t, where=m)
+        np.copyto(w, t, where=m)
+        t = d2 / np.maximum(d2 - d6, tiny)  # edge ac
         m = (vb <= 0) & (d2 >= 0) & (d6 <= 0)
-        bary[m] = np.stack([1.0 - t_ac[m], np.zeros(m.sum()), t_ac[m]], axis=1)
-        m = (d6 >= 0) & (d5 <= d6)
-        bary[m] = (0.0, 0.0, 1.0)
-        t_ab = d1 / np.maximum(d1 - d3, tiny)
+        np.copyto(u, 1.0 - t, where=m)
+        np.copyto(v, 0.0, where=m)
+        np.copyto(w, t, where=m)
+        m = (d6 >= 0) & (d5 <= d6)  # corner c
+        np.copyto(u, 0.0, where=m)
+        np.copyto(v, 0.0, where=m)
+        np.copyto(w, 1.0, where=m)
+        t = d1 / np.maximum(d1 - d3, tiny)  # edge ab
         m = (vc <= 0) & (d1 >= 0) & (d3 <= 0)
-        bary[m] = np.stack([1.0 - t_ab[m], t_ab[m], np.zeros(m.sum())], axis=1)
-        m = (d3 >= 0) & (d4 <= d3)
-        bary[m] = (0.0, 1.0, 0.0)
-        m = (d1 <= 0) & (d2 <= 0)
-        bary[m] = (1.0, 0.0, 0.0)
-    return np.clip(bary, 0.0, 1.0)
+        np.copyto(u, 1.0 - t, where=m)
+        np.copyto(v, t, where=m)
+        np.copyto(w, 0.0, where=m)
+        m = (d3 >= 0) & (d4 <= d3)  # corner b
+        np.copyto(u, 0.0, where=m)
+        np.copyto(v, 1.0, where=m)
+        np.copyto(w, 0.0, where=m)
+        m = (d1 <= 0) & (d2 <= 0)  # corner a
+        np.copyto(u, 1.0, where=m)
+        np.copyto(v, 0.0, where=m)
+        np.copyto(w, 0.0, where=m)
+    return np.clip(np.stack([u, v, w], axis=1), 0.0, 1.0)
 
 
 def fan_triangles(counts: np.ndarray, corners: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ from typing import Sequence, Union
 import numpy as np
 
 from facerig.errors import ConfigError, MeshLoadError
+from facerig.geometry.triangles import cross_rows, norm_rows
 from facerig.io._select import name_matches
 from facerig.mesh import Mesh, source_name
 
@@ -229,17 +230,27 @@ def reversed_winding(counts: np.ndarray) -> np.ndarray:
     return starts + np.repeat(counts, counts) - 1 - local
 
 
+_AREA_CHUNK = 1 << 18  # triangles per step of the degenerate-polygon check (~6 MB per (n, 3) array)
+
+
 def _degenerate_polygons(
     vertices: np.ndarray, counts: np.ndarray, corners: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(P,) bool masks: polygons that repeat a vertex index, and polygons of (near) zero area."""
+    """(P,) bool masks: polygons that repeat a vertex index, and polygons of (near) zero area.
+
+    Large temporaries are built in place or a chunk of triangles at a time: this runs on every file, and at a
+    million polygons each (N, 3) float64 copy is 100 MB.
+    """
     n_poly = len(counts)
-    poly = np.repeat(np.arange(n_poly, dtype=np.int64), counts)
     # A repeated index shows as two equal neighbours once corners are sorted by (polygon, vertex).
-    key = np.sort(poly * (len(vertices) + 1) + corners)
+    key = np.repeat(np.arange(n_poly, dtype=np.int64), counts)
+    key *= len(vertices) + 1
+    key += corners
+    key.sort()
     same = key[1:] == key[:-1]
     repeated = np.zeros(n_poly, bool)
     repeated[key[1:][same] // (len(vertices) + 1)] = True
+    del key, same
 
     # Area of the fan triangulation (corner 0, k, k+1); the same fan Mesh.triangles uses.
     starts = np.cumsum(counts) - counts
@@ -247,10 +258,13 @@ def _degenerate_polygons(
     tri_poly = np.repeat(np.arange(n_poly), tris_per)
     k = np.arange(len(tri_poly)) - np.repeat(np.cumsum(tris_per) - tris_per, tris_per)
     first = starts[tri_poly]
-    a = vertices[corners[first]]
-    b = vertices[corners[first + k + 1]]
-    c = vertices[corners[first + k + 2]]
-    twice_area = np.linalg.norm(np.cross(b - a, c - a), axis=1)
+    twice_area = np.empty(len(tri_poly))
+    for start in range(0, len(tri_poly), _AREA_CHUNK):
+        chunk = slice(start, start + _AREA_CHUNK)
+        a = vertices[corners[first[chunk]]]
+        b = vertices[corners[first[chunk] + k[chunk] + 1]]
+        c = vertices[corners[first[chunk] + k[chunk] + 2]]
+        twice_area[chunk] = norm_rows(cross_rows(b - a, c - a))  # np.cross and np.linalg.norm's arithmetic
     area = np.bincount(tri_poly, weights=twice_area, minlength=n_poly) * 0.5
     # "Zero" relative to the model's size: a polygon narrower than ~1e-9 of the bounding-box diagonal
     # carries no surface; a fixed absolute epsilon would be wrong for both millimetres and kilometres.

@@ -30,6 +30,15 @@ from facerig.mesh import Mesh
 _NL, _SPACE, _TAB, _SLASH, _HASH = (ord(c) for c in "\n \t/#")
 
 
+_MAX_RUNS = 10_000  # runs of selected lines gathered by slicing (a byte mask past that)
+
+
+def _running_count(mask: np.ndarray, dtype: type = np.int32) -> np.ndarray:
+    """Inclusive running count of the True entries of a bool array: ``np.cumsum(mask, dtype=dtype)``, summed
+    through an int8 view (numpy's cumsum casts bool to int several times slower: 0.4 s on a 25 MB file)."""
+    return np.cumsum(mask.view(np.int8), dtype=dtype)
+
+
 def load_obj(source: MeshSource, limits: LoadLimits | None = None) -> Mesh:
     """Read an OBJ file (path or bytes) into a Mesh, keeping its polygons, UVs and groups.
 
@@ -59,38 +68,55 @@ class _Lines:
         if data[:1] in (b" ", b"\t") or b"\n " in data or b"\n\t" in data:
             data = re.sub(rb"(?m)^[ \t]+", b"", data)
         self.buf = np.frombuffer(data, np.uint8)
-        self._is_nl = self.buf == _NL
-        self.starts = np.concatenate([[0], np.flatnonzero(self._is_nl) + 1])  # (L,) first byte of each line
-        # Newline bytes belong to the line they end.
-        self.line_of_byte = np.cumsum(self._is_nl, dtype=np.int32) - self._is_nl
-        self.work = self.buf.copy()  # keywords and comments get blanked here before numbers are parsed
+        self.starts = np.concatenate([[0], np.flatnonzero(self.buf == _NL) + 1])  # (L,) first byte of each line
+        # Newline bytes belong to the line they end. (Per-line lengths, not a line index per byte: an int32 per
+        # byte is 100 MB for a 420k-vertex head, and fresh memory costs as much as the parsing.)
+        self.lengths = np.diff(self.starts, append=len(self.buf))
+        # Keywords and comments get blanked here before numbers are parsed; one more newline ends the last line.
+        self.work = np.append(self.buf, np.uint8(_NL))
         self._hashes = np.flatnonzero(self.buf == _HASH)
 
     def _blank_comments(self, mask: np.ndarray) -> None:
         """Blank ``# ...`` tails, but only when a selected line has one (header comments are the norm)."""
-        if not len(self._hashes) or not mask[self.line_of_byte[self._hashes]].any():
+        if not len(self._hashes) or not mask[np.searchsorted(self.starts, self._hashes, side="right") - 1].any():
             return
-        hashes = np.cumsum(self.buf == _HASH, dtype=np.int32)
+        hashes = _running_count(self.buf == _HASH)
         before_line = np.concatenate([[0], hashes])[self.starts]
-        in_comment = (hashes - before_line[self.line_of_byte] > 0) & ~self._is_nl
-        self.work[in_comment] = _SPACE
+        in_comment = (hashes - np.repeat(before_line, self.lengths) > 0) & (self.buf != _NL)
+        self.work[:-1][in_comment] = _SPACE
         self._hashes = self._hashes[:0]
 
     def keyword(self, word: bytes) -> np.ndarray:
         """(L,) bool: lines whose first token is exactly ``word``."""
-        padded = np.concatenate([self.buf, np.zeros(len(word) + 1, np.uint8)])
         mask = np.ones(len(self.starts), bool)
         for k, byte in enumerate(word):
-            mask &= padded[self.starts + k] == byte
-        after = padded[self.starts + len(word)]
+            mask &= self._byte_at(self.starts + k) == byte
+        after = self._byte_at(self.starts + len(word))
         return mask & ((after == _SPACE) | (after == _TAB) | (after == _NL) | (after == 0))
+
+    def _byte_at(self, positions: np.ndarray) -> np.ndarray:
+        """The file's bytes at ``positions``, 0 past its end (without a padded copy of the whole file)."""
+        inside = positions < len(self.buf)
+        return np.where(inside, self.buf.take(np.where(inside, positions, 0)), 0).astype(np.uint8)
 
     def text(self, mask: np.ndarray, keyword_length: int) -> bytes:
         """The selected lines, newline-terminated, with their keyword blanked out."""
         self._blank_comments(mask)
         for k in range(keyword_length):
             self.work[self.starts[mask] + k] = _SPACE
-        return self.work[mask[self.line_of_byte]].tobytes() + b"\n"
+        # Selected lines come in runs (the v block, the f blocks): copy each run's bytes once, with the final
+        # newline; a file that interleaves its line kinds line by line takes a byte mask instead.
+        edges = np.flatnonzero(np.diff(np.concatenate([[False], mask, [False]]).view(np.int8)))
+        first, end = edges[::2], edges[1::2]
+        if len(first) > _MAX_RUNS:
+            return self.work[np.repeat(np.append(mask, True), np.append(self.lengths, 1))].tobytes()
+        ends = np.append(self.starts, len(self.buf))[end]
+        view = memoryview(self.work)
+        return b"".join([view[a:b] for a, b in zip(self.starts[first].tolist(), ends.tolist())] + [b"\n"])
+
+    def byte_mask(self, mask: np.ndarray) -> np.ndarray:
+        """(bytes,) bool: the bytes of the lines ``mask`` (L,) selects, newlines included."""
+        return np.repeat(mask, self.lengths)
 
     def line_text(self, index: int) -> str:
         end = self.starts[index + 1] - 1 if index + 1 < len(self.starts) else len(self.buf)
@@ -99,11 +125,23 @@ class _Lines:
 
 def _tokens_per_line(text: bytes, n_lines: int) -> tuple[np.ndarray, np.ndarray]:
     """For newline-terminated ``text``: tokens on each line (n_lines,) and the line of each token."""
+    if n_lines == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int32)
     buf = np.frombuffer(text, np.uint8)
-    blank = (buf == _SPACE) | (buf == _TAB) | (buf == _NL)
-    start = ~blank & np.concatenate([[True], blank[:-1]])
-    line_of_token = np.cumsum(buf == _NL, dtype=np.int32)[start]
-    return np.bincount(line_of_token, minlength=n_lines), line_of_token
+    blank = buf == _NL  # masks combined in place: each is as large as the text
+    line_starts = np.concatenate([[0], np.flatnonzero(blank)[: n_lines - 1] + 1])
+    blank |= buf == _SPACE
+    blank |= buf == _TAB
+    start = np.empty_like(blank)  # a token starts at a non-blank byte after a blank one (or at the text's start)
+    start[0] = not blank[0]
+    np.greater(blank[:-1], blank[1:], out=start[1:])
+    del blank
+    # Tokens per line from the token positions and the line starts: no count per byte (a cumsum or a reduceat
+    # over the text would hold 4-8 bytes per byte).
+    tokens = np.flatnonzero(start)
+    del start
+    counts = np.diff(np.searchsorted(tokens, np.append(line_starts, len(buf))))
+    return counts, np.repeat(np.arange(n_lines, dtype=np.int32), counts)
 
 
 def _numbers(text: bytes, dtype: type, expected: int) -> np.ndarray | None:
@@ -140,11 +178,11 @@ def _parse(src: Source, limits: LoadLimits) -> Mesh:
     counts, v_raw, vt_raw, warnings = _parse_faces(src, lines, is_f)
     corner_lines = np.repeat(f_lines, counts)
     # Negative indices count back from the last element defined above the face's own line.
-    corners = _resolve(src, v_raw, np.cumsum(is_v)[corner_lines], n_vertices, "vertex", corner_lines)
+    corners = _resolve(src, v_raw, _running_count(is_v, np.int64)[corner_lines], n_vertices, "vertex", corner_lines)
     uv_indices = None
     if vt_raw is not None:
         n_uvs = 0 if uvs is None else len(uvs)
-        uv_indices = _resolve(src, vt_raw, np.cumsum(is_vt)[corner_lines], n_uvs, "texture", corner_lines)
+        uv_indices = _resolve(src, vt_raw, _running_count(is_vt, np.int64)[corner_lines], n_uvs, "texture", corner_lines)
     else:
         uvs = None
     groups, names = _face_groups(lines, f_lines)
@@ -172,6 +210,8 @@ def _parse_rows(
     values = _numbers(text, np.float64, int(given.sum()))
     if values is None:
         _raise_first_bad_number(src, lines, line_index, float)
+    if (given == n_values).all():  # the usual file: the values are the rows already
+        return values.reshape(-1, n_values)
     first = np.cumsum(given) - given
     picks = first[:, None] + np.minimum(np.arange(n_values), given[:, None] - 1)
     out = values[picks]
@@ -231,7 +271,7 @@ def _corner_layout(
     """
     buf = np.frombuffer(text, np.uint8)
     blank = (buf == _SPACE) | (buf == _TAB) | (buf == _NL)
-    corner_of_byte = np.cumsum(~blank & np.concatenate([[True], blank[:-1]]), dtype=np.int32) - 1
+    corner_of_byte = _running_count(~blank & np.concatenate([[True], blank[:-1]])) - 1
     slash = buf == _SLASH
     before = np.concatenate([[True], blank[:-1]])
     after = np.concatenate([blank[1:], [True]])
@@ -286,7 +326,7 @@ def _face_groups(lines: _Lines, f_lines: np.ndarray) -> tuple[np.ndarray | None,
         return None, []
     group_lines = np.flatnonzero(is_group)
     # All group lines in one buffer, split once; a dict keeps files with 100k group lines linear.
-    rows = lines.buf[is_group[lines.line_of_byte]].tobytes().split(b"\n")[: len(group_lines)]
+    rows = lines.buf[lines.byte_mask(is_group)].tobytes().split(b"\n")[: len(group_lines)]
     ids = {"default": 0}  # faces above the first group line
     group_of_line = []
     for row in rows:

@@ -8,6 +8,7 @@ poses of the vocabulary then run as one batched pass.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from facerig.rigging.proxy import (
     check_memory_budget,
     dense_eyeballs,
     eyeball_rows,
+    gaze_rows,
 )
 from facerig.timings import RigTimings
 from facerig.vocabulary import Vocabulary, load_vocabulary, mirror_permutation
@@ -205,11 +207,17 @@ def rig_mesh(
             eyeballs = dense_eyeballs(proxy, dense_pieces, dense_canonical, eyeballs)
             eye_vertices, eye_rows = eyeball_rows(dense_canonical, eyeballs, activations, packaged.action_names,
                                                   packaged.gaze_degrees)
-            eye_shapes = frame.deltas_from_canonical(assemble_deltas(eye_rows, row_names, vocabulary))
+            # Only the shapes of rows that turn the eyes move them (a few of 95); on the others they stay still.
+            turning = gaze_rows(activations, packaged.action_names, packaged.gaze_degrees)
+            moving = [name for name in vocabulary.shape_names if turning[row_names.index(name)]]
+            eye_shapes = frame.deltas_from_canonical(assemble_deltas(eye_rows, row_names, vocabulary, moving))
             on_eye = np.full(surface.n_vertices, -1, np.int64)
             on_eye[eye_vertices] = np.arange(len(eye_vertices))
             copies = np.flatnonzero(on_eye[to_surface] >= 0)
-            blendshape_deltas[:, copies] = eye_shapes[:, on_eye[to_surface[copies]]]
+            eye_of_copy = on_eye[to_surface[copies]]
+            for index, name in enumerate(vocabulary.shape_names):
+                blendshape_deltas[index, copies] = (eye_shapes[moving.index(name), eye_of_copy] if name in moving
+                                                    else 0.0)
         shell_pieces = np.zeros(0, np.int64) if shells is None else dense_pieces[proxy.dense_vertices[shells.vertices]]
         shell_vertices = np.flatnonzero(np.isin(dense_pieces, shell_pieces))
     timings["assemble"] = time.perf_counter() - tick
@@ -288,7 +296,8 @@ def shrink_offsets(offsets: np.ndarray, floor: float) -> np.ndarray:
     return (offsets * np.maximum(0.0, 1.0 - floor / np.maximum(lengths, 1e-30))).astype(offsets.dtype, copy=False)
 
 
-def assemble_deltas(predicted: np.ndarray, row_names: tuple[str, ...], vocabulary: Vocabulary) -> np.ndarray:
+def assemble_deltas(predicted: np.ndarray, row_names: tuple[str, ...], vocabulary: Vocabulary,
+                    shape_names: Sequence[str] | None = None) -> np.ndarray:
     """Turn the network's per-row predictions into the rig's shapes.
 
     Row 0 is the neutral: subtracting it removes any offset the network predicts for "no action", so an
@@ -298,17 +307,19 @@ def assemble_deltas(predicted: np.ndarray, row_names: tuple[str, ...], vocabular
     Args:
         predicted: (R, V, 3) network output per activation row, rows named by ``row_names``.
         row_names: "neutral", the A action names, then the C corrective names.
+        shape_names: only these shapes, in this order (None: all of ``vocabulary.shape_names``); only the rows
+            they are made of are read.
 
     Returns:
-        (S, V, 3) deltas in ``vocabulary.shape_names`` order.
+        (S, V, 3) deltas in ``vocabulary.shape_names`` order (or ``shape_names``'), written into one array.
     """
     rows = {name: i for i, name in enumerate(row_names)}
-    offsets = predicted - predicted[rows["neutral"]]
-    shapes = []
-    for action in vocabulary.action_names:
-        shapes.append(offsets[rows[action]])
-    for corrective in vocabulary.correctives:
-        singles = sum(offsets[rows[base]] for base in corrective.bases)
-        shapes.append(offsets[rows[corrective.name]] - singles)
-    return np.stack(shapes)
-
+    neutral = predicted[rows["neutral"]]
+    bases = {corrective.name: corrective.bases for corrective in vocabulary.correctives}
+    names = vocabulary.shape_names if shape_names is None else tuple(shape_names)
+    shapes = np.empty((len(names),) + neutral.shape, np.result_type(predicted.dtype, neutral.dtype))
+    for shape, name in zip(shapes, names):
+        shape[...] = predicted[rows[name]] - neutral
+        if name in bases:
+            shape -= sum(predicted[rows[base]] - neutral for base in bases[name])
+    return shapes

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse
 
-from facerig.anatomy.eyes import Eyeball, turn_eyeballs
+from facerig.anatomy.eyes import Eyeball, gaze_rotation, turn_eyeballs
 from facerig.errors import FacerigError
 from facerig.geometry import SurfaceIndex, fit_sphere
 from facerig.geometry.cluster import cluster_mesh
@@ -43,6 +43,7 @@ __all__ = [
     "dense_eyeballs",
     "carry_shapes",
     "eyeball_rows",
+    "gaze_rows",
     "rig_memory_bytes",
 ]
 
@@ -57,7 +58,6 @@ PROXY_VERTICES = 6_000  # the top of the 1.5k–6k range the bundled model was t
 CLUSTER_FACTOR = 4
 DEFAULT_MEMORY_BUDGET = 2 * 1024**3  # bytes
 
-_CARRY_CHUNK = 8  # shapes per sparse product when carrying shapes back: 8 x 12 bytes of scratch per vertex
 _QUERY_CHUNK = 32_768  # points per closest-point query: bounds its working arrays to ~100 MB
 # Nearest surface samples per point: the closest of their triangles is taken. SurfaceIndex.query's certified search
 # took 84 µs a point on a 105k head (far points widen it again and again); 8 candidates give a near-closest point.
@@ -176,17 +176,23 @@ def dense_eyeballs(
     return tuple(dense)
 
 
-def carry_shapes(shapes: np.ndarray, carry: scipy.sparse.csr_matrix, out: np.ndarray,
-                 chunk: int = _CARRY_CHUNK) -> np.ndarray:
+def carry_shapes(shapes: np.ndarray, carry: scipy.sparse.csr_matrix, out: np.ndarray) -> np.ndarray:
     """Fill ``out`` (S, V, 3) float32 with proxy shapes (S, P, 3) carried to the dense vertices by ``carry`` (V, P)
-    (:meth:`Proxy.carry_to`), ``chunk`` shapes per sparse product so that no second dense stack is ever
-    allocated (15% faster than one product per shape at 420k vertices)."""
+    (:meth:`Proxy.carry_to`), one sparse product per shape, each landing in its own contiguous (V, 3) slab of
+    ``out``, so that no second dense stack is ever allocated. (Products of several shapes at once, (P, 3c)
+    blocks, were 3.5x slower at 420k vertices: their (V, c, 3) results must be transposed into ``out``.)"""
     shapes = np.asarray(shapes, np.float32)
-    for start in range(0, len(shapes), chunk):
-        block = shapes[start:start + chunk]  # (c, P, 3) -> (P, 3c) -> (V, 3c) -> (c, V, 3)
-        carried = carry @ block.transpose(1, 0, 2).reshape(block.shape[1], -1)
-        out[start:start + chunk] = carried.reshape(len(carried), len(block), 3).transpose(1, 0, 2)
+    for index, shape in enumerate(shapes):
+        out[index] = carry @ shape
     return out
+
+
+def gaze_rows(activations: np.ndarray, action_names: tuple[str, ...], degrees: float) -> np.ndarray:
+    """(R,) bool: the activation rows that turn the eyes (their gaze rotation is not the identity). Every other
+    row, and every shape assembled from such rows alone, leaves the eyeballs exactly still."""
+    names = list(action_names)
+    return np.array([not np.array_equal(gaze_rotation(activation, names, degrees), np.eye(3))
+                     for activation in activations], bool)
 
 
 def eyeball_rows(
@@ -199,7 +205,9 @@ def eyeball_rows(
     """The eyeballs' exact rigid gaze turn on their own vertices: (E,) the eyeball vertices (all eyeballs, in
     order) and (R, E, 3) their canonical offsets per activation row (see :func:`facerig.anatomy.eyes.turn_eyeballs`).
 
-    ``canonical_vertices`` is indexable by the eyeballs' vertex indices; only those rows are read.
+    ``canonical_vertices`` is indexable by the eyeballs' vertex indices; only those rows are read. Only the rows
+    that turn the eyes (:func:`gaze_rows`, a few of ~100) are computed and written; the others are exact zeros,
+    as the turn gives them, left untouched in a zero-filled array (dense eyeballs hold 50k vertices at 420k).
     """
     if not eyeballs:
         return np.zeros(0, np.int64), np.zeros((len(activations), 0, 3), np.float32)
@@ -209,5 +217,7 @@ def eyeball_rows(
         local_eyes.append(Eyeball(np.arange(start, start + len(eye.vertices)), eye.centre, eye.radius))
         start += len(eye.vertices)
     rows = np.zeros((len(activations), len(vertices), 3), np.float32)
-    return vertices, turn_eyeballs(rows, canonical_vertices[vertices], tuple(local_eyes), activations, action_names,
-                                   degrees=degrees)
+    turning = np.flatnonzero(gaze_rows(activations, action_names, degrees))
+    rows[turning] = turn_eyeballs(rows[turning], canonical_vertices[vertices], tuple(local_eyes),
+                                  activations[turning], action_names, degrees=degrees)
+    return vertices, rows
