@@ -13,6 +13,8 @@ visible eye to close, and nothing here applies to them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from facerig.anatomy.eyes import Eyeball
@@ -21,12 +23,27 @@ RAYS_PER_SIDE = 24  # rays across the eyeball's diameter: ~450 rays on its disc
 DISC_FRACTION = 0.95  # rays stay inside this share of the radius (the rim is the sphere's grazing edge)
 
 
-def _rays(eyeball: Eyeball) -> np.ndarray:
-    """(R, 2) ray positions (x, y) on a square grid over the eyeball's front disc."""
-    steps = np.linspace(-1.0, 1.0, RAYS_PER_SIDE) * DISC_FRACTION * eyeball.radius
-    grid = np.stack(np.meshgrid(steps, steps), axis=-1).reshape(-1, 2)
-    grid = grid[np.linalg.norm(grid, axis=1) <= DISC_FRACTION * eyeball.radius]
-    return grid + eyeball.centre[:2]
+@dataclass(frozen=True)
+class RayGrid:
+    """Rays cast from the front (along -Z) at the points of a regular grid: x = ``xs[i]``, y = ``ys[j]`` for every
+    (j, i) where ``inside[j, i]``. Both axes ascending and evenly spaced."""
+
+    xs: np.ndarray
+    ys: np.ndarray
+    inside: np.ndarray
+
+    @classmethod
+    def over(cls, low: np.ndarray, high: np.ndarray, nx: int, ny: int) -> "RayGrid":
+        xs, ys = np.linspace(low[0], high[0], nx), np.linspace(low[1], high[1], ny)
+        return cls(xs, ys, np.ones((ny, nx), bool))
+
+
+def _rays(eyeball: Eyeball) -> RayGrid:
+    """The rays on a square grid over the eyeball's front disc."""
+    reach = DISC_FRACTION * eyeball.radius
+    grid = RayGrid.over(eyeball.centre[:2] - reach, eyeball.centre[:2] + reach, RAYS_PER_SIDE, RAYS_PER_SIDE)
+    gx, gy = np.meshgrid(grid.xs - eyeball.centre[0], grid.ys - eyeball.centre[1])
+    return RayGrid(grid.xs, grid.ys, np.hypot(gx, gy) <= reach)
 
 
 def visible_fraction(canonical_vertices: np.ndarray, triangles: np.ndarray, eyeball: Eyeball,
@@ -44,33 +61,50 @@ def visible_fraction(canonical_vertices: np.ndarray, triangles: np.ndarray, eyeb
     return front_visible_share(canonical_vertices, triangles, _rays(eyeball), target, occluder)
 
 
-def front_visible_share(canonical_vertices: np.ndarray, triangles: np.ndarray, rays: np.ndarray,
+def front_visible_share(canonical_vertices: np.ndarray, triangles: np.ndarray, rays: RayGrid,
                         target: np.ndarray, occluder: np.ndarray) -> float:
-    """Share of ``rays`` ((R, 2) x, y; cast from the front, along -Z) whose first hit is a triangle of ``target``
-    ((V,) bool, all three corners) rather than of ``occluder`` ((V,) bool); other triangles are transparent."""
+    """Share of ``rays`` whose first hit from the front is a triangle of ``target`` ((V,) bool, all three corners)
+    rather than of ``occluder`` ((V,) bool); other triangles are transparent.
+
+    Each triangle is tested only against the grid points inside its bounding box (a z-buffer over the grid), so the
+    cost grows with the triangles and the points they cover, not with their product: a dense head's mouth region
+    has thousands of triangles over a thousand rays.
+    """
     target_tris = target[triangles].all(axis=1)
     keep = target_tris | occluder[triangles].all(axis=1)
     corners = canonical_vertices[triangles[keep]]  # (T, 3, 3)
+    target_tris = target_tris[keep]
+    xs, ys = rays.xs, rays.ys
+    step_x, step_y = xs[1] - xs[0], ys[1] - ys[0]
     low, high = corners[:, :, :2].min(axis=1), corners[:, :, :2].max(axis=1)
-    span_low, span_high = rays.min(axis=0), rays.max(axis=0)
-    near = np.all((high >= span_low) & (low <= span_high), axis=1)
-    corners, target_tris = corners[near], target_tris[keep][near]
-    if not target_tris.any():
+    first_i = np.clip(np.ceil((low[:, 0] - xs[0]) / step_x), 0, len(xs)).astype(np.int64)
+    last_i = np.clip(np.floor((high[:, 0] - xs[0]) / step_x), -1, len(xs) - 1).astype(np.int64)
+    first_j = np.clip(np.ceil((low[:, 1] - ys[0]) / step_y), 0, len(ys)).astype(np.int64)
+    last_j = np.clip(np.floor((high[:, 1] - ys[0]) / step_y), -1, len(ys) - 1).astype(np.int64)
+    width, height = np.clip(last_i - first_i + 1, 0, None), np.clip(last_j - first_j + 1, 0, None)
+    counts = width * height
+    if not counts.sum():
         return 0.0
-    # 2D barycentrics of every ray in every triangle, then the hit's depth
-    a, b, c = corners[:, 0], corners[:, 1], corners[:, 2]
+    # every (triangle, grid point in its box) pair
+    tri = np.repeat(np.arange(len(corners)), counts)
+    local = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    i, j = first_i[tri] + local % width[tri], first_j[tri] + local // width[tri]
+    a, b, c = corners[tri, 0], corners[tri, 1], corners[tri, 2]
     v0, v1 = (b - a)[:, :2], (c - a)[:, :2]
     det = v0[:, 0] * v1[:, 1] - v0[:, 1] * v1[:, 0]
     valid = np.abs(det) > 1e-14
-    rel = rays[:, None, :] - a[None, :, :2]  # (R, T, 2)
     safe = np.where(valid, det, 1.0)
-    u = (rel[..., 0] * v1[:, 1] - rel[..., 1] * v1[:, 0]) / safe
-    v = (v0[:, 0] * rel[..., 1] - v0[:, 1] * rel[..., 0]) / safe
-    hit = valid & (u >= 0) & (v >= 0) & (u + v <= 1)
-    depth = np.where(hit, a[:, 2] + u * (b - a)[:, 2] + v * (c - a)[:, 2], -np.inf)
-    first = depth.argmax(axis=1)  # the camera is at +Z: the largest z is met first
-    seen = np.isfinite(depth[np.arange(len(rays)), first])
-    return float(np.mean(seen & target_tris[first]))
+    rel_x, rel_y = xs[i] - a[:, 0], ys[j] - a[:, 1]
+    u = (rel_x * v1[:, 1] - rel_y * v1[:, 0]) / safe
+    v = (v0[:, 0] * rel_y - v0[:, 1] * rel_x) / safe
+    hit = valid & (u >= 0) & (v >= 0) & (u + v <= 1) & rays.inside[j, i]
+    ray = (j * len(xs) + i)[hit]
+    depth = (a[:, 2] + u * (b - a)[:, 2] + v * (c - a)[:, 2])[hit]
+    order = np.lexsort((depth, ray))  # by ray, then by depth: the last of each ray is met first (camera at +Z)
+    last = np.flatnonzero(np.diff(ray[order], append=-1))
+    seen = np.zeros(len(xs) * len(ys), bool)
+    seen[ray[order][last]] = target_tris[tri[hit]][order][last]
+    return float(seen.reshape(rays.inside.shape)[rays.inside].mean())
 
 
 def closure(canonical_vertices: np.ndarray, triangles: np.ndarray, eyeball: Eyeball, occluder: np.ndarray,
@@ -95,8 +129,7 @@ def lip_seal(canonical_vertices: np.ndarray, triangles: np.ndarray, interior: np
             find_rigid_parts`); occluder: (V,) bool, the skin. None when the open pose shows nothing of them.
     """
     low, high = canonical_vertices[interior, :2].min(axis=0), canonical_vertices[interior, :2].max(axis=0)
-    grid = np.meshgrid(np.linspace(low[0], high[0], 2 * RAYS_PER_SIDE), np.linspace(low[1], high[1], RAYS_PER_SIDE))
-    rays = np.stack([axis.ravel() for axis in grid], axis=1)
+    rays = RayGrid.over(low, high, 2 * RAYS_PER_SIDE, RAYS_PER_SIDE)
     shown = front_visible_share(canonical_vertices + open_deltas, triangles, rays, interior, occluder)
     if shown < 0.02:
         return None
