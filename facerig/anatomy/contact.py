@@ -146,6 +146,20 @@ LID_REACH = (1.4, 2.2)  # eyeball radii from its centre: the gain applies fully 
 BLINKS = {"LeftEyeClosed": 0, "RightEyeClosed": 1}  # action -> index of its eyeball in find_eyeballs' pair
 
 
+def smallest_gain(measure, target: float, max_gain: float) -> float:
+    """The smallest gain in [1, ``max_gain``] at which ``measure(gain)`` (a closure, rising with the gain) reaches
+    ``target``, by bisection; when even ``max_gain`` falls short, the gain of a coarse grid that closes most (past
+    it a lid slides under the other, so the measure is not monotonic out there). Shared by both contact steps."""
+    low, high = 1.0, max_gain
+    if measure(high) >= target:
+        for _ in range(BISECTION_STEPS):
+            middle = 0.5 * (low + high)
+            low, high = (middle, high) if measure(middle) < target else (low, middle)
+        return float(high)
+    grid = np.linspace(1.0, max_gain, BISECTION_STEPS)
+    return float(grid[int(np.argmax([measure(gain) for gain in grid]))])
+
+
 def close_lids(
     predicted: np.ndarray, canonical_vertices: np.ndarray, triangles: np.ndarray, eyeballs: tuple[Eyeball, ...],
     skin: np.ndarray, activations: np.ndarray, action_names: tuple[str, ...] | list[str],
@@ -190,16 +204,9 @@ def close_lids(
             reached = closes(1.0)
             if reached is None or reached >= target or reached < MIN_CLOSURE:
                 continue
-            low, high = 1.0, max_gain
-            if closes(high) >= target:
-                for _ in range(BISECTION_STEPS):
-                    middle = 0.5 * (low + high)
-                    low, high = (middle, high) if closes(middle) < target else (low, middle)
-            else:  # the target is out of reach: the gain that closes most (past it the lid slides under the other)
-                grid = np.linspace(1.0, max_gain, BISECTION_STEPS)
-                high = float(grid[int(np.argmax([closes(gain) for gain in grid]))])
-                if high == 1.0:
-                    continue
+            high = smallest_gain(closes, target, max_gain)
+            if high == 1.0:
+                continue
             if out is predicted:
                 out = predicted.copy()
             out[row] = lid_scaled(predicted[row], high)
@@ -243,14 +250,7 @@ def seal_lips(
     reached = seals(1.0)
     if reached is None or reached >= target:
         return predicted, {"LipsTogether": 1.0} if reached is not None else {}
-    low, high = 1.0, max_gain
-    if seals(high) >= target:
-        for _ in range(BISECTION_STEPS):
-            middle = 0.5 * (low + high)
-            low, high = (middle, high) if seals(middle) < target else (low, middle)
-    else:
-        grid = np.linspace(1.0, max_gain, BISECTION_STEPS)
-        high = float(grid[int(np.argmax([seals(gain) for gain in grid]))])
+    high = smallest_gain(seals, target, max_gain)
     out = predicted.copy()
     out[lip_rows[0]] = high * lips
     return out, {"LipsTogether": round(float(high), 3)}

@@ -204,7 +204,11 @@ def export_rigged_samples(
     from facerig.mesh import Mesh
     from facerig.rig import Rig
 
+    from facerig.exporters import EXPORTERS
+
     root, outdir = Path(dataset), Path(outdir)
+    if format.lower() not in EXPORTERS:  # before any folder is made
+        raise DatasetError(f"unknown format {format!r}; one of {', '.join(sorted(EXPORTERS))}", outdir)
     manifest = read_manifest(root)
     entries = [e for e in manifest["samples"] if e["split"] == split and e["kind"] == "rigged"]
     if not entries:

@@ -1,10 +1,10 @@
-"""Eye closure measured on geometry (facerig.eyelids): what the lids leave visible of each eyeball, and the blink
+"""Eye closure measured on geometry (facerig.anatomy.contact): what the lids leave visible of each eyeball, and the blink
 contact step that lengthens a blink stopping short of it."""
 
 import numpy as np
 import pytest
 
-from facerig.anatomy.contact import CLOSURE_TARGET, close_lids, closure, visible_fraction
+from facerig.anatomy.contact import CLOSURE_TARGET, close_lids, closure, smallest_gain, visible_fraction
 from facerig.anatomy.eyes import Eyeball
 from facerig.geometry.primitives import geodesic_sphere
 
@@ -74,3 +74,10 @@ def test_a_short_blink_is_lengthened_to_contact_and_a_full_one_left_alone():
     assert np.array_equal(out[4][vertices[:, 1] < -0.5], jaw[vertices[:, 1] < -0.5])  # only the lid region scales
     nothing, gains = close_lids(predicted, vertices, triangles, (), skin, activations, actions)
     assert nothing is predicted and gains == {}
+
+
+def test_smallest_gain_bisects_to_the_target_and_falls_back_to_the_best_gain():
+    assert smallest_gain(lambda g: 0.5 * g, 0.8, 2.0) == pytest.approx(1.6, abs=0.01)
+    # out of reach, and past a peak the measure falls (a lid sliding under the other): the peak's gain
+    peaked = lambda g: 0.6 - abs(g - 1.5)  # noqa: E731
+    assert smallest_gain(peaked, 0.9, 2.5) == pytest.approx(1.5, abs=0.15)

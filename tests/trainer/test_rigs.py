@@ -153,6 +153,8 @@ def test_data_export_writes_a_split_that_eval_rigs_scores_like_the_dataset(datas
     assert by_files.mae == pytest.approx(by_dataset.mae, rel=1e-4)
     assert run(["data", "export", str(root), "-o", str(out)]) == 1  # not empty: nothing overwritten
     assert run(["data", "export", str(root), "-o", str(tmp_path / "x"), "--split", "val"]) == 1  # no such heads
+    assert run(["data", "export", str(root), "-o", str(tmp_path / "y"), "-f", "obj"]) == 1
+    assert not (tmp_path / "y").exists()  # a bad format is refused before anything is written
 
 
 def test_a_folder_of_refused_heads_writes_the_report_and_fails(heads_dir, tmp_path, capsys):
