@@ -199,6 +199,21 @@ def export_name(name: str) -> str:
     return cleaned[:MAX_NAME_BYTES]
 
 
+def unique_name(name: str, used: set[str]) -> str:
+    """``name``, or ``name_2``, ``name_3``, ... when ``used`` holds it already; the result is added to ``used``.
+
+    Two polygon groups can clean to the same :func:`export_name` (``eye.L`` and ``eye L``), and USD subsets and
+    FBX materials must be told apart by name. The base is cut to leave room for the suffix, so the name stays
+    within :data:`MAX_NAME_BYTES` (up to ``_999``).
+    """
+    candidate, k = name, 1
+    while candidate in used:
+        k += 1
+        candidate = f"{name[:MAX_NAME_BYTES - 4]}_{k}"
+    used.add(candidate)
+    return candidate
+
+
 def _moving_indices(deltas: np.ndarray, tolerance: float) -> np.ndarray:
     """(K,) int64 indices of rows of (V, 3) ``deltas`` with a component above ``tolerance``."""
     return np.flatnonzero(np.abs(deltas).max(axis=1) > tolerance).astype(np.int64)

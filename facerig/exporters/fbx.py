@@ -32,7 +32,7 @@ import json
 import numpy as np
 
 from facerig.errors import ExportError
-from facerig.exporters.common import Exporter, ExportOptions, ExportRig, describe, export_name
+from facerig.exporters.common import Exporter, ExportOptions, ExportRig, describe, export_name, unique_name
 from facerig.exporters.gltf import Z_UP_TO_Y_UP
 from facerig.geometry import vertex_normals
 from facerig.exporters.fbx_binary import CREATION_TIME, FBX_VERSION, FILE_ID, Record, encode_document
@@ -187,15 +187,8 @@ def _p(props70: Record, name: str, type_name: str, label: str, flags: str, *valu
 
 def _material_names(ir: ExportRig) -> list[str]:
     """One unique, identifier-safe material name per polygon group, in group order."""
-    names: list[str] = []
-    for group in ir.mesh.group_names:
-        base = export_name(group)
-        candidate, k = base, 1
-        while candidate in names:
-            k += 1
-            candidate = f"{base[:59]}_{k}"
-        names.append(candidate)
-    return names
+    used: set[str] = set()
+    return [unique_name(export_name(group), used) for group in ir.mesh.group_names]
 
 
 # ---------------------------------------------------------------------------------------------- sections

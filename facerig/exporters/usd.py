@@ -31,13 +31,13 @@ import numpy as np
 from pxr import Kind, Sdf, Usd, UsdGeom, UsdSkel, Vt
 
 from facerig.exporters.common import (
-    MAX_NAME_BYTES,
     Exporter,
     ExportOptions,
     ExportRig,
     ExportShape,
     describe,
     export_name,
+    unique_name,
 )
 from facerig.geometry import vertex_normals
 
@@ -149,7 +149,7 @@ def _define_mesh(stage: Usd.Stage, path: Sdf.Path, ir: ExportRig) -> UsdGeom.Mes
             faces = np.flatnonzero(source.polygon_groups == group).astype(np.int32)
             if len(faces) == 0:
                 continue
-            name = _unique(export_name(group_name), used)
+            name = unique_name(export_name(group_name), used)
             UsdGeom.Subset.CreateGeomSubset(
                 mesh, name, UsdGeom.Tokens.face, Vt.IntArray.FromNumpy(faces), GROUP_FAMILY, UsdGeom.Tokens.partition
             )
@@ -184,15 +184,6 @@ def _define_animation(stage: Usd.Stage, path: Sdf.Path, ir: ExportRig, options: 
     stage.SetTimeCodesPerSecond(PREVIEW_FPS)
     stage.SetFramesPerSecond(PREVIEW_FPS)
     return animation
-
-
-def _unique(name: str, used: set[str]) -> str:
-    candidate, k = name, 1
-    while candidate in used:
-        k += 1
-        candidate = f"{name[:MAX_NAME_BYTES - 4]}_{k}"
-    used.add(candidate)
-    return candidate
 
 
 EXPORTERS = {

@@ -12,7 +12,7 @@ from pxr import Usd, UsdSkel
 
 from facerig.errors import ExportError
 from facerig.exporters import EXPORTERS, export_rig, format_for_path
-from facerig.exporters.common import gather
+from facerig.exporters.common import MAX_NAME_BYTES, export_name, gather, unique_name
 from facerig.rig import Rig
 from facerig.vocabulary import load_vocabulary
 
@@ -25,6 +25,13 @@ def test_registry_and_suffixes() -> None:
     assert {name: format_for_path(name) for name in expected} == expected
     with pytest.raises(ExportError, match=r"suffix '\.obj'.*glb, gltf, npz.*usd, usda, usdc"):
         format_for_path("head.obj")
+
+
+def test_group_names_that_clean_alike_get_numbered_within_the_name_limit() -> None:
+    used: set[str] = set()
+    names = [unique_name(export_name(group), used) for group in ("eye.L", "eye L", "eye-L", "x" * 80, "x" * 70)]
+    assert names == ["eye_L", "eye_L_2", "eye_L_3", "x" * MAX_NAME_BYTES, "x" * (MAX_NAME_BYTES - 4) + "_2"]
+    assert used == set(names)
 
 
 def test_unknown_format_lists_formats(tmp_path: Path, small_rig: Rig) -> None:
