@@ -68,34 +68,13 @@ class Case:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _text(relative: str, content: str | bytes) -> Callable[[Path], None]:
-    def write(folder: Path) -> None:
-        path = folder / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content.encode() if isinstance(content, str) else content)
-
-    return write
-
-
-def _fifo(relative: str, *others: Callable[[Path], None]) -> Callable[[Path], None]:
-    def write(folder: Path) -> None:
-        path = folder / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.mkfifo(path)
-        for other in others:
-            other(folder)
-
-    return write
-
-
-def _sparse(relative: str, size: int) -> Callable[[Path], None]:
-    """A file of ``size`` bytes that takes no disk space (the readers must refuse it by its size)."""
+def _at(relative: str, make: Callable[[Path], None]) -> Callable[[Path], None]:
+    """A writer that creates the folders of ``relative`` inside the case's folder, then ``make(path)`` there."""
 
     def write(folder: Path) -> None:
         path = folder / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as handle:
-            handle.truncate(size)
+        make(path)
 
     return write
 
@@ -108,13 +87,26 @@ def _all(*writers: Callable[[Path], None]) -> Callable[[Path], None]:
     return write
 
 
-def _symlink(relative: str, target: str) -> Callable[[Path], None]:
-    def write(folder: Path) -> None:
-        path = folder / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(target, path)
+def _text(relative: str, content: str | bytes) -> Callable[[Path], None]:
+    return _at(relative, lambda path: path.write_bytes(content.encode() if isinstance(content, str) else content))
 
-    return write
+
+def _fifo(relative: str, *others: Callable[[Path], None]) -> Callable[[Path], None]:
+    return _all(_at(relative, os.mkfifo), *others)
+
+
+def _sparse(relative: str, size: int) -> Callable[[Path], None]:
+    """A file of ``size`` bytes that takes no disk space (the readers must refuse it by its size)."""
+
+    def make(path: Path) -> None:
+        with open(path, "wb") as handle:
+            handle.truncate(size)
+
+    return _at(relative, make)
+
+
+def _symlink(relative: str, target: str) -> Callable[[Path], None]:
+    return _at(relative, lambda path: os.symlink(target, path))
 
 
 _XYZ = "property float x\nproperty float y\nproperty float z\n"
