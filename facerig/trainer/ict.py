@@ -22,12 +22,12 @@ import json
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from facerig.errors import DatasetError
 from facerig.geometry import fan_triangles
+from facerig.trainer.assets import FileStream, archive_files, source_files
 
 __all__ = [
     "EXPRESSION_NAMES",
@@ -197,7 +197,7 @@ def _polygons(tail: bytes, name: str, where: Path) -> tuple[np.ndarray, np.ndarr
 LICENCE_FILE = "LICENSE"
 
 
-def _folder_files(folder: Path) -> Iterator[tuple[str, bytes]]:
+def _folder_files(folder: Path) -> FileStream:
     present = {p.name for p in folder.iterdir() if p.is_file()}
     missing = [name for name in required_files() if name not in present]
     if missing:
@@ -209,21 +209,19 @@ def _folder_files(folder: Path) -> Iterator[tuple[str, bytes]]:
         yield LICENCE_FILE, (folder.parent / LICENCE_FILE).read_bytes()
 
 
-def _archive_files(archive_path: Path) -> Iterator[tuple[str, bytes]]:
+def _archive_files(archive_path: Path) -> FileStream:
     """Stream the archive once, in memory; members outside ``*/FaceXModel/`` (but the licence) are skipped."""
     wanted = set(required_files())
-    try:
-        with tarfile.open(archive_path, "r|*") as archive:
-            for member in archive:
-                path = Path(member.name)
-                if not member.isfile():
-                    continue
-                if path.parent.name == "FaceXModel" and path.name in wanted:
-                    yield path.name, archive.extractfile(member).read()
-                elif path.name == LICENCE_FILE and len(path.parts) <= 2:
-                    yield LICENCE_FILE, archive.extractfile(member).read()
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise DatasetError(f"not a readable tar archive ({exc})", archive_path) from None
+
+    def pick(member: tarfile.TarInfo) -> str | None:
+        path = Path(member.name)
+        if path.parent.name == "FaceXModel" and path.name in wanted:
+            return path.name
+        if path.name == LICENCE_FILE and len(path.parts) <= 2:
+            return LICENCE_FILE
+        return None
+
+    return archive_files(archive_path, pick)
 
 
 def load_ict(source: str | Path) -> ICTModel:
@@ -240,12 +238,8 @@ def load_ict(source: str | Path) -> ICTModel:
     source = Path(source)
     if source.is_dir() and not (source / NEUTRAL_FILE).exists() and (source / "FaceXModel").is_dir():
         source = source / "FaceXModel"
-    if source.is_dir():
-        stream = _folder_files(source)
-    elif source.is_file():
-        stream = _archive_files(source)
-    else:
-        raise DatasetError("ICT-FaceKit source not found (expected a FaceXModel folder or its archive)", source)
+    stream = source_files(source, _folder_files, _archive_files,
+                          "ICT-FaceKit source not found (expected a FaceXModel folder or its archive)")
 
     files: dict[str, np.ndarray] = {}
     neutral_tail: bytes | None = None

@@ -28,12 +28,13 @@ import json
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from facerig.errors import DatasetError
 from facerig.geometry import fan_triangles
+from facerig.trainer.assets import FileStream, archive_files, source_files
 from facerig.trainer.ict import PolygonModel
 from facerig.trainer.source import RiggedSource
 
@@ -89,7 +90,7 @@ def _wanted(relative: str) -> bool:
     )
 
 
-def _folder_files(folder: Path) -> Iterator[tuple[str, bytes]]:
+def _folder_files(folder: Path) -> FileStream:
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder).as_posix()
         if path.is_file() and not path.is_symlink() and _wanted(relative):
@@ -98,22 +99,21 @@ def _folder_files(folder: Path) -> Iterator[tuple[str, bytes]]:
             yield relative, path.read_bytes()
 
 
-def _archive_files(archive_path: Path) -> Iterator[tuple[str, bytes]]:
+def _archive_files(archive_path: Path) -> FileStream:
     """Stream the archive once; member paths are taken relative to their first folder (``MakeHuman-assets/``)."""
-    try:
-        with tarfile.open(archive_path, "r|*") as archive:
-            for member in archive:
-                parts = Path(member.name).parts
-                if not member.isfile() or len(parts) < 2:
-                    continue
-                relative = "/".join(parts[1:])
-                if not _wanted(relative):
-                    continue
-                if member.size > _MAX_FILE_BYTES:
-                    raise DatasetError(f"{relative} is larger than {_MAX_FILE_BYTES >> 20} MB", archive_path)
-                yield relative, archive.extractfile(member).read()
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise DatasetError(f"not a readable tar archive ({exc})", archive_path) from None
+
+    def pick(member: tarfile.TarInfo) -> str | None:
+        parts = Path(member.name).parts
+        if len(parts) < 2:
+            return None
+        relative = "/".join(parts[1:])
+        if not _wanted(relative):
+            return None
+        if member.size > _MAX_FILE_BYTES:
+            raise DatasetError(f"{relative} is larger than {_MAX_FILE_BYTES >> 20} MB", archive_path)
+        return relative
+
+    return archive_files(archive_path, pick)
 
 
 def _parse_obj(data: bytes, where: Path) -> tuple[np.ndarray, list[np.ndarray], list[str]]:
@@ -218,12 +218,8 @@ def load_makehuman(source: str | Path) -> MakeHumanModel:
             an unreadable archive).
     """
     source = Path(source)
-    if source.is_dir():
-        stream = _folder_files(source)
-    elif source.is_file():
-        stream = _archive_files(source)
-    else:
-        raise DatasetError("MakeHuman source not found (expected MakeHuman-assets/ or its archive)", source)
+    stream = source_files(source, _folder_files, _archive_files,
+                          "MakeHuman source not found (expected MakeHuman-assets/ or its archive)")
     raw_targets: dict[str, bytes] = {}
     base = index_json = licence = None
     for relative, data in stream:
