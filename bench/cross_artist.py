@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from facerig.eval.evaluate import EvalReport, evaluate  # noqa: E402
+from markdown_tables import markdown_table  # noqa: E402
 
 SHARED = Path(os.environ.get("FACERIG_SHARED", REPO.parent / "shared"))
 NO_TRUTH_HEADS = ("suzanne.obj", "spot.obj", "robot_expressive.glb")
@@ -85,29 +86,31 @@ def markdown(rows: list[dict], no_truth: dict[str, dict[str, dict]], settings: d
         "*cos* = mean per-pose cosine between predicted and true deltas; *blink* = how much of each eyeball "
         "its EyeClosed covers from the front (`facerig.anatomy.contact`; the artist's own in brackets).",
         "",
-        "| artist (heads, poses) | method | MAE | ratio | MAE gain | ratio gain | Q95 | eyes | eyes gain | eyes ratio | cos | blink |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        *markdown_table(
+            ["artist (heads, poses)", "method", "MAE", "ratio", "MAE gain", "ratio gain", "Q95", "eyes", "eyes gain",
+             "eyes ratio", "cos", "blink"],
+            ([f"{r['artist']} ({r['heads']}, {r['poses']})", r["method"], f"{r['mae']:.3f}", f"{r['ratio']:.1%}",
+              f"{r['mae_gain']:.3f}", f"{r['ratio_gain']:.1%}", f"{r['q95']:.3f}", f"{r['eyes']:.3f}",
+              f"{r['eyes_gain']:.3f}", f"{r['eyes_ratio']:.1%}", f"{r['cosine']:.2f}",
+              f"{r['blink']:.2f} ({r['blink_truth']:.2f})"] for r in rows),
+        ),
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['artist']} ({r['heads']}, {r['poses']}) | {r['method']} | {r['mae']:.3f} | {r['ratio']:.1%} | "
-            f"{r['mae_gain']:.3f} | {r['ratio_gain']:.1%} | {r['q95']:.3f} | {r['eyes']:.3f} | {r['eyes_gain']:.3f} | "
-            f"{r['eyes_ratio']:.1%} | {r['cosine']:.2f} | {r['blink']:.2f} ({r['blink_truth']:.2f}) |"
-        )
     lines += ["", "Per region (MAE, mm):", ""]
     regions = [reg for reg in REGIONS if any(reg in r["regions"] for r in rows)]
-    lines += ["| artist | method | " + " | ".join(regions) + " |", "|---|---|" + "---|" * len(regions)]
-    for r in rows:
-        cells = [f"{r['regions'][reg]:.3f}" if r["regions"].get(reg) is not None else "" for reg in regions]
-        lines.append(f"| {r['artist']} | {r['method']} | " + " | ".join(cells) + " |")
+    lines += markdown_table(
+        ["artist", "method", *regions],
+        ([r["artist"], r["method"],
+          *(f"{r['regions'][reg]:.3f}" if r["regions"].get(reg) is not None else "" for reg in regions)]
+         for r in rows),
+    )
     if no_truth:
         lines += ["", "Heads without ground truth (side score: share of each one-sided pose's motion on its own side, "
-                  "1 is perfect; peak: median largest displacement per pose, cranium radii):", "",
-                  "| head | method | side score | peak (median) | poses moving |", "|---|---|---|---|---|"]
-        for head, methods in no_truth.items():
-            for method, m in methods.items():
-                lines.append(f"| {head} | {method} | {m['side_correct']:.2f} | {m['peak_median']:.3f} | "
-                             f"{m['moving_poses']} |")
+                  "1 is perfect; peak: median largest displacement per pose, cranium radii):", ""]
+        lines += markdown_table(
+            ["head", "method", "side score", "peak (median)", "poses moving"],
+            ([head, method, f"{m['side_correct']:.2f}", f"{m['peak_median']:.3f}", f"{m['moving_poses']}"]
+             for head, methods in no_truth.items() for method, m in methods.items()),
+        )
     return "\n".join(lines) + "\n"
 
 

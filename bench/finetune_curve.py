@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from facerig.eval.evaluate import EvalReport, evaluate  # noqa: E402
+from markdown_tables import markdown_table  # noqa: E402
 
 
 def fine_tune(dataset: Path, k: int, steps: int, out_dir: Path, threads: int, base: Path) -> Path:
@@ -56,6 +57,13 @@ def row(label: str, report: EvalReport, method: str) -> dict:
             "blink": metrics.blink_closure if method != "neutral" else report.truth_blink_closure}
 
 
+def _versus(r: dict, transfer: dict) -> str:
+    """A model's MAE over the template transfer's (raw / gain); empty on the baselines' own rows."""
+    if r["model"] in ("template transfer", "neutral (zero)"):
+        return ""
+    return f"{r['mae'] / transfer['mae']:.2f} / {r['mae_gain'] / transfer['mae_gain']:.2f}"
+
+
 def markdown(rows: list[dict], settings: dict) -> str:
     transfer = next(r for r in rows if r["model"] == "template transfer")
     lines = [
@@ -69,14 +77,12 @@ def markdown(rows: list[dict], settings: dict) -> str:
         f"MAE to the template transfer's (raw / gain; below 1 beats it). Fine-tunes: `configs/finetune.toml`, "
         f"{settings['steps']} steps from the bundled model on k MakeHuman training identities (`data.identities`).",
         "",
-        "| model | MAE | ratio | MAE gain | ratio gain | cos | blink closure | vs transfer (raw / gain) |",
-        "|---|---|---|---|---|---|---|---|",
+        *markdown_table(
+            ["model", "MAE", "ratio", "MAE gain", "ratio gain", "cos", "blink closure", "vs transfer (raw / gain)"],
+            ([r["model"], f"{r['mae']:.3f}", f"{r['ratio']:.1%}", f"{r['mae_gain']:.3f}", f"{r['ratio_gain']:.1%}",
+              f"{r['cosine']:.2f}", f"{r['blink']:.2f}", _versus(r, transfer)] for r in rows),
+        ),
     ]
-    for r in rows:
-        versus = (f"{r['mae'] / transfer['mae']:.2f} / {r['mae_gain'] / transfer['mae_gain']:.2f}"
-                  if r["model"] not in ("template transfer", "neutral (zero)") else "")
-        lines.append(f"| {r['model']} | {r['mae']:.3f} | {r['ratio']:.1%} | {r['mae_gain']:.3f} | "
-                     f"{r['ratio_gain']:.1%} | {r['cosine']:.2f} | {r['blink']:.2f} | {versus} |")
     return "\n".join(lines) + "\n"
 
 

@@ -20,6 +20,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "io"))
 
 from hostile_corpus import run_case, write_corpus  # noqa: E402
+from markdown_tables import markdown_table  # noqa: E402
 
 
 def main() -> None:
@@ -46,10 +47,7 @@ def main() -> None:
     if args.cli:
         header += ["CLI exit", "CLI s", "CLI peak MB"]
     if args.markdown:
-        print("| " + " | ".join(header) + " |")
-        print("|" + "|".join("---" for _ in header) + "|")
-        for row in rows:
-            print("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+        print("\n".join(markdown_table(header, ([cell.replace("|", "\\|") for cell in row] for row in rows))))
         return
     widths = [max(len(header[i]), *(min(len(row[i]), 70) for row in rows)) for i in range(len(header))]
     print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
