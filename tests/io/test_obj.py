@@ -142,6 +142,11 @@ def test_suzanne_v_double_slash_vn_form_and_disconnected_eyes(heads_dir: Path) -
     assert sizes[0] == sizes[1] and sizes[0] + sizes[1] + sizes[2] == 507
 
 
+# The unit triangle (vertices 1-3) and square (1-4) that most small cases below put their faces on.
+TRIANGLE = "v 0 0 0\nv 1 0 0\nv 0 1 0\n"
+SQUARE = TRIANGLE + "v 1 1 0\n"
+
+
 def write(tmp_path: Path, text: str, name: str = "m.obj") -> Path:
     path = tmp_path / name
     path.write_bytes(text.encode())
@@ -179,19 +184,15 @@ f 1/1 2/2 4/4
 
 
 def test_v_only_and_v_double_slash_forms(tmp_path: Path) -> None:
-    plain = load_mesh(write(tmp_path, "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n", "a.obj"))
-    normals = load_mesh(write(tmp_path, "v 0 0 0\nv 1 0 0\nv 0 1 0\nvn 0 0 1\nf 1//1 2//1 3//1\n", "b.obj"))
+    plain = load_mesh(write(tmp_path, TRIANGLE + "f 1 2 3\n", "a.obj"))
+    normals = load_mesh(write(tmp_path, TRIANGLE + "vn 0 0 1\nf 1//1 2//1 3//1\n", "b.obj"))
     for mesh in (plain, normals):
         np.testing.assert_array_equal(mesh.face_vertex_indices, [0, 1, 2])
         assert mesh.uvs is None
 
 
 def test_groups_from_o_and_g_win_over_usemtl(tmp_path: Path) -> None:
-    text = """v 0 0 0
-v 1 0 0
-v 0 1 0
-v 1 1 0
-f 1 2 3
+    text = SQUARE + """f 1 2 3
 o Head
 usemtl skin
 f 2 4 3
@@ -206,14 +207,14 @@ f 1 3 4
 
 
 def test_usemtl_groups_when_no_o_or_g(tmp_path: Path) -> None:
-    text = "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 1 0\nusemtl A\nf 1 2 3\nusemtl B\nf 2 4 3\nusemtl A\nf 1 2 4\n"
+    text = SQUARE + "usemtl A\nf 1 2 3\nusemtl B\nf 2 4 3\nusemtl A\nf 1 2 4\n"
     mesh = load_mesh(write(tmp_path, text))
     assert mesh.group_names == ("A", "B")
     np.testing.assert_array_equal(mesh.polygon_groups, [0, 1, 0])
 
 
 def test_no_groups_means_one_group_named_after_the_file(tmp_path: Path) -> None:
-    mesh = load_mesh(write(tmp_path, "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n", "lonely.obj"))
+    mesh = load_mesh(write(tmp_path, TRIANGLE + "f 1 2 3\n", "lonely.obj"))
     assert mesh.group_names == ("lonely",)
 
 
@@ -239,10 +240,7 @@ def test_crlf_comments_continuations_indentation_and_extras(tmp_path: Path) -> N
 
 
 def test_degenerate_faces_are_dropped_and_reported(tmp_path: Path) -> None:
-    text = """v 0 0 0
-v 1 0 0
-v 0 1 0
-v 2 0 0
+    text = TRIANGLE + """v 2 0 0
 v 0 0 0
 f 1 2 3
 f 1 2 2
@@ -258,7 +256,7 @@ f 3 1 2 3
 
 
 def test_faces_with_and_without_uvs_drop_the_uvs_with_a_warning(tmp_path: Path) -> None:
-    text = "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nf 1/1 2/2 3/3\nf 2 4 3\n"
+    text = SQUARE + "vt 0 0\nvt 1 0\nvt 0 1\nf 1/1 2/2 3/3\nf 2 4 3\n"
     mesh = load_mesh(write(tmp_path, text))
     assert mesh.uvs is None and mesh.n_polygons == 2
     assert mesh.warnings == ("UVs dropped: 1 of 2 faces have no texture indices",)
