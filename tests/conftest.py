@@ -51,6 +51,15 @@ def ict_dir() -> Path:
     return face_x
 
 
+@pytest.fixture(scope="module")
+def ict_model(ict_dir: Path):
+    """The ICT-FaceKit model (:func:`facerig.trainer.ict.load_ict`), read once per test module: its arrays are
+    writable, so modules do not share one."""
+    from facerig.trainer.ict import load_ict
+
+    return load_ict(ict_dir)
+
+
 @pytest.fixture(scope="session")
 def ict_neutral_path(ict_dir: Path) -> Path:
     return ict_dir / "generic_neutral_mesh.obj"

@@ -12,7 +12,6 @@ from facerig.geometry.remesh import RemeshOptions, remesh
 from facerig.io import load_mesh
 from facerig.mesh import Mesh
 from facerig.rigging.transfer import TEMPLATE_PATH, load_template, rig_by_transfer, similarity_fit
-from facerig.trainer.ict import load_ict
 from facerig.vocabulary import load_vocabulary
 
 VOCABULARY = load_vocabulary()
@@ -25,15 +24,14 @@ def template():
 
 
 @pytest.fixture(scope="module")
-def ict_head(ict_dir):
+def ict_head(ict_model):
     """A held-out-style ICT head: a new identity, re-meshed to ~1,500 vertices, with its GT action deltas (cm)."""
-    model = load_ict(ict_dir)
     rng = np.random.default_rng(7)
-    head = model.head(rng.normal(0.0, 1.0, len(model.identity_deltas)))
+    head = ict_model.head(rng.normal(0.0, 1.0, len(ict_model.identity_deltas)))
     recipes = VOCABULARY.ict_recipes()
     poses = [p for p in VOCABULARY.action_names if recipes[p]]
-    full = np.stack([sum(model.expression(s) for s in recipes[p]) for p in poses])
-    mesh = remesh(head, model.triangles, RemeshOptions(budget=1500, relax=0.5), rng)
+    full = np.stack([sum(ict_model.expression(s) for s in recipes[p]) for p in poses])
+    mesh = remesh(head, ict_model.triangles, RemeshOptions(budget=1500, relax=0.5), rng)
     truth = mesh.transfer.apply(full.astype(np.float64))
     neutral = Mesh.from_triangles(mesh.vertices, mesh.triangles, up_axis="Y", name="ict_test_head")
     return neutral, poses, truth

@@ -20,7 +20,7 @@ from facerig.trainer.dataset import (
     make_context,
     plan_samples,
 )
-from facerig.trainer.ict import PARTS, REGIONS, load_ict
+from facerig.trainer.ict import PARTS, REGIONS
 from facerig.geometry.remesh import SurfaceIndex, connected_pieces
 
 # 3 identities per kind: one each for train, val and test; 4 + 3 samples.
@@ -31,14 +31,9 @@ OPTIONS = BuildOptions(
 
 
 @pytest.fixture(scope="module")
-def model(ict_dir):
-    return load_ict(ict_dir)
-
-
-@pytest.fixture(scope="module")
-def dataset(model, tmp_path_factory):
+def dataset(ict_model, tmp_path_factory):
     root = tmp_path_factory.mktemp("ict") / "dataset"
-    manifest = build_ict_dataset(None, root, OPTIONS, model=model, workers=2)
+    manifest = build_ict_dataset(None, root, OPTIONS, model=ict_model, workers=2)
     return root, manifest
 
 
@@ -109,12 +104,12 @@ def test_label_mask_and_corrective_targets(dataset):
     assert "deltas" not in unrigged and not unrigged["labelled"].any()
 
 
-def test_ground_truth_is_carried_by_barycentric_projection(dataset, model):
+def test_ground_truth_is_carried_by_barycentric_projection(dataset, ict_model):
     root, manifest = dataset
     entry = _entries(manifest, kind="rigged", split="test")[0]
     sample = load_sample(root / entry["file"])
     np.testing.assert_array_equal(sample["transform"], np.eye(4))
-    jaw = _source_deltas(model, manifest, "JawDrop")
+    jaw = _source_deltas(ict_model, manifest, "JawDrop")
     got = sample["deltas"][manifest["shapes"].index("JawDrop")].astype(np.float64)
     src, bary = sample["source_vertices"], sample["source_barycentrics"].astype(np.float64)
     # Where a new vertex coincides with a source vertex, its ground truth is that vertex's.
@@ -126,23 +121,23 @@ def test_ground_truth_is_carried_by_barycentric_projection(dataset, model):
     np.testing.assert_allclose(got, np.einsum("vk,vkd->vd", bary, jaw[src]), atol=2e-3)
 
 
-def test_eyes_look_turns_each_eyeball_about_its_centre(model):
+def test_eyes_look_turns_each_eyeball_about_its_centre(ict_model):
     from facerig.anatomy.eyes import fit_sphere
     from facerig.trainer.dataset import gaze_deltas
     from facerig.trainer.ict import PARTS
     from facerig.vocabulary import load_vocabulary
 
     actions = load_vocabulary().action_names
-    deltas = gaze_deltas(model.neutral, model.part_of_vertex(), 25.0)
+    deltas = gaze_deltas(ict_model.neutral, ict_model.part_of_vertex(), 25.0)
     look = {name: deltas[actions.index(name)].astype(np.float64) for name in
             ("EyesLookLeft", "EyesLookRight", "EyesLookUp", "EyesLookDown")}
     others = [i for i, name in enumerate(actions) if name not in look]
     assert not deltas[others].any()
     eyeballs = {name: np.arange(lo, hi + 1) for name, lo, hi, _ in PARTS if name.startswith("eyeball_")}
-    moved = np.zeros(len(model.neutral), bool)
+    moved = np.zeros(len(ict_model.neutral), bool)
     for vertices in eyeballs.values():
         moved[vertices] = True
-        points = model.neutral[vertices]
+        points = ict_model.neutral[vertices]
         centre, _ = fit_sphere(points)
         radius = np.linalg.norm(points - centre, axis=1)
         cornea = points[:, 2] > centre[2] + 0.9 * radius.max()  # the front of the eye (+Z)
@@ -156,13 +151,13 @@ def test_eyes_look_turns_each_eyeball_about_its_centre(model):
     assert not np.concatenate([d[~moved] for d in look.values()]).any()  # lids etc. keep ICT's own shapes
 
 
-def test_heads_lie_on_their_source_surface_with_components_kept(dataset, model):
+def test_heads_lie_on_their_source_surface_with_components_kept(dataset, ict_model):
     root, manifest = dataset
     spec = _spec(_entries(manifest, kind="unrigged", split="val")[0])
     sample = load_sample(root / f"samples/{spec.name}.npz")
-    head = head_geometry(model, OPTIONS, spec)
+    head = head_geometry(ict_model, OPTIONS, spec)
     vertices = sample["vertices"].astype(np.float64)
-    _, _, distance = SurfaceIndex(head, model.triangles).query(vertices)
+    _, _, distance = SurfaceIndex(head, ict_model.triangles).query(vertices)
     assert distance.max() < 1e-4  # float32 storage of cm coordinates
     _, _, back = SurfaceIndex(vertices, sample_triangles(sample)).query(head[::4])
     assert back.mean() < 0.15 and back.max() < 1.5  # cm
@@ -188,16 +183,16 @@ def test_augmented_samples_are_cropped_and_jittered(dataset):
         assert entry["components"] == connected_pieces(len(sample["vertices"]), sample_triangles(sample)).max() + 1
 
 
-def test_landmarks_and_eyelids_are_carried(dataset, model):
+def test_landmarks_and_eyelids_are_carried(dataset, ict_model):
     root, manifest = dataset
     for entry in _entries(manifest, split="test"):
         spec = _spec(entry)
         sample = load_sample(root / entry["file"])
-        head = head_geometry(model, OPTIONS, spec)
+        head = head_geometry(ict_model, OPTIONS, spec)
         vertices = sample["vertices"].astype(np.float64)
         tris = sample_triangles(sample)
         points = np.einsum("lk,lkd->ld", sample["landmark_barycentrics"], vertices[tris[sample["landmark_triangles"]]])
-        source = head[model.landmarks]
+        source = head[ict_model.landmarks]
         # The exact point is the closest point of the coarser surface: off by at most its deviation (cm).
         assert np.linalg.norm(points - source, axis=1).max() < 0.6
         # The landmark vertex is the nearest vertex of the landmark's own component.
@@ -214,11 +209,11 @@ def test_landmarks_and_eyelids_are_carried(dataset, model):
         assert (points[sample["eyelid_pairs"][:2].ravel(), 0] < 0).all()  # first two pairs: right eye, -X
 
 
-def test_same_seed_same_sample_whatever_the_worker_count(dataset, model, tmp_path):
+def test_same_seed_same_sample_whatever_the_worker_count(dataset, ict_model, tmp_path):
     root, manifest = dataset
     entry = next(e for e in _entries(manifest, kind="rigged", split="train") if e["augment"])
     spec = _spec(entry)
-    again = build_sample(make_context(model, OPTIONS, tmp_path), spec)
+    again = build_sample(make_context(ict_model, OPTIONS, tmp_path), spec)
     assert again == entry
     first, second = load_sample(root / entry["file"]), load_sample(tmp_path / entry["file"])
     assert first.keys() == second.keys()

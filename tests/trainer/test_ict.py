@@ -20,50 +20,45 @@ README_LANDMARKS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def model(ict_dir):
-    return load_ict(ict_dir)
-
-
-def test_folder_gives_the_documented_model(model):
-    assert model.neutral.shape == (26_719, 3)
-    assert model.identity_deltas.shape == (100, 26_719, 3)
-    assert model.expression_deltas.shape == (57, 26_719, 3)
+def test_folder_gives_the_documented_model(ict_model):
+    assert ict_model.neutral.shape == (26_719, 3)
+    assert ict_model.identity_deltas.shape == (100, 26_719, 3)
+    assert ict_model.expression_deltas.shape == (57, 26_719, 3)
     assert len(EXPRESSION_NAMES) == 57
-    counts = model.face_vertex_counts
+    counts = ict_model.face_vertex_counts
     assert len(counts) == 26_384 and (counts == 4).sum() == 25_836 and (counts == 3).sum() == 548
-    assert model.triangles.shape == (2 * 25_836 + 548, 3)
-    np.testing.assert_array_equal(model.landmarks, README_LANDMARKS)
-    size = np.ptp(model.neutral, axis=0)  # about 25 × 34 × 22 cm
+    assert ict_model.triangles.shape == (2 * 25_836 + 548, 3)
+    np.testing.assert_array_equal(ict_model.landmarks, README_LANDMARKS)
+    size = np.ptp(ict_model.neutral, axis=0)  # about 25 × 34 × 22 cm
     np.testing.assert_allclose(size, [25, 34, 22], atol=1.5)
-    assert model.licence is not None and "MIT" in model.licence
+    assert ict_model.licence is not None and "MIT" in ict_model.licence
 
 
-def test_deltas_move_what_their_names_say(model):
-    jaw = np.linalg.norm(model.expression("jawOpen"), axis=1)
+def test_deltas_move_what_their_names_say(ict_model):
+    jaw = np.linalg.norm(ict_model.expression("jawOpen"), axis=1)
     assert jaw.max() > 2.0  # cm
-    chin = model.landmarks[8]
-    assert jaw[chin] > 1.0 and model.expression("jawOpen")[chin, 1] < 0  # the chin goes down
-    blink = np.linalg.norm(model.expression("eyeBlink_L"), axis=1)
-    assert model.neutral[blink.argmax(), 0] > 0  # the character's left is +X
-    assert np.abs(model.identity_deltas[0]).max() > 0.5
+    chin = ict_model.landmarks[8]
+    assert jaw[chin] > 1.0 and ict_model.expression("jawOpen")[chin, 1] < 0  # the chin goes down
+    blink = np.linalg.norm(ict_model.expression("eyeBlink_L"), axis=1)
+    assert ict_model.neutral[blink.argmax(), 0] > 0  # the character's left is +X
+    assert np.abs(ict_model.identity_deltas[0]).max() > 0.5
 
 
-def test_parts_and_regions_cover_every_vertex(model):
-    part = model.part_of_vertex()
+def test_parts_and_regions_cover_every_vertex(ict_model):
+    part = ict_model.part_of_vertex()
     assert part.min() == 0 and part.max() == len(PARTS) - 1
-    region = model.region_of_vertex()
-    assert REGIONS[region[model.landmarks].max()] == "face"  # all 68 landmarks on the narrow face
+    region = ict_model.region_of_vertex()
+    assert REGIONS[region[ict_model.landmarks].max()] == "face"  # all 68 landmarks on the narrow face
     assert REGIONS[region[22_000]] == "eyeball" and REGIONS[region[20_000]] == "teeth"
 
 
-def test_archive_reads_the_same_arrays(model, ict_archive):
+def test_archive_reads_the_same_arrays(ict_model, ict_archive):
     from_archive = load_ict(ict_archive)
-    np.testing.assert_array_equal(from_archive.neutral, model.neutral)
-    np.testing.assert_array_equal(from_archive.identity_deltas, model.identity_deltas)
-    np.testing.assert_array_equal(from_archive.expression_deltas, model.expression_deltas)
-    np.testing.assert_array_equal(from_archive.face_vertex_indices, model.face_vertex_indices)
-    assert from_archive.licence == model.licence
+    np.testing.assert_array_equal(from_archive.neutral, ict_model.neutral)
+    np.testing.assert_array_equal(from_archive.identity_deltas, ict_model.identity_deltas)
+    np.testing.assert_array_equal(from_archive.expression_deltas, ict_model.expression_deltas)
+    np.testing.assert_array_equal(from_archive.face_vertex_indices, ict_model.face_vertex_indices)
+    assert from_archive.licence == ict_model.licence
 
 
 def _link_folder(ict_dir, target, skip=()):
