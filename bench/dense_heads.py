@@ -106,6 +106,7 @@ def print_row(result: dict, note: str = "") -> None:
 
 def accuracy(face_x: Path, cache_dir: Path) -> None:
     """Direct and proxy rigs of the 27k ICT head against ICT's expressions; proxy against direct."""
+    from facerig.eval.evaluate import BlinkMeter
     from facerig.rigging.pipeline import rig_mesh
     from facerig.vocabulary import load_vocabulary
 
@@ -116,13 +117,14 @@ def accuracy(face_x: Path, cache_dir: Path) -> None:
     recipes = vocabulary.ict_recipes()
     expressions: dict[str, np.ndarray] = {}
     rows = []
+    truths: dict[str, np.ndarray] = {}
     for action in vocabulary.action_names:
         if not recipes.get(action):
             continue
         for shape in recipes[action]:
             if shape not in expressions:
                 expressions[shape] = load_mesh(face_x / f"{shape}.obj").vertices - mesh.vertices
-        truth = sum(expressions[shape] for shape in recipes[action])
+        truth = truths[action] = sum(expressions[shape] for shape in recipes[action])
         d, p = direct.delta(action).astype(np.float64), proxy.delta(action).astype(np.float64)
         mae_mm = [10.0 * float(np.linalg.norm(x - truth, axis=1).mean()) for x in (d, p)]  # ICT is in cm
         cosine = float((d * p).sum() / max(np.linalg.norm(d) * np.linalg.norm(p), 1e-30))
@@ -138,6 +140,13 @@ def accuracy(face_x: Path, cache_dir: Path) -> None:
           f"{table[:, 3].mean():>6.3f}")
     print(f"{'worst':<26} {table[:, 0].max():>10.3f} {table[:, 1].max():>10.3f} {table[:, 2].min():>7.3f} "
           f"{table[:, 3].min():>6.3f}")
+    blinks = ("LeftEyeClosed", "RightEyeClosed")
+    meter = BlinkMeter(mesh, blinks)
+    for name, deltas in (("ICT's own", [truths[b] for b in blinks]), ("direct", [direct.delta(b) for b in blinks]),
+                         ("proxy", [proxy.delta(b) for b in blinks])):
+        closures = meter.measure(np.stack(deltas))
+        print(f"blink closure, {name}: " + ", ".join(f"{pose} {closures.get(pose, float('nan')):.2f}" for pose in blinks))
+    print(f"lid gains: direct {direct.metadata.get('lid_gains')}, proxy {proxy.metadata.get('lid_gains')}")
     print(f"rig time: direct {direct.timings.total:.2f} s, "
           f"proxy {proxy.timings.total:.2f} s")
 
@@ -148,7 +157,7 @@ def main() -> None:
     if not default_ict.is_dir():
         default_ict = REPO.parent / "shared" / "data" / "ICT-FaceKit.tar.xz"
     parser.add_argument("--ict", type=Path, default=default_ict, help="FaceXModel folder or ICT-FaceKit archive")
-    parser.add_argument("--levels", default="0,1,2,3", help="subdivision levels (0: the 27k head, 3: 1.7M)")
+    parser.add_argument("--levels", default="0,1,2,3", help="subdivision levels (0: the 27k head, 3: 1.7M; empty: only the accuracy part)")
     parser.add_argument("--over-budget-gb", type=float, default=8.0,
                         help="budget for a second try at a head the default budget refuses (0: no second try)")
     parser.add_argument("--no-accuracy", action="store_true")
@@ -169,7 +178,7 @@ def main() -> None:
         neutral = load_mesh(face_x / "generic_neutral_mesh.obj")
         phases = " ".join(f"{p[:8]:>8}" for p in PHASES)
         print(f"{'vertices':>10} {'proxy':>7} {phases} {'total':>8} {'peak MB':>8}")
-        for level in (int(x) for x in args.levels.split(",")):
+        for level in (int(x) for x in args.levels.split(",") if x.strip()):
             head = subdivided(neutral, level)
             path = write_obj(head, workdir / f"ict_sub{level}.obj")
             result = run_child(path, head.n_vertices, None)

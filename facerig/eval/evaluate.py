@@ -342,7 +342,7 @@ class _Scorer:
         self.region_ids.append(np.full(len(mesh.vertices), -1, np.int64) if regions is None
                                else np.asarray(regions, np.int64))
         _count_crossings(self.truth, mesh, truth, tolerance, skin)
-        blinks = _BlinkMeter(mesh, [self.poses[i] for i in pose_ids])
+        blinks = BlinkMeter(mesh, [self.poses[i] for i in pose_ids])
         blinks.add(self.truth, truth)
         for name, pool in self.pools.items():
             tick = time.perf_counter()
@@ -360,8 +360,12 @@ class _Scorer:
                 for name, pool in self.pools.items()}
 
 
-class _BlinkMeter:
-    """How far each EyeClosed pose of one head covers its own eyeball (:func:`facerig.anatomy.contact.closure`)."""
+class BlinkMeter:
+    """How far each EyeClosed pose of one head covers its own eyeball (:func:`facerig.anatomy.contact.closure`).
+
+    Args:
+        mesh: the neutral head; head_poses: the pose name of each row of the deltas that :meth:`measure` gets.
+    """
 
     def __init__(self, mesh: Mesh, head_poses: Sequence[str]) -> None:
         from facerig.anatomy.contact import BLINKS
@@ -369,6 +373,7 @@ class _BlinkMeter:
         from facerig.canonical.frame import canonical_frame
 
         self.rows = {row: BLINKS[pose] for row, pose in enumerate(head_poses) if pose in BLINKS}
+        self.poses = list(head_poses)
         self.eyes: tuple = ()
         if self.rows:
             self.frame = canonical_frame(mesh)
@@ -377,16 +382,26 @@ class _BlinkMeter:
             self.skin = mesh.welded.skin[mesh.welded.to_surface]
             self.triangles = mesh.triangles
 
-    def add(self, pool: _Pool, deltas: np.ndarray) -> None:
+    def measure(self, deltas: np.ndarray) -> dict[str, float]:
+        """Blink pose name -> closure, for the blinks whose eyeball was found and shows enough at rest.
+
+        Args:
+            deltas: (P, V, 3) displacements of ``head_poses``, in the mesh's own units and axes.
+        """
         from facerig.anatomy.contact import closure
 
+        closures: dict[str, float] = {}
         if not self.eyes:
-            return
+            return closures
         for row, eye in self.rows.items():
             moved = self.frame.scale * np.asarray(deltas[row], np.float64) @ self.frame.rotation.T
             shut = closure(self.canonical, self.triangles, self.eyes[eye], self.skin, moved)
             if shut is not None:
-                pool.closures.append(shut)
+                closures[self.poses[row]] = shut
+        return closures
+
+    def add(self, pool: _Pool, deltas: np.ndarray) -> None:
+        pool.closures.extend(self.measure(deltas).values())
 
 
 def _count_crossings(pool: _Pool, mesh: Mesh, deltas: np.ndarray, tolerance: float, skin: np.ndarray) -> None:

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from facerig.anatomy.constrain import constrain_to_anatomy
+from facerig.anatomy.contact import eye_patches, seal_lips
 from facerig.anatomy.contact import close_lids as close_eyelids
-from facerig.anatomy.contact import seal_lips
 from facerig.anatomy.rigid_parts import find_rigid_parts
 from facerig.anatomy.eyes import find_eyeballs, turn_eyeballs
 from facerig.anatomy.shells import bind_shells, find_eye_shells
@@ -169,11 +169,19 @@ def rig_mesh(
                                   degrees=packaged.gaze_degrees)
     shells = find_eye_shells(canonical_vertices, rigged.component_labels, eyeballs) if bind_eye_shells else None
     predicted = bind_shells(predicted, shells)
+    dense_canonical, dense_eyes = None, ()
+    if proxy is not None and eyeballs and (turn_eyes or close_lids):
+        dense_canonical = frame.to_canonical(surface.vertices)
+        dense_eyes = dense_eyeballs(proxy, surface.component_labels, dense_canonical, eyeballs)
     lid_gains: dict[str, float] = {}
     if close_lids:
         skin = rigged.welded.skin[rigged.welded.to_surface]
+        # On a proxy, blinks are measured on the dense head (its lid margin is what the user sees).
+        dense = () if dense_canonical is None else eye_patches(
+            dense_canonical, surface.triangles, surface.welded.skin[surface.welded.to_surface], dense_eyes,
+            proxy.carry)
         predicted, lid_gains = close_eyelids(predicted, canonical_vertices, rigged.triangles, eyeballs, skin,
-                                             activations, packaged.action_names)
+                                             activations, packaged.action_names, dense=dense)
     timings["eyes"] = time.perf_counter() - tick
     tick = time.perf_counter()
     # On a proxy the parts are the proxy's pieces (a rigid motion carried back barycentrically stays rigid).
@@ -201,10 +209,8 @@ def rig_mesh(
         # The output is allocated once, in float32, and filled shape by shape (facerig.rigging.proxy).
         blendshape_deltas = carry_shapes(shapes, proxy.carry_to(to_surface),
                                          np.empty((len(shapes), mesh.n_vertices, 3), np.float32))
-        dense_pieces = surface.component_labels
         if turn_eyes and eyeballs:  # gaze stays an exact rotation on every dense eyeball vertex
-            dense_canonical = frame.to_canonical(surface.vertices)
-            eyeballs = dense_eyeballs(proxy, dense_pieces, dense_canonical, eyeballs)
+            eyeballs = dense_eyes
             eye_vertices, eye_rows = eyeball_rows(dense_canonical, eyeballs, activations, packaged.action_names,
                                                   packaged.gaze_degrees)
             # Only the shapes of rows that turn the eyes move them (a few of 95); on the others they stay still.
@@ -218,8 +224,9 @@ def rig_mesh(
             for index, name in enumerate(vocabulary.shape_names):
                 blendshape_deltas[index, copies] = (eye_shapes[moving.index(name), eye_of_copy] if name in moving
                                                     else 0.0)
-        shell_pieces = np.zeros(0, np.int64) if shells is None else dense_pieces[proxy.dense_vertices[shells.vertices]]
-        shell_vertices = np.flatnonzero(np.isin(dense_pieces, shell_pieces))
+        shell_pieces = (np.zeros(0, np.int64) if shells is None
+                        else surface.component_labels[proxy.dense_vertices[shells.vertices]])
+        shell_vertices = np.flatnonzero(np.isin(surface.component_labels, shell_pieces))
     timings["assemble"] = time.perf_counter() - tick
     timings["total"] = time.perf_counter() - start
 

@@ -8,9 +8,10 @@ piece kept: quadric decimation (:func:`facerig.geometry.remesh.remesh`, the trai
 linear-time vertex clustering (:func:`facerig.geometry.cluster.cluster_mesh`) for heads far denser than the proxy.
 Each dense vertex then takes the shape offsets of its (near-)closest point on the proxy surface of its own piece
 (barycentric interpolation). Eyeballs are turned rigidly at the dense resolution, so gaze stays an exact rotation.
-On the 27k-vertex ICT head the proxy rig's MAE against ICT's own expressions equals the direct rig's (0.138 mm
-against 0.139 over 45 poses, ``bench/dense_heads.py``); the eyelids are where it loses most (closing gain 0.76–0.79
-of the direct rig's at 5k proxy vertices, hence 6k).
+On the 27k-vertex ICT head the proxy rig's MAE against ICT's own expressions equals the direct rig's (0.150 mm
+against 0.152 over 45 poses, ``bench/dense_heads.py``); the eyelids are where a proxy loses (its coarse lid margin
+under-closes once carried back), so the blink contact step measures closure on the dense head's own lids
+(:func:`facerig.anatomy.contact.eye_patches`).
 
 Memory: the rig's output alone is S × V × 3 float32 (1.1 KB per vertex for 95 shapes: 480 MB at 420k vertices).
 It is allocated once and filled shape by shape in the input's frame; the estimate :func:`rig_memory_bytes` is
@@ -48,10 +49,11 @@ __all__ = [
 ]
 
 # A welded surface above this many vertices is rigged through a proxy. Measured on the 27k ICT head
-# (bench/dense_heads.py): the proxy rig's MAE matches the direct rig's (0.137 vs 0.139 mm) at a fraction of the time,
-# but its blinks close 17-21% less, and the direct rig is within the 10 s latency target up to about 30k vertices;
-# so heads a studio models by hand (up to ~30k) rig directly and scans and subdivided heads through the proxy.
-PROXY_MIN_VERTICES = 30_000
+# (bench/dense_heads.py, run 9): the proxy rig's MAE against ICT's own expressions matches the direct rig's (0.150 vs
+# 0.152 mm) in a quarter of the time (6.6 s against 23 s on one loaded thread), and since its blinks are measured on
+# the dense lids (facerig.anatomy.contact.eye_patches) they close as far (0.86 / 0.87 against 0.86 / 0.92). Heads
+# of up to 15k vertices rig directly in under ~5 s; above, the direct rig's network time passes the 10 s target.
+PROXY_MIN_VERTICES = 15_000
 PROXY_VERTICES = 6_000  # the top of the 1.5k–6k range the bundled model was trained on: the eyelids need it
 # Quadric decimation gives the proxy the kind of triangles the model was trained on, but costs tens of passes over
 # the mesh; above this multiple of the proxy size, vertex clustering (linear, one pass) thins the head first.

@@ -4,7 +4,10 @@ contact step that lengthens a blink stopping short of it."""
 import numpy as np
 import pytest
 
-from facerig.anatomy.contact import CLOSURE_TARGET, close_lids, closure, smallest_gain, visible_fraction
+import scipy.sparse
+
+from facerig.anatomy.contact import (CLOSURE_TARGET, close_lids, closure, eye_patches, smallest_gain,
+                                   visible_fraction)
 from facerig.anatomy.eyes import Eyeball
 from facerig.geometry.primitives import geodesic_sphere
 
@@ -74,6 +77,23 @@ def test_a_short_blink_is_lengthened_to_contact_and_a_full_one_left_alone():
     assert np.array_equal(out[4][vertices[:, 1] < -0.5], jaw[vertices[:, 1] < -0.5])  # only the lid region scales
     nothing, gains = close_lids(predicted, vertices, triangles, (), skin, activations, actions)
     assert nothing is predicted and gains == {}
+
+
+def test_a_proxy_blink_is_measured_on_the_dense_head():
+    """On a proxy, closure is measured on the dense head after carrying back; here the carry loses a tenth of the
+    lid's travel (as a coarse lid margin does), so the gain must be larger than the proxy alone asks for."""
+    vertices, triangles, eyes, skin = _face()
+    actions = ("LeftEyeClosed", "RightEyeClosed")
+    activations = np.array([[0, 0], [1, 0], [0, 1]], np.float32)
+    predicted = np.stack([np.zeros_like(vertices), _blink(vertices, 0, 0.7), _blink(vertices, 1, 0.95)])
+    carry = scipy.sparse.identity(len(vertices), format="csr") * 0.9
+    patches = eye_patches(vertices, triangles, skin, eyes, carry)
+    assert all(len(patch.canonical_vertices) < len(vertices) for patch in patches)  # only around each eye
+    plain, plain_gains = close_lids(predicted, vertices, triangles, eyes, skin, activations, actions)
+    dense, dense_gains = close_lids(predicted, vertices, triangles, eyes, skin, activations, actions, dense=patches)
+    assert closure(vertices, triangles, eyes[0], skin, carry @ plain[1]) < CLOSURE_TARGET
+    assert closure(vertices, triangles, eyes[0], skin, carry @ dense[1]) >= CLOSURE_TARGET
+    assert dense_gains["LeftEyeClosed"] > plain_gains["LeftEyeClosed"] > 1.0
 
 
 def test_smallest_gain_bisects_to_the_target_and_falls_back_to_the_best_gain():
