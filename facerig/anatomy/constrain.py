@@ -14,7 +14,7 @@ import numpy as np
 
 from facerig.anatomy.eyes import Eyeball
 from facerig.anatomy.face_region import confine_to_face, head_check, warn
-from facerig.anatomy.rigid_parts import find_rigid_parts, make_rigid, network_moves_jaw
+from facerig.anatomy.rigid_parts import RigidParts, find_rigid_parts, make_rigid, network_moves_jaw
 from facerig.mesh import Mesh
 
 
@@ -24,6 +24,7 @@ def constrain_to_anatomy(
     surface: Mesh,
     eyeballs: Sequence[Eyeball],
     to_surface: np.ndarray,
+    parts: RigidParts | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Rigid parts rigid, the rest confined to the face; warns (and records) when the input is not a head.
 
@@ -33,12 +34,15 @@ def constrain_to_anatomy(
         surface: the welded mesh the network saw (its triangles and pieces).
         eyeballs: the eyeball pair the rig found (turned or left to the network by the caller), or ().
         to_surface: (N,) the input's vertex -> ``surface`` vertex, so counts are the input's.
+        parts: :func:`find_rigid_parts` of ``surface`` when the caller has them already (the lip contact step
+            needs them too); found here when None.
 
     Returns:
         the constrained (R, V, 3) offsets and metadata entries "rigid_parts", "face_region" and "warnings".
     """
     labels = surface.component_labels
-    parts = find_rigid_parts(canonical_vertices, surface.triangles, labels, eyeballs)
+    if parts is None:
+        parts = find_rigid_parts(canonical_vertices, surface.triangles, labels, eyeballs)
     own_motion = np.concatenate([parts.vertices] + [eye.vertices for eye in eyeballs]).astype(np.int64)
     confined, region = confine_to_face(predicted, canonical_vertices, labels, exempt=own_motion)
     check = head_check(canonical_vertices, surface.triangles, labels, name=surface.name or "mesh")

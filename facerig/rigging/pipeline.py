@@ -186,17 +186,18 @@ def rig_mesh(
     tick = time.perf_counter()
     # On a proxy the parts are the proxy's pieces (a rigid motion carried back barycentrically stays rigid).
     to_rigged = to_surface if proxy is None else np.arange(rigged.n_vertices)
-    predicted, anatomy_record = (constrain_to_anatomy(predicted, canonical_vertices, rigged, eyeballs, to_rigged)
-                                 if anatomy else (predicted, {}))
+    anatomy_record: dict = {}
     lip_gains: dict[str, float] = {}
-    if anatomy and close_lids:
-        labels = rigged.component_labels
-        parts = find_rigid_parts(canonical_vertices, rigged.triangles, labels, eyeballs)
-        interior = np.zeros(rigged.n_vertices, bool)
-        interior[np.concatenate([parts.upper, parts.lower])] = True
-        predicted, lip_gains = seal_lips(predicted, canonical_vertices, rigged.triangles, interior,
-                                         rigged.welded.skin[rigged.welded.to_surface], activations,
-                                         packaged.action_names)
+    if anatomy:
+        parts = find_rigid_parts(canonical_vertices, rigged.triangles, rigged.component_labels, eyeballs)
+        predicted, anatomy_record = constrain_to_anatomy(predicted, canonical_vertices, rigged, eyeballs, to_rigged,
+                                                         parts)
+        if close_lids:
+            interior = np.zeros(rigged.n_vertices, bool)
+            interior[np.concatenate([parts.upper, parts.lower])] = True
+            predicted, lip_gains = seal_lips(predicted, canonical_vertices, rigged.triangles, interior,
+                                             rigged.welded.skin[rigged.welded.to_surface], activations,
+                                             packaged.action_names)
     timings["anatomy"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
