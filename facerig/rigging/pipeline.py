@@ -24,6 +24,7 @@ from facerig.mesh import Mesh
 from facerig.nn.model import PackagedModel, default_model_path, select_device
 from facerig.nn.operators import Operators, get_operators, mirrored_operators
 from facerig.rig import Rig
+from facerig.rigging.checks import faint_rig_message
 from facerig.rigging.proxy import (
     PROXY_MIN_VERTICES,
     build_proxy,
@@ -159,6 +160,7 @@ def rig_mesh(
         predicted = packaged.predict(canonical_vertices, operators, activations, chunk_size=chunk_size)  # (R, V, 3)
     floor = packaged.offset_floor if offset_floor is None else float(offset_floor)
     predicted = shrink_offsets(predicted - predicted[row_names.index("neutral")], floor)
+    faint = faint_rig_message(predicted, activations, mesh.name or "mesh")
     timings["network"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
@@ -230,6 +232,7 @@ def rig_mesh(
         shell_vertices = np.flatnonzero(np.isin(surface.component_labels, shell_pieces))
     timings["assemble"] = time.perf_counter() - tick
     timings["total"] = time.perf_counter() - start
+    warnings = [*anatomy_record.pop("warnings", ()), *([faint] if faint else [])]
 
     return Rig.from_vocabulary(
         mesh,
@@ -248,6 +251,7 @@ def rig_mesh(
         lid_gains=lid_gains,
         lip_gains=lip_gains,
         device=str(packaged.device),
+        warnings=warnings,
         **anatomy_record,
     )
 
