@@ -7,7 +7,10 @@ logs, never inside an output file, so two runs on the same head write byte-ident
 from __future__ import annotations
 
 import dataclasses
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 
 @dataclass(frozen=True)
@@ -48,3 +51,26 @@ class RigTimings:
     def to_dict(self) -> dict[str, float]:
         """{step: seconds rounded to the microsecond}, in :meth:`phases` order."""
         return {name: round(getattr(self, name), 6) for name in self.phases()}
+
+
+class Stopwatch:
+    """Times the steps of one run into a :class:`RigTimings`, so a pipeline says which step it is in, not how
+    to read a clock: ``with watch("network"): ...``, then ``watch.timings()``. A step timed twice adds up."""
+
+    def __init__(self) -> None:
+        self._start = time.perf_counter()
+        self._seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, step: str) -> Iterator[None]:
+        if step not in RigTimings.phases() or step == "total":
+            raise ValueError(f"not a step of RigTimings: {step!r}")
+        tick = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._seconds[step] = self._seconds.get(step, 0.0) + time.perf_counter() - tick
+
+    def timings(self) -> RigTimings:
+        """The steps timed so far, and ``total`` from the stopwatch's creation to now."""
+        return RigTimings(**self._seconds, total=time.perf_counter() - self._start)

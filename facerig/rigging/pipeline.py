@@ -7,7 +7,6 @@ poses of the vocabulary then run as one batched pass.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,9 +16,9 @@ from facerig.anatomy.constrain import constrain_to_anatomy
 from facerig.anatomy.contact import eye_patches, seal_lips
 from facerig.anatomy.contact import close_lids as close_eyelids
 from facerig.anatomy.rigid_parts import find_rigid_parts
-from facerig.anatomy.eyes import find_eyeballs, turn_eyeballs
+from facerig.anatomy.eyes import Eyeball, find_eyeballs, turn_eyeballs
 from facerig.anatomy.shells import bind_shells, find_eye_shells
-from facerig.canonical.frame import canonical_frame
+from facerig.canonical.frame import CanonicalFrame, canonical_frame
 from facerig.mesh import Mesh
 from facerig.nn.model import PackagedModel, default_model_path, select_device
 from facerig.nn.operators import Operators, get_operators, mirrored_operators
@@ -27,6 +26,7 @@ from facerig.rig import Rig
 from facerig.rigging.checks import faint_rig_message
 from facerig.rigging.proxy import (
     PROXY_MIN_VERTICES,
+    Proxy,
     build_proxy,
     carry_shapes,
     check_memory_budget,
@@ -34,7 +34,7 @@ from facerig.rigging.proxy import (
     eyeball_rows,
     gaze_rows,
 )
-from facerig.timings import RigTimings
+from facerig.timings import Stopwatch
 from facerig.vocabulary import Vocabulary, load_vocabulary, mirror_permutation
 
 # Above this many vertices the eigenbasis is solved on a coarser vertex set and carried to all vertices
@@ -105,133 +105,104 @@ def rig_mesh(
     Returns:
         A :class:`Rig` whose deltas are in the input's own units and axes.
     """
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
-    if not isinstance(mesh, Mesh):
-        from facerig.io import load_mesh
+    watch = Stopwatch()
+    with watch("load"):
+        if not isinstance(mesh, Mesh):
+            from facerig.io import load_mesh
 
-        mesh = load_mesh(mesh)
-    timings["load"] = time.perf_counter() - start
-
-    tick = time.perf_counter()
-    packaged = load_model(model, device)
-    vocabulary = vocabulary or load_vocabulary()
-    timings["model_load"] = time.perf_counter() - tick
+            mesh = load_mesh(mesh)
+    with watch("model_load"):
+        packaged = load_model(model, device)
+        vocabulary = vocabulary or load_vocabulary()
 
     # Refuse a head whose rig cannot fit before anything per-vertex is built.
     check_memory_budget(mesh, len(vocabulary.shape_names), memory_budget)
 
-    tick = time.perf_counter()
-    # The network sees the welded surface (facerig.geometry.weld); every copy of a point gets its offset.
-    surface, to_surface = mesh.welded.surface, mesh.welded.to_surface
-    weld_s = time.perf_counter() - tick
+    with watch("canonicalize"):
+        # The network sees the welded surface (facerig.geometry.weld); every copy of a point gets its offset.
+        surface, to_surface = mesh.welded.surface, mesh.welded.to_surface
+    with watch("proxy"):
+        # A dense head is rigged on a proxy (facerig.rigging.proxy); `rigged` is the surface the network sees.
+        proxy = build_proxy(surface) if surface.n_vertices > proxy_min_vertices else None
+        rigged = surface if proxy is None else proxy.surface
+    with watch("canonicalize"):
+        # A proxy has the dense head's shape, so its frame is the head's at a fraction of the sphere fits' cost.
+        frame = canonical_frame(mesh if proxy is None else rigged, up=up, front=front)
+        canonical_vertices = frame.to_canonical(rigged.vertices).astype(np.float32)
 
-    tick = time.perf_counter()
-    # A dense head is rigged on a proxy (facerig.rigging.proxy); `rigged` is the surface the network sees.
-    proxy = build_proxy(surface) if surface.n_vertices > proxy_min_vertices else None
-    rigged = surface if proxy is None else proxy.surface
-    timings["proxy"] = time.perf_counter() - tick
+    with watch("operators"):
+        operators = get_operators(
+            canonical_vertices,
+            rigged.triangles,
+            k_eig=packaged.k_eig,
+            cache_dir=cache_dir,
+            # A proxy gets the exact eigen-solve (about a second at 5k vertices): the coarse space returned 61 of 128
+            # eigenpairs on the proxy of the once-subdivided ICT head.
+            eig_max_vertices=EIG_MAX_VERTICES if proxy is None else None,
+        )
 
-    tick = time.perf_counter()
-    # A proxy has the dense head's shape, so its frame is the head's at a fraction of the sphere fits' cost.
-    frame = canonical_frame(mesh if proxy is None else rigged, up=up, front=front)
-    canonical_vertices = frame.to_canonical(rigged.vertices).astype(np.float32)
-    timings["canonicalize"] = weld_s + time.perf_counter() - tick
+    with watch("network"):
+        activations, row_names = vocabulary.activations()  # (1 + A + C, A): neutral, singles, combinations
+        activations = packaged.align_activations(activations, vocabulary.action_names)
+        if mirror_average:
+            predicted = predict_mirror_averaged(packaged, canonical_vertices, rigged.triangles, operators,
+                                                activations, chunk_size=chunk_size)
+        else:
+            predicted = packaged.predict(canonical_vertices, operators, activations, chunk_size=chunk_size)
+        floor = packaged.offset_floor if offset_floor is None else float(offset_floor)
+        predicted = shrink_offsets(predicted - predicted[row_names.index("neutral")], floor)  # (R, V, 3)
+        faint = faint_rig_message(predicted, activations, mesh.name or "mesh")
 
-    tick = time.perf_counter()
-    operators = get_operators(
-        canonical_vertices,
-        rigged.triangles,
-        k_eig=packaged.k_eig,
-        cache_dir=cache_dir,
-        # A proxy gets the exact eigen-solve (about a second at 5k vertices): the coarse space returned 61 of 128
-        # eigenpairs on the proxy of the once-subdivided ICT head.
-        eig_max_vertices=EIG_MAX_VERTICES if proxy is None else None,
-    )
-    timings["operators"] = time.perf_counter() - tick
-
-    tick = time.perf_counter()
-    activations, row_names = vocabulary.activations()  # (1 + A + C, A): neutral, singles, combinations
-    activations = packaged.align_activations(activations, vocabulary.action_names)
-    if mirror_average:
-        predicted = predict_mirror_averaged(packaged, canonical_vertices, rigged.triangles, operators, activations,
-                                            chunk_size=chunk_size)
-    else:
-        predicted = packaged.predict(canonical_vertices, operators, activations, chunk_size=chunk_size)  # (R, V, 3)
-    floor = packaged.offset_floor if offset_floor is None else float(offset_floor)
-    predicted = shrink_offsets(predicted - predicted[row_names.index("neutral")], floor)
-    faint = faint_rig_message(predicted, activations, mesh.name or "mesh")
-    timings["network"] = time.perf_counter() - tick
-
-    tick = time.perf_counter()
-    eyeballs = (find_eyeballs(canonical_vertices, rigged.component_labels)
-                if turn_eyes or bind_eye_shells or close_lids else ())
-    if turn_eyes:
-        predicted = turn_eyeballs(predicted, canonical_vertices, eyeballs, activations, packaged.action_names,
-                                  degrees=packaged.gaze_degrees)
-    shells = find_eye_shells(canonical_vertices, rigged.component_labels, eyeballs) if bind_eye_shells else None
-    predicted = bind_shells(predicted, shells)
-    dense_canonical, dense_eyes = None, ()
-    if proxy is not None and eyeballs and (turn_eyes or close_lids):
-        dense_canonical = frame.to_canonical(surface.vertices)
-        dense_eyes = dense_eyeballs(proxy, surface.component_labels, dense_canonical, eyeballs)
-    lid_gains: dict[str, float] = {}
-    if close_lids:
-        skin = rigged.welded.skin[rigged.welded.to_surface]
-        # On a proxy, blinks are measured on the dense head (its lid margin is what the user sees).
-        dense = () if dense_canonical is None else eye_patches(
-            dense_canonical, surface.triangles, surface.welded.skin[surface.welded.to_surface], dense_eyes,
-            proxy.carry)
-        predicted, lid_gains = close_eyelids(predicted, canonical_vertices, rigged.triangles, eyeballs, skin,
-                                             activations, packaged.action_names, dense=dense)
-    timings["eyes"] = time.perf_counter() - tick
-    tick = time.perf_counter()
-    # On a proxy the parts are the proxy's pieces (a rigid motion carried back barycentrically stays rigid).
-    to_rigged = to_surface if proxy is None else np.arange(rigged.n_vertices)
-    anatomy_record: dict = {}
-    lip_gains: dict[str, float] = {}
-    if anatomy:
-        parts = find_rigid_parts(canonical_vertices, rigged.triangles, rigged.component_labels, eyeballs)
-        predicted, anatomy_record = constrain_to_anatomy(predicted, canonical_vertices, rigged, eyeballs, to_rigged,
-                                                         parts)
+    with watch("eyes"):
+        eyeballs = (find_eyeballs(canonical_vertices, rigged.component_labels)
+                    if turn_eyes or bind_eye_shells or close_lids else ())
+        if turn_eyes:
+            predicted = turn_eyeballs(predicted, canonical_vertices, eyeballs, activations, packaged.action_names,
+                                      degrees=packaged.gaze_degrees)
+        shells = find_eye_shells(canonical_vertices, rigged.component_labels, eyeballs) if bind_eye_shells else None
+        predicted = bind_shells(predicted, shells)
+        dense_canonical, dense_eyes = None, ()
+        if proxy is not None and eyeballs and (turn_eyes or close_lids):
+            dense_canonical = frame.to_canonical(surface.vertices)
+            dense_eyes = dense_eyeballs(proxy, surface.component_labels, dense_canonical, eyeballs)
+        lid_gains: dict[str, float] = {}
         if close_lids:
-            interior = np.zeros(rigged.n_vertices, bool)
-            interior[np.concatenate([parts.upper, parts.lower])] = True
-            predicted, lip_gains = seal_lips(predicted, canonical_vertices, rigged.triangles, interior,
-                                             rigged.welded.skin[rigged.welded.to_surface], activations,
-                                             packaged.action_names)
-    timings["anatomy"] = time.perf_counter() - tick
+            skin = rigged.welded.skin[rigged.welded.to_surface]
+            # On a proxy, blinks are measured on the dense head (its lid margin is what the user sees).
+            dense = () if dense_canonical is None else eye_patches(
+                dense_canonical, surface.triangles, surface.welded.skin[surface.welded.to_surface], dense_eyes,
+                proxy.carry)
+            predicted, lid_gains = close_eyelids(predicted, canonical_vertices, rigged.triangles, eyeballs, skin,
+                                                 activations, packaged.action_names, dense=dense)
 
-    tick = time.perf_counter()
-    shapes = frame.deltas_from_canonical(assemble_deltas(predicted, row_names, vocabulary)).astype(np.float32)
-    del predicted
-    if proxy is None:
-        blendshape_deltas = shapes[:, to_surface]
-        shell_vertices = np.zeros(0, np.int64) if shells is None else shells.vertices
-    else:
-        # The output is allocated once, in float32, and filled shape by shape (facerig.rigging.proxy).
-        blendshape_deltas = carry_shapes(shapes, proxy.carry_to(to_surface),
-                                         np.empty((len(shapes), mesh.n_vertices, 3), np.float32))
-        if turn_eyes and eyeballs:  # gaze stays an exact rotation on every dense eyeball vertex
-            eyeballs = dense_eyes
-            eye_vertices, eye_rows = eyeball_rows(dense_canonical, eyeballs, activations, packaged.action_names,
-                                                  packaged.gaze_degrees)
-            # Only the shapes of rows that turn the eyes move them (a few of 95); on the others they stay still.
-            turning = gaze_rows(activations, packaged.action_names, packaged.gaze_degrees)
-            moving = [name for name in vocabulary.shape_names if turning[row_names.index(name)]]
-            eye_shapes = frame.deltas_from_canonical(assemble_deltas(eye_rows, row_names, vocabulary, moving))
-            on_eye = np.full(surface.n_vertices, -1, np.int64)
-            on_eye[eye_vertices] = np.arange(len(eye_vertices))
-            copies = np.flatnonzero(on_eye[to_surface] >= 0)
-            eye_of_copy = on_eye[to_surface[copies]]
-            for index, name in enumerate(vocabulary.shape_names):
-                blendshape_deltas[index, copies] = (eye_shapes[moving.index(name), eye_of_copy] if name in moving
-                                                    else 0.0)
-        shell_pieces = (np.zeros(0, np.int64) if shells is None
-                        else surface.component_labels[proxy.dense_vertices[shells.vertices]])
-        shell_vertices = np.flatnonzero(np.isin(surface.component_labels, shell_pieces))
-    timings["assemble"] = time.perf_counter() - tick
-    timings["total"] = time.perf_counter() - start
+    with watch("anatomy"):
+        # On a proxy the parts are the proxy's pieces (a rigid motion carried back barycentrically stays rigid).
+        to_rigged = to_surface if proxy is None else np.arange(rigged.n_vertices)
+        anatomy_record: dict = {}
+        lip_gains: dict[str, float] = {}
+        if anatomy:
+            parts = find_rigid_parts(canonical_vertices, rigged.triangles, rigged.component_labels, eyeballs)
+            predicted, anatomy_record = constrain_to_anatomy(predicted, canonical_vertices, rigged, eyeballs,
+                                                             to_rigged, parts)
+            if close_lids:
+                interior = np.zeros(rigged.n_vertices, bool)
+                interior[np.concatenate([parts.upper, parts.lower])] = True
+                predicted, lip_gains = seal_lips(predicted, canonical_vertices, rigged.triangles, interior,
+                                                 rigged.welded.skin[rigged.welded.to_surface], activations,
+                                                 packaged.action_names)
+
+    with watch("assemble"):
+        shapes = frame.deltas_from_canonical(assemble_deltas(predicted, row_names, vocabulary)).astype(np.float32)
+        del predicted
+        if proxy is None:
+            blendshape_deltas = shapes[:, to_surface]
+            shell_vertices = np.zeros(0, np.int64) if shells is None else shells.vertices
+        else:
+            blendshape_deltas = _carry_to_dense(shapes, proxy, mesh, frame, dense_eyes if turn_eyes else (),
+                                                dense_canonical, activations, row_names, vocabulary, packaged)
+            shell_pieces = (np.zeros(0, np.int64) if shells is None
+                            else surface.component_labels[proxy.dense_vertices[shells.vertices]])
+            shell_vertices = np.flatnonzero(np.isin(surface.component_labels, shell_pieces))
     warnings = [*anatomy_record.pop("warnings", ()), *([faint] if faint else [])]
 
     return Rig.from_vocabulary(
@@ -241,7 +212,7 @@ def rig_mesh(
         method="network",
         frame=frame,
         eyeballs_turned=len(eyeballs) if turn_eyes else 0,
-        timings=RigTimings(**timings),
+        timings=watch.timings(),
         model_id=packaged.model_id,
         model_name=packaged.name,
         eye_shell_vertices=int(np.count_nonzero(np.isin(to_surface, shell_vertices))),
@@ -254,6 +225,35 @@ def rig_mesh(
         warnings=warnings,
         **anatomy_record,
     )
+
+
+def _carry_to_dense(
+    shapes: np.ndarray, proxy: Proxy, mesh: Mesh, frame: CanonicalFrame, dense_eyes: tuple[Eyeball, ...],
+    dense_canonical: np.ndarray | None, activations: np.ndarray, row_names: list[str], vocabulary: Vocabulary,
+    packaged: PackagedModel,
+) -> np.ndarray:
+    """A proxy rig's shapes (S, P, 3) on every vertex of ``mesh`` (S, N, 3), with gaze an exact rotation of each
+    dense eyeball (``dense_eyes``: empty when the eyes are not turned).
+
+    The output is allocated once, in float32, and filled shape by shape (:func:`facerig.rigging.proxy.carry_shapes`).
+    """
+    surface, to_surface = mesh.welded.surface, mesh.welded.to_surface
+    out = carry_shapes(shapes, proxy.carry_to(to_surface), np.empty((len(shapes), mesh.n_vertices, 3), np.float32))
+    if not dense_eyes:
+        return out
+    eye_vertices, eye_rows = eyeball_rows(dense_canonical, dense_eyes, activations, packaged.action_names,
+                                          packaged.gaze_degrees)
+    # Only the shapes of rows that turn the eyes move them (a few of 95); on the others they stay still.
+    turning = gaze_rows(activations, packaged.action_names, packaged.gaze_degrees)
+    moving = [name for name in vocabulary.shape_names if turning[row_names.index(name)]]
+    eye_shapes = frame.deltas_from_canonical(assemble_deltas(eye_rows, row_names, vocabulary, moving))
+    on_eye = np.full(surface.n_vertices, -1, np.int64)
+    on_eye[eye_vertices] = np.arange(len(eye_vertices))
+    copies = np.flatnonzero(on_eye[to_surface] >= 0)
+    eye_of_copy = on_eye[to_surface[copies]]
+    for index, name in enumerate(vocabulary.shape_names):
+        out[index, copies] = eye_shapes[moving.index(name), eye_of_copy] if name in moving else 0.0
+    return out
 
 
 def predict_mirror_averaged(
