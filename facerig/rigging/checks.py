@@ -42,7 +42,8 @@ def faint_rig_message(predicted: np.ndarray, activations: np.ndarray, name: str)
     if peak >= FAINT_MEDIAN_PEAK:
         return None
     message = (f"{name}: the network barely moves this head (median largest offset per action {peak:.3f} cranium "
-               f"radii; 0.05-0.09 on the heads it learned from), so it looks unlike them. Check the contact sheet "
-               f"(facerig preview); --method transfer, or fine-tuning on a rig of this style, may serve better.")
+               f"radii; 0.05-0.09 on held-out human heads with the bundled model), so it looks unlike the heads it "
+               f"learned from. Check the contact sheet (facerig preview); --method transfer, or fine-tuning on a rig "
+               f"of this style, may serve better.")
     warnings.warn(message, FaintRigWarning, stacklevel=3)
     return message

@@ -27,7 +27,7 @@ import numpy as np
 
 from facerig.errors import DatasetError
 from facerig.geometry import fan_triangles
-from facerig.trainer.assets import FileStream, archive_files, source_files
+from facerig.trainer.assets import FileStream, archive_files, read_capped, source_files
 
 __all__ = [
     "EXPRESSION_NAMES",
@@ -204,9 +204,9 @@ def _folder_files(folder: Path) -> FileStream:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise DatasetError(f"FaceXModel folder lacks {missing[0]}{more}", folder)
     for name in required_files():
-        yield name, (folder / name).read_bytes()
+        yield name, read_capped(folder / name, name, folder)
     if (folder.parent / LICENCE_FILE).is_file():
-        yield LICENCE_FILE, (folder.parent / LICENCE_FILE).read_bytes()
+        yield LICENCE_FILE, read_capped(folder.parent / LICENCE_FILE, LICENCE_FILE, folder.parent)
 
 
 def _archive_files(archive_path: Path) -> FileStream:

@@ -34,7 +34,7 @@ import numpy as np
 
 from facerig.errors import DatasetError
 from facerig.geometry import fan_triangles
-from facerig.trainer.assets import FileStream, archive_files, source_files
+from facerig.trainer.assets import FileStream, archive_files, read_capped, source_files
 from facerig.trainer.ict import PolygonModel
 from facerig.trainer.source import RiggedSource
 
@@ -78,7 +78,6 @@ _ETHNICITIES = ("african", "asian", "caucasian")
 _LEVELS = ("min", "average", "max")
 # Bounds on what a source may hold (the assets have 19,158 vertices and about 700 targets).
 _MAX_VERTICES = 200_000
-_MAX_FILE_BYTES = 64 << 20
 _MAX_TARGETS = 5_000
 FACS_MAP_FILE = Path(__file__).resolve().parent.parent / "data" / "makehuman_facs.json"
 
@@ -94,9 +93,7 @@ def _folder_files(folder: Path) -> FileStream:
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder).as_posix()
         if path.is_file() and not path.is_symlink() and _wanted(relative):
-            if path.stat().st_size > _MAX_FILE_BYTES:
-                raise DatasetError(f"{relative} is larger than {_MAX_FILE_BYTES >> 20} MB", folder)
-            yield relative, path.read_bytes()
+            yield relative, read_capped(path, relative, folder)
 
 
 def _archive_files(archive_path: Path) -> FileStream:
@@ -109,8 +106,6 @@ def _archive_files(archive_path: Path) -> FileStream:
         relative = "/".join(parts[1:])
         if not _wanted(relative):
             return None
-        if member.size > _MAX_FILE_BYTES:
-            raise DatasetError(f"{relative} is larger than {_MAX_FILE_BYTES >> 20} MB", archive_path)
         return relative
 
     return archive_files(archive_path, pick)
