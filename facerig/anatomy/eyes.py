@@ -16,42 +16,25 @@ training data used (``gaze_degrees`` in its ``model.json``, :data:`GAZE_DEGREES`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from facerig.geometry import fit_sphere
+from facerig.geometry import SpherePart, sphere_parts
 
 GAZE_DEGREES = 25.0
 # action -> (canonical axis, sign) of its rotation; +X is the character's left, +Y up, +Z the face's front
 GAZE_ROTATIONS = {"EyesLookLeft": (1, 1.0), "EyesLookRight": (1, -1.0), "EyesLookUp": (0, -1.0),
                   "EyesLookDown": (0, 1.0)}
 
-# What counts as an eyeball, in canonical units (the cranium radius is 1; ICT's eyeballs are 0.158).
-MIN_VERTICES = 20  # enough to tell a sphere; smaller sphere-like pieces only join an eye they are concentric with
-MIN_PIECE_VERTICES = 6
+# What counts as an eyeball, in canonical units (the cranium radius is 1; ICT's eyeballs are 0.158); what counts as
+# a sphere at all is :func:`facerig.geometry.sphere_parts`'.
 RADIUS_RANGE = (0.05, 0.3)
-MAX_SPHERE_RESIDUAL = 0.08  # RMS distance to the fitted sphere / radius: the cornea's bulge is about 0.03
-MAX_DIRECTION_BIAS = 0.4  # |mean unit direction from the centre|: 0 for a whole sphere, ~0.5 for a hemisphere
-CONCENTRIC = 0.25  # centres closer than this many radii: pieces of one eye
 MAX_RADIUS_MISMATCH = 0.25  # relative difference of the two radii
 MAX_MIRROR_OFFSET = 1.0  # distance between one centre and the other's mirror image across X = 0, in radii
 
 
-@dataclass(frozen=True, eq=False)
-class Eyeball:
-    """One eyeball of a head.
-
-    Attributes:
-        vertices: (N,) int64 indices of its vertices in the mesh it was found on.
-        centre: (3,) float64 centre of the fitted sphere, in that mesh's coordinates.
-        radius: radius of the fitted sphere.
-    """
-
-    vertices: np.ndarray
-    centre: np.ndarray
-    radius: float
+Eyeball = SpherePart  # an eyeball is a sphere-like part of an eye's size
 
 
 def axis_rotation(axis: int, radians: float) -> np.ndarray:
@@ -87,46 +70,11 @@ def find_eyeballs(canonical_vertices: np.ndarray, component_labels: np.ndarray) 
 
 
 def sphere_like_parts(canonical_vertices: np.ndarray, component_labels: np.ndarray) -> list[Eyeball]:
-    """Everything that could be an eyeball, paired or not: closed, sphere-like components of an eye's size,
-    concentric ones merged into one (a sclera shell around an iris piece). Args as for :func:`find_eyeballs`.
+    """Everything that could be an eyeball, paired or not: closed, sphere-like components of an eye's size
+    (:data:`RADIUS_RANGE`), concentric ones merged into one (a sclera shell around an iris piece). Args as for
+    :func:`find_eyeballs`.
     """
-    candidates = []
-    order = np.argsort(component_labels, kind="stable")
-    starts = np.flatnonzero(np.diff(component_labels[order], prepend=-1))
-    for vertices in np.split(order, starts[1:]):
-        if len(vertices) < MIN_PIECE_VERTICES:
-            continue
-        points = canonical_vertices[vertices].astype(np.float64)
-        centre, radius = fit_sphere(points)
-        if not RADIUS_RANGE[0] <= radius <= RADIUS_RANGE[1]:
-            continue
-        offsets = points - centre
-        distances = np.linalg.norm(offsets, axis=1)
-        if np.sqrt(np.mean((distances - radius) ** 2)) > MAX_SPHERE_RESIDUAL * radius:
-            continue
-        if np.linalg.norm((offsets / distances[:, None]).mean(axis=0)) > MAX_DIRECTION_BIAS:
-            continue  # a cap or a shell around the eye, not a whole eyeball
-        candidates.append(Eyeball(vertices, centre, radius))
-    return _merge_concentric(candidates, canonical_vertices)
-
-
-def _merge_concentric(candidates: list[Eyeball], canonical_vertices: np.ndarray) -> list[Eyeball]:
-    """One eyeball per group of concentric spheres: an eye is often a sclera shell around an iris/lens piece."""
-    groups: list[list[Eyeball]] = []
-    for eye in sorted(candidates, key=lambda candidate: -len(candidate.vertices)):
-        for group in groups:
-            if np.linalg.norm(group[0].centre - eye.centre) < CONCENTRIC * min(group[0].radius, eye.radius):
-                group.append(eye)
-                break
-        else:
-            if len(eye.vertices) >= MIN_VERTICES:
-                groups.append([eye])
-    merged = []
-    for group in groups:
-        vertices = np.sort(np.concatenate([eye.vertices for eye in group]))
-        centre, radius = fit_sphere(canonical_vertices[vertices].astype(np.float64))
-        merged.append(Eyeball(vertices, centre, radius))
-    return merged
+    return sphere_parts(canonical_vertices, component_labels, RADIUS_RANGE)
 
 
 def gaze_rotation(activation: np.ndarray, action_names: Sequence[str], degrees: float = GAZE_DEGREES) -> np.ndarray:

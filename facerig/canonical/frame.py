@@ -215,7 +215,7 @@ def choose_axes(mesh: Mesh, up: str | None = None, front: str | None = None) -> 
     """Up and front of a head: the arguments, else the file's statement, else the head's own shape.
 
     The shape is looked at only when neither the arguments nor the file say anything (OBJ and PLY state no axes;
-    glTF, USD and FBX readers always set ``up_axis``): mirror symmetry, the nose and the chin decide
+    glTF, USD and FBX readers always set ``up_axis``): mirror symmetry, the eyeballs, the nose and the chin decide
     (:func:`facerig.canonical.orientation.detect_orientation`); a head whose shape does not decide keeps the default
     +Y up, +Z front, flagged as a guess.
     """

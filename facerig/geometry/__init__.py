@@ -5,7 +5,7 @@ sphere) for tests and benchmarks."""
 
 from facerig.geometry.closest import SurfaceIndex, closest_points
 from facerig.geometry.components import connected_components, largest_area_component
-from facerig.geometry.sphere import SphereFitter, fit_sphere
+from facerig.geometry.sphere import SphereFitter, SpherePart, fit_sphere, sphere_parts
 from facerig.geometry.triangles import (
     closest_point_on_triangles,
     cross_rows,
@@ -22,6 +22,7 @@ from facerig.geometry.weld import WELD_TOLERANCE, coincident_points, skin_mask, 
 __all__ = [
     "WELD_TOLERANCE",
     "SphereFitter",
+    "SpherePart",
     "SurfaceIndex",
     "closest_point_on_triangles",
     "closest_points",
@@ -32,6 +33,7 @@ __all__ = [
     "face_normals",
     "fan_triangles",
     "fit_sphere",
+    "sphere_parts",
     "largest_area_component",
     "norm_rows",
     "triangle_quality",

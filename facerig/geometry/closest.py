@@ -8,20 +8,25 @@ from scipy.spatial import cKDTree
 
 from facerig.geometry.triangles import closest_point_on_triangles, face_normals, norm_rows
 
-__all__ = ["SurfaceIndex", "closest_points"]
+__all__ = ["SurfaceIndex", "closest_points", "triangle_samples"]
 
 
-def _triangle_samples(tri_xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Points covering every triangle: (S,) owner triangle, (S, 3) positions, covering radius h.
+def triangle_samples(tri_xyz: np.ndarray, step: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Points covering every triangle, independent of how it is tessellated: (S,) owner triangle, (S, 3)
+    positions, covering radius h. Deterministic.
 
-    A triangle is split into n² similar sub-triangles, n = ⌈longest edge / median longest edge⌉, and each
-    sub-triangle contributes its centroid. A point of a sub-triangle is within 2/3 of a median, hence
-    within 2/3 of the sub-triangle's longest edge, of that centroid. Corners are never samples, so the
-    k nearest samples come from about k different triangles.
+    A triangle is split into n² similar sub-triangles, n = ⌈longest edge / step⌉, and each sub-triangle
+    contributes its centroid. A point of a sub-triangle is within 2/3 of a median, hence within 2/3 of the
+    sub-triangle's longest edge, of that centroid. Corners are never samples, so the k nearest samples come
+    from about k different triangles.
+
+    Args:
+        tri_xyz: (F, 3, 3) triangle corners.
+        step: the largest sub-triangle edge; default the lower quartile of the triangles' longest edges.
     """
     edges = np.linalg.norm(tri_xyz - np.roll(tri_xyz, 1, axis=1), axis=2)  # (F, 3)
     longest = edges.max(axis=1)
-    step = max(float(np.quantile(longest, 0.25)), 1e-12)
+    step = max(float(np.quantile(longest, 0.25)) if step is None else float(step), 1e-12)
     levels = np.maximum(np.ceil(longest / step).astype(np.int64), 1)
     spacing = float((longest / levels).max()) * 2.0 / 3.0
     owners, points = [], []
@@ -56,7 +61,7 @@ class SurfaceIndex:
         self.vertices = np.asarray(vertices, np.float64)
         self.triangles = np.asarray(triangles, np.int64)
         self._tri_xyz = self.vertices[self.triangles]  # (F, 3, 3)
-        self._owner, samples, self._spacing = _triangle_samples(self._tri_xyz)
+        self._owner, samples, self._spacing = triangle_samples(self._tri_xyz)
         self._grouped = triangle_groups is not None
         if self._grouped:
             # Groups become a 4th coordinate far apart, so one tree answers every group and the

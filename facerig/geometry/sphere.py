@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-__all__ = ["SphereFitter", "fit_sphere"]
+__all__ = ["SphereFitter", "SpherePart", "fit_sphere", "sphere_parts"]
 
 # A fit whose normal equations are this badly conditioned has no unique sphere (coplanar or collinear
 # points). Refusing it, instead of trusting whatever the LAPACK kernel returns for a singular system, keeps
 # the result the same on every CPU.
 MAX_CONDITION = 1e10
+
+# What counts as a sphere-like part (an eyeball, found by :func:`sphere_parts`).
+MIN_VERTICES = 20  # enough to tell a sphere; smaller sphere-like pieces only join a part they are concentric with
+MIN_PIECE_VERTICES = 6
+MAX_SPHERE_RESIDUAL = 0.08  # RMS distance to the fitted sphere / radius: a cornea's bulge is about 0.03
+MAX_DIRECTION_BIAS = 0.4  # |mean unit direction from the centre|: 0 for a whole sphere, ~0.5 for a hemisphere
+CONCENTRIC = 0.25  # centres closer than this many radii: pieces of one part
 
 
 class SphereFitter:
@@ -55,3 +64,68 @@ class SphereFitter:
 def fit_sphere(points: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Least-squares sphere of (N, 3) points: (centre, radius), NaN when the points do not fix one."""
     return SphereFitter(points, weights).fit()
+
+
+@dataclass(frozen=True, eq=False)
+class SpherePart:
+    """A closed, sphere-like part of a mesh (an eyeball).
+
+    Attributes:
+        vertices: (N,) int64 indices of its vertices in the mesh it was found on.
+        centre: (3,) float64 centre of the fitted sphere, in that mesh's coordinates.
+        radius: radius of the fitted sphere.
+    """
+
+    vertices: np.ndarray
+    centre: np.ndarray
+    radius: float
+
+
+def sphere_parts(points: np.ndarray, component_labels: np.ndarray,
+                 radius_range: tuple[float, float]) -> list[SpherePart]:
+    """Closed, sphere-like components whose radius lies in ``radius_range``, concentric ones merged into one
+    (an eyeball's sclera shell around its iris piece).
+
+    Args:
+        points: (V, 3) vertex positions, in the units of ``radius_range``.
+        component_labels: (V,) int connected component of each vertex, with vertices split along UV or normal
+            seams counted as one (:attr:`Mesh.component_labels` of a welded mesh).
+        radius_range: (smallest, largest) radius of a part.
+    """
+    candidates = []
+    order = np.argsort(component_labels, kind="stable")
+    starts = np.flatnonzero(np.diff(component_labels[order], prepend=-1))
+    for vertices in np.split(order, starts[1:]):
+        if len(vertices) < MIN_PIECE_VERTICES:
+            continue
+        piece = points[vertices].astype(np.float64)
+        centre, radius = fit_sphere(piece)
+        if not radius_range[0] <= radius <= radius_range[1]:
+            continue
+        offsets = piece - centre
+        distances = np.linalg.norm(offsets, axis=1)
+        if np.sqrt(np.mean((distances - radius) ** 2)) > MAX_SPHERE_RESIDUAL * radius:
+            continue
+        if np.linalg.norm((offsets / distances[:, None]).mean(axis=0)) > MAX_DIRECTION_BIAS:
+            continue  # a cap or a shell around a sphere (the eye socket's lining), not a whole sphere
+        candidates.append(SpherePart(vertices, centre, radius))
+    return _merge_concentric(candidates, points)
+
+
+def _merge_concentric(candidates: list[SpherePart], points: np.ndarray) -> list[SpherePart]:
+    """One part per group of concentric spheres: an eye is often a sclera shell around an iris/lens piece."""
+    groups: list[list[SpherePart]] = []
+    for part in sorted(candidates, key=lambda candidate: -len(candidate.vertices)):
+        for group in groups:
+            if np.linalg.norm(group[0].centre - part.centre) < CONCENTRIC * min(group[0].radius, part.radius):
+                group.append(part)
+                break
+        else:
+            if len(part.vertices) >= MIN_VERTICES:
+                groups.append([part])
+    merged = []
+    for group in groups:
+        vertices = np.sort(np.concatenate([part.vertices for part in group]))
+        centre, radius = fit_sphere(points[vertices].astype(np.float64))
+        merged.append(SpherePart(vertices, centre, radius))
+    return merged

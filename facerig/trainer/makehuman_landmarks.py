@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facerig.anatomy.eyes import fit_sphere
+from facerig.geometry import fit_sphere
 from facerig.fileio import write_bytes_atomic
 
 LANDMARKS_FILE = Path(__file__).resolve().parent.parent / "data" / "makehuman_landmarks.json"

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from facerig.anatomy.eyes import GAZE_ROTATIONS, axis_rotation, fit_sphere
+from facerig.anatomy.eyes import GAZE_ROTATIONS, axis_rotation
+from facerig.geometry import fit_sphere
 from facerig.trainer.ict import PARTS, REGIONS, ICTModel
 
 if TYPE_CHECKING:

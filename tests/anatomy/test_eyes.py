@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from facerig import load_mesh
-from facerig.anatomy.eyes import GAZE_DEGREES, find_eyeballs, fit_sphere, gaze_rotation, turn_eyeballs
+from facerig.anatomy.eyes import GAZE_DEGREES, find_eyeballs, gaze_rotation, turn_eyeballs
+from facerig.geometry import fit_sphere
 from facerig.anatomy.shells import bind_shells, find_eye_shells
 from facerig.canonical.frame import canonical_frame
 from facerig.mesh import Mesh

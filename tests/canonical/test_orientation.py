@@ -70,6 +70,53 @@ def test_a_non_human_head_is_reported_unsure(heads_dir: Path) -> None:
     assert set(found.margins) == {"lateral", "front", "up"}
 
 
+@pytest.fixture(scope="module")
+def sparse_lod(ict_head: Mesh) -> Mesh:
+    """The example head re-meshed to 1,751 vertices, a game LOD: few, uneven vertices on the face's midline."""
+    from facerig.geometry.remesh import RemeshOptions, remesh
+
+    result = remesh(ict_head.vertices, ict_head.triangles, RemeshOptions(budget=1750), np.random.default_rng(0))
+    return Mesh(result.vertices, result.face_vertex_counts, result.face_vertex_indices, name="lod")
+
+
+def test_a_sparse_lod_is_not_turned_upside_down(sparse_lod: Mesh) -> None:
+    """Read from the vertices, this head's midline profile had empty slices on the forehead and was found upside
+    down with confidence 0.41, so it was rigged upside down (and the network barely moved it). The eyeballs above the
+    nose tip now decide, on surface samples that do not depend on the tessellation."""
+    up, front = parse_axis("+Y"), parse_axis("+Z")
+    for rotation in proper_rotations()[::3]:
+        found = detect_orientation(replace(sparse_lod, vertices=sparse_lod.vertices @ rotation.T))
+        assert (found.up, found.front) == (axis_name(rotation @ up), axis_name(rotation @ front)), rotation
+        assert found.confident and found.up_cue == "eyes"
+
+
+def test_without_eyeballs_a_sparse_head_is_found_right_or_reported_unsure(sparse_lod: Mesh) -> None:
+    """The skin alone (eyeballs, teeth and lashes removed) leaves the profile cue: it must not be confidently wrong."""
+    welded = sparse_lod.welded
+    skin_triangles = welded.surface.triangles[welded.skin[welded.surface.triangles].all(axis=1)]
+    skin = Mesh.from_triangles(welded.surface.vertices, skin_triangles, name="skin")
+    found = detect_orientation(skin)
+    assert found.up_cue == "profile"
+    assert (found.up, found.front) == ("+Y", "+Z") or not found.confident
+
+
+def test_another_artists_head_cropped_under_the_chin(makehuman_archive: Path) -> None:
+    """MakeHuman's head ends just under the chin, so the profile falls away about as much on both sides of the
+    nose (the profile cue alone: -Y with confidence 0.10 on the first identity); its eyes decide, in every pose."""
+    from facerig.trainer.dataset import BuildOptions, head_geometry, plan_samples
+    from facerig.trainer.makehuman import MakeHumanSource, load_makehuman
+
+    source = MakeHumanSource(load_makehuman(makehuman_archive))
+    options = BuildOptions(rigged=2, unrigged=0, factor_rigged=1, seed=5)
+    up, front = parse_axis("+Y"), parse_axis("+Z")
+    for spec in plan_samples(options, "mh_")[0]:
+        head = Mesh.from_triangles(head_geometry(source, options, spec), source.triangles, name=spec.name)
+        for rotation in proper_rotations()[::5]:
+            found = detect_orientation(replace(head, vertices=head.vertices @ rotation.T))
+            assert (found.up, found.front) == (axis_name(rotation @ up), axis_name(rotation @ front)), spec.name
+            assert found.confidence > 0.5 and found.up_cue == "eyes"
+
+
 # ---------------------------------------------------------------------------------------------- in the rig
 def _pose_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(S,) cosine between two (S, V, 3) shape stacks, per shape, over all vertices."""

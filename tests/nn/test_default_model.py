@@ -15,7 +15,8 @@ import pytest
 from facerig import load_mesh, rig_mesh
 from facerig.anatomy.contact import closure, lip_seal
 from facerig.anatomy.rigid_parts import find_rigid_parts
-from facerig.anatomy.eyes import find_eyeballs, fit_sphere
+from facerig.anatomy.eyes import find_eyeballs
+from facerig.geometry import fit_sphere
 from facerig.canonical.frame import canonical_frame
 from facerig.mesh import Mesh
 from facerig.rig import Rig

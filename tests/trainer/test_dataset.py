@@ -122,7 +122,7 @@ def test_ground_truth_is_carried_by_barycentric_projection(dataset, ict_model):
 
 
 def test_eyes_look_turns_each_eyeball_about_its_centre(ict_model):
-    from facerig.anatomy.eyes import fit_sphere
+    from facerig.geometry import fit_sphere
     from facerig.trainer.dataset import gaze_deltas
     from facerig.trainer.ict import PARTS
     from facerig.vocabulary import load_vocabulary
