@@ -45,7 +45,7 @@ _AXES = "XYZ"
 _GAZE_CONE = 12.0  # degrees: well inside the lids' opening seen from the eye's centre (about +-20 degrees)
 _LID_REACH = 1.5  # eyeball radii: skin nearer an eye's centre is its lids, which hug the eyeball
 _EYE_RADIUS = (0.02, 0.15)  # an eyeball's radius, as a fraction of the head's size (ICT 0.04, MakeHuman 0.06)
-_MIRROR_QUERIES = 4000  # mirrored points whose median distance to the head scores an axis
+_MIRROR_POINTS = 6000  # about this many surface points score each axis's mirror symmetry
 _SAMPLE_STEP = 1.0 / 50  # surface sample spacing, as a fraction of the head's size (~6 mm on a 33 cm head)
 
 
@@ -184,11 +184,11 @@ def _axis_name(axis: int, sign: float) -> str:
 
 def _lateral_axis(points: np.ndarray) -> tuple[int, float]:
     """The axis across which the head is most mirror-symmetric, and the margin over the next best."""
+    points = points[:: max(1, len(points) // _MIRROR_POINTS)]  # a median needs no more; the tree is the cost
     tree = cKDTree(points)
-    queries = points[:: max(1, len(points) // _MIRROR_QUERIES)]  # a median needs no more, and the tree is costly
     errors = []
     for axis in range(3):
-        mirrored = queries.copy()
+        mirrored = points.copy()
         mirrored[:, axis] *= -1.0
         errors.append(float(np.median(tree.query(mirrored)[0])))
     order = np.argsort(errors)
