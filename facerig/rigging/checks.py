@@ -2,8 +2,9 @@
 
 A network that does not recognise a head does not fail loudly: it moves it faintly. On the heads it learned from
 (ICT-FaceKit and MakeHuman, held out), the median over the 47 actions of each action's largest offset in the finished
-rig is 0.061–0.092 cranium radii with the bundled model (run 10; 0.054–0.090 with run 9); on Suzanne (a cartoon
-monkey) the check measures 0.003 and on the robot 0.007 (its network output, before the eyeballs are turned). Such a
+rig is 0.063–0.095 cranium radii with the bundled model (run 14; run 10: 0.061–0.092); on Suzanne (a cartoon
+monkey) the check measures 0.007 and on the robot's head 0.005 (its network output, before the eyeballs are turned;
+the whole robot, body included, measures 0.030). Such a
 rig looks dead on a contact sheet, so the user is told, with what to do, instead of finding out in animation.
 """
 
@@ -15,7 +16,7 @@ import numpy as np
 
 __all__ = ["FAINT_MEDIAN_PEAK", "FaintRigWarning", "faint_rig_message", "median_peak"]
 
-# Cranium radii (the canonical unit). 2–3.5x under the faintest held-out human head (0.054 with run 9, 0.061 run 10).
+# Cranium radii (the canonical unit). 2–3.5x under the faintest held-out human head (0.061 with run 10, 0.063 run 14).
 FAINT_MEDIAN_PEAK = 0.025
 
 
