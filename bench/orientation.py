@@ -11,7 +11,6 @@ the head is rigged in the wrong frame).
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
 from collections import Counter
 from dataclasses import replace
@@ -23,25 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.markdown_tables import markdown_table  # noqa: E402
+from facerig.canonical.frame import axis_label, axis_rotations  # noqa: E402
 from facerig.canonical.orientation import detect_orientation  # noqa: E402
 from facerig.mesh import Mesh  # noqa: E402
-
-
-def axis_rotations() -> list[np.ndarray]:
-    """The 24 proper rotations that map coordinate axes to coordinate axes."""
-    rotations = []
-    for perm in itertools.permutations(range(3)):
-        for signs in itertools.product((1.0, -1.0), repeat=3):
-            matrix = np.zeros((3, 3))
-            matrix[range(3), perm] = signs
-            if np.linalg.det(matrix) > 0:
-                rotations.append(matrix)
-    return rotations
-
-
-def axis_name(vector: np.ndarray) -> str:
-    axis = int(np.argmax(np.abs(vector)))
-    return ("+" if vector[axis] > 0 else "-") + "XYZ"[axis]
 
 
 def verdict(mesh: Mesh, rotation: np.ndarray) -> str:
@@ -49,7 +32,7 @@ def verdict(mesh: Mesh, rotation: np.ndarray) -> str:
     found = detect_orientation(replace(mesh, vertices=mesh.vertices @ rotation.T))
     if not found.confident:
         return "unsure"
-    truth = (axis_name(rotation @ np.array([0.0, 1.0, 0.0])), axis_name(rotation @ np.array([0.0, 0.0, 1.0])))
+    truth = (axis_label(rotation @ np.array([0.0, 1.0, 0.0])), axis_label(rotation @ np.array([0.0, 0.0, 1.0])))
     return "right" if (found.up, found.front) == truth else "wrong"
 
 

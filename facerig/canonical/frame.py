@@ -36,6 +36,7 @@ Y-up files along +Z (glTF, ICT-FaceKit). A file that states nothing (OBJ, PLY) i
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -221,10 +222,10 @@ def choose_axes(mesh: Mesh, up: str | None = None, front: str | None = None) -> 
     """
     if up is not None or front is not None:
         rotation = axes_rotation(up, front, mesh.up_axis)
-        return AxesChoice(_axis_label(rotation[1]), _axis_label(rotation[2]), "arguments")
+        return AxesChoice(axis_label(rotation[1]), axis_label(rotation[2]), "arguments")
     if mesh.up_axis is not None:
         rotation = axes_rotation(None, None, mesh.up_axis)
-        return AxesChoice(_axis_label(rotation[1]), _axis_label(rotation[2]), "file")
+        return AxesChoice(axis_label(rotation[1]), axis_label(rotation[2]), "file")
     from facerig.canonical.orientation import detect_orientation
 
     found = detect_orientation(mesh)
@@ -233,9 +234,23 @@ def choose_axes(mesh: Mesh, up: str | None = None, front: str | None = None) -> 
     return AxesChoice("+Y", "+Z", "default", round(found.confidence, 4))
 
 
-def _axis_label(axis: np.ndarray) -> str:
+def axis_label(axis: np.ndarray) -> str:
+    """The name ("+Y", "-Z", ...) of the coordinate axis nearest to a (3,) direction; :func:`parse_axis`'s inverse."""
     index = int(np.argmax(np.abs(axis)))
     return ("+" if axis[index] > 0 else "-") + "XYZ"[index]
+
+
+def axis_rotations() -> list[np.ndarray]:
+    """The 24 proper rotations that map coordinate axes to coordinate axes: every pose a DCC export can put a head
+    in, which is what the orientation detector chooses among (its tests and ``bench/orientation.py`` try them all)."""
+    rotations = []
+    for perm in itertools.permutations(range(3)):
+        for signs in itertools.product((1.0, -1.0), repeat=3):
+            matrix = np.zeros((3, 3))
+            matrix[range(3), perm] = signs
+            if np.linalg.det(matrix) > 0:
+                rotations.append(matrix)
+    return rotations
 
 
 def canonical_frame(mesh: Mesh, up: str | None = None, front: str | None = None) -> CanonicalFrame:

@@ -46,6 +46,7 @@ _GAZE_CONE = 12.0  # degrees: well inside the lids' opening seen from the eye's 
 _LID_REACH = 1.5  # eyeball radii: skin nearer an eye's centre is its lids, which hug the eyeball
 _EYE_RADIUS = (0.02, 0.15)  # an eyeball's radius, as a fraction of the head's size (ICT 0.04, MakeHuman 0.06)
 _MIRROR_POINTS = 6000  # about this many surface points score each axis's mirror symmetry
+_MAX_SAMPLES = 200_000  # the most surface points the detector reads (a head at the step has ~50k)
 _SAMPLE_STEP = 1.0 / 50  # surface sample spacing, as a fraction of the head's size (~6 mm on a 33 cm head)
 
 
@@ -169,13 +170,19 @@ def _skin_samples(vertices: np.ndarray, triangles: np.ndarray, skin: np.ndarray)
 
     Why not the vertices: a game LOD or a remeshed scan puts few, unevenly spaced vertices on the midline, and
     the profile and mirror tests then read the tessellation instead of the face (a 1,750-vertex ICT head was
-    found upside down). A mesh already denser than the step keeps one point per triangle.
+    found upside down). A mesh already denser than the step keeps one point per triangle, every
+    :data:`_MAX_SAMPLES`-th of them at most, and a surface folded over and over inside its box (more area than
+    a head has) gets a coarser step instead of an unbounded number of points.
     """
     corners = vertices[triangles[skin[triangles].all(axis=1)]]
     if not len(corners):
         return vertices[skin]
-    size = float(np.ptp(vertices[skin], axis=0).max())
-    return triangle_samples(corners, step=_SAMPLE_STEP * size)[1]
+    step = _SAMPLE_STEP * float(np.ptp(vertices[skin], axis=0).max())
+    longest = np.linalg.norm(corners - np.roll(corners, 1, axis=1), axis=2).max(axis=1)
+    while np.square(np.ceil(longest / step)).sum() > max(_MAX_SAMPLES, len(corners)):  # what triangle_samples makes
+        step *= 1.5
+    points = triangle_samples(corners, step=step)[1]
+    return points[:: max(1, len(points) // _MAX_SAMPLES)]
 
 
 def _axis_name(axis: int, sign: float) -> str:

@@ -647,6 +647,16 @@ def _check_methods(methods: Sequence[str]) -> None:
         raise ConfigError(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
 
 
+def report_path(path: str | Path) -> str:
+    """A path as a report names it: relative to the working directory when it lies under it, else absolute. A report
+    committed from a checkout (``docs/eval``) must not carry one machine's absolute path."""
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def _riggers(model: Any, methods: Sequence[str], vocabulary: Vocabulary, cache_dir: str | Path | None,
              device: str, mirror_average: bool = False) -> tuple[dict[str, Rigger], dict[str, Any]]:
     riggers: dict[str, Rigger] = {}
@@ -659,7 +669,7 @@ def _riggers(model: Any, methods: Sequence[str], vocabulary: Vocabulary, cache_d
                                                  mirror_average=mirror_average)
         info = {"name": packaged.name, "id": packaged.model_id, "mirror_average": mirror_average,
                 "offset_floor": packaged.offset_floor,
-                "source": str(packaged.source) if packaged.source else None}
+                "source": report_path(packaged.source) if packaged.source else None}
     if "transfer" in methods:
         from facerig.rigging.transfer import load_template, rig_by_transfer
 

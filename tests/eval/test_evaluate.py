@@ -230,3 +230,16 @@ def test_eval_rigs_lists_refused_heads_and_needs_one_good_head(heads_dir, tmp_pa
         evaluate_rigs(None, folder, methods=["neutral"])
     assert run(["eval", "--rigs", str(folder), "--dataset", str(folder)]) == 1
     assert "exactly one of --dataset and --rigs" in capsys.readouterr().err
+
+
+def test_a_report_names_a_model_under_the_working_directory_relatively(tmp_path, monkeypatch) -> None:
+    """Reports are committed (docs/eval): the bundled model must not appear as this machine's absolute path."""
+    from facerig.eval.evaluate import report_path
+
+    model_dir = tmp_path / "facerig" / "models" / "default"
+    model_dir.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert report_path(model_dir) == "facerig/models/default"
+    assert report_path("facerig/models/default") == "facerig/models/default"
+    elsewhere = tmp_path.parent / "elsewhere"
+    assert report_path(elsewhere) == str(elsewhere.resolve())  # outside the checkout: absolute, as the user gave it
