@@ -13,6 +13,7 @@ visible eye to close, and nothing here applies to them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,25 +58,56 @@ def visible_fraction(canonical_vertices: np.ndarray, triangles: np.ndarray, eyeb
         eyeball: found on the neutral (its ``vertices`` index ``canonical_vertices``).
         occluder: (V,) bool, the vertices that can hide the eyeball (the skin).
     """
-    target = np.zeros(len(canonical_vertices), bool)
+    return float(visible_fractions(canonical_vertices[None], triangles, eyeball, occluder)[0])
+
+
+def visible_fractions(posed_vertices: np.ndarray, triangles: np.ndarray, eyeball: Eyeball,
+                      occluder: np.ndarray) -> np.ndarray:
+    """:func:`visible_fraction` of each of ``posed_vertices``' (R, V, 3) poses of one surface: (R,)."""
+    target = np.zeros(posed_vertices.shape[1], bool)
     target[eyeball.vertices] = True
-    return front_visible_share(canonical_vertices, triangles, _rays(eyeball), target, occluder)
+    return front_visible_shares(posed_vertices, triangles, _rays(eyeball), target, occluder)
 
 
 def front_visible_share(canonical_vertices: np.ndarray, triangles: np.ndarray, rays: RayGrid,
                         target: np.ndarray, occluder: np.ndarray) -> float:
     """Share of ``rays`` whose first hit from the front is a triangle of ``target`` ((V,) bool, all three corners)
-    rather than of ``occluder`` ((V,) bool); other triangles are transparent.
+    rather than of ``occluder`` ((V,) bool); other triangles are transparent."""
+    return float(front_visible_shares(canonical_vertices[None], triangles, rays, target, occluder)[0])
+
+
+# Bounds on front_visible_shares' memory, whatever the surface (a dense head's patch, a surface folded over the eye):
+# triangle-poses measured in one pass (about 200 bytes each) and (triangle, ray) pairs tested at once (about 150).
+_TRIANGLE_POSES_PER_PASS = 200_000
+_PAIRS_PER_PASS = 400_000
+
+
+def front_visible_shares(posed_vertices: np.ndarray, triangles: np.ndarray, rays: RayGrid,
+                         target: np.ndarray, occluder: np.ndarray) -> np.ndarray:
+    """:func:`front_visible_share` of each of ``posed_vertices``' (R, V, 3) poses of one surface: (R,).
 
     Each triangle is tested only against the grid points inside its bounding box (a z-buffer over the grid), so the
     cost grows with the triangles and the points they cover, not with their product: a dense head's mouth region
-    has thousands of triangles over a thousand rays.
+    has thousands of triangles over a thousand rays. Poses are stacked into one z-buffer (each pose its own block of
+    rays), because the contact steps measure a handful of poses at a time and numpy's per-call cost, not the
+    arithmetic, dominated measuring them one by one.
     """
     target_tris = target[triangles].all(axis=1)
     keep = target_tris | occluder[triangles].all(axis=1)
-    corners = canonical_vertices[triangles[keep]]  # (T, 3, 3)
-    target_tris = target_tris[keep]
+    triangles, target_tris = triangles[keep], target_tris[keep]
+    per_pass = max(1, _TRIANGLE_POSES_PER_PASS // max(len(triangles), 1))
+    return np.concatenate([
+        _stacked_visible_shares(posed_vertices[start:start + per_pass], triangles, rays, target_tris)
+        for start in range(0, len(posed_vertices), per_pass)
+    ]) if len(posed_vertices) else np.zeros(0)
+
+
+def _stacked_visible_shares(posed_vertices: np.ndarray, triangles: np.ndarray, rays: RayGrid,
+                            target_tris: np.ndarray) -> np.ndarray:
+    n_poses, n_tris = len(posed_vertices), len(triangles)
+    corners = posed_vertices[:, triangles].reshape(n_poses * n_tris, 3, 3)  # pose-major
     xs, ys = rays.xs, rays.ys
+    n_rays = len(xs) * len(ys)
     step_x, step_y = xs[1] - xs[0], ys[1] - ys[0]
     low, high = corners[:, :, :2].min(axis=1), corners[:, :, :2].max(axis=1)
     first_i = np.clip(np.ceil((low[:, 0] - xs[0]) / step_x), 0, len(xs)).astype(np.int64)
@@ -83,29 +115,38 @@ def front_visible_share(canonical_vertices: np.ndarray, triangles: np.ndarray, r
     first_j = np.clip(np.ceil((low[:, 1] - ys[0]) / step_y), 0, len(ys)).astype(np.int64)
     last_j = np.clip(np.floor((high[:, 1] - ys[0]) / step_y), -1, len(ys) - 1).astype(np.int64)
     width, height = np.clip(last_i - first_i + 1, 0, None), np.clip(last_j - first_j + 1, 0, None)
-    counts = width * height
-    if not counts.sum():
-        return 0.0
-    # every (triangle, grid point in its box) pair
-    tri = np.repeat(np.arange(len(corners)), counts)
-    local = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    i, j = first_i[tri] + local % width[tri], first_j[tri] + local // width[tri]
-    a, b, c = corners[tri, 0], corners[tri, 1], corners[tri, 2]
-    v0, v1 = (b - a)[:, :2], (c - a)[:, :2]
-    det = v0[:, 0] * v1[:, 1] - v0[:, 1] * v1[:, 0]
-    valid = np.abs(det) > 1e-14
-    safe = np.where(valid, det, 1.0)
-    rel_x, rel_y = xs[i] - a[:, 0], ys[j] - a[:, 1]
-    u = (rel_x * v1[:, 1] - rel_y * v1[:, 0]) / safe
-    v = (v0[:, 0] * rel_y - v0[:, 1] * rel_x) / safe
-    hit = valid & (u >= 0) & (v >= 0) & (u + v <= 1) & rays.inside[j, i]
-    ray = (j * len(xs) + i)[hit]
-    depth = (a[:, 2] + u * (b - a)[:, 2] + v * (c - a)[:, 2])[hit]
-    order = np.lexsort((depth, ray))  # by ray, then by depth: the last of each ray is met first (camera at +Z)
-    last = np.flatnonzero(np.diff(ray[order], append=-1))
-    seen = np.zeros(len(xs) * len(ys), bool)
-    seen[ray[order][last]] = target_tris[tri[hit]][order][last]
-    return float(seen.reshape(rays.inside.shape)[rays.inside].mean())
+    # Everything a ray test needs of a triangle, once per triangle rather than per (triangle, ray) pair:
+    # corner a, the projected edges over the projected area (barycentrics by two products), the edges' depths.
+    origin = corners[:, 0]
+    edges = corners[:, 1:] - origin[:, None, :]  # (N, 2, 3): b - a, c - a
+    det = edges[:, 0, 0] * edges[:, 1, 1] - edges[:, 0, 1] * edges[:, 1, 0]
+    valid = np.abs(det) > 1e-14  # a triangle seen edge-on hides nothing
+    inverse = 1.0 / np.where(valid, det, 1.0)
+    per_tri = np.column_stack([origin, edges[:, :, :2].reshape(-1, 4) * inverse[:, None], edges[:, :, 2]])
+    counts = np.where(valid, width * height, 0)
+    # the nearest target and the nearest occluder along each ray (the camera is at +Z: nearest is highest), over
+    # every (triangle, grid point in its box) pair, a bounded number of pairs at a time
+    nearest = np.full((2, n_poses * n_rays), -np.inf)
+    ends = np.cumsum(counts)
+    start = 0
+    while start < len(counts):
+        before = ends[start] - counts[start]
+        stop = max(int(np.searchsorted(ends, before + _PAIRS_PER_PASS, side="right")), start + 1)
+        chunk = counts[start:stop]
+        tri = start + np.repeat(np.arange(len(chunk)), chunk)
+        local = np.arange(chunk.sum()) - np.repeat(np.cumsum(chunk) - chunk, chunk)
+        i, j = first_i[tri] + local % width[tri], first_j[tri] + local // width[tri]
+        on_disc = rays.inside[j, i]
+        tri, i, j = tri[on_disc], i[on_disc], j[on_disc]
+        ax, ay, az, e1x, e1y, e2x, e2y, e1z, e2z = per_tri[tri].T
+        rel_x, rel_y = xs[i] - ax, ys[j] - ay
+        u, v = rel_x * e2y - rel_y * e2x, e1x * rel_y - e1y * rel_x
+        hit = (u >= 0) & (v >= 0) & (u + v <= 1)
+        ray = (tri // n_tris * n_rays + j * len(xs) + i)[hit]
+        np.maximum.at(nearest, (target_tris[tri[hit] % n_tris].astype(np.int64), ray), (az + u * e1z + v * e2z)[hit])
+        start = stop
+    seen = nearest[1] > nearest[0]
+    return seen.reshape(n_poses, -1)[:, rays.inside.ravel()].mean(axis=1)
 
 
 def closure(canonical_vertices: np.ndarray, triangles: np.ndarray, eyeball: Eyeball, occluder: np.ndarray,
@@ -150,18 +191,36 @@ LID_REACH = (1.4, 2.2)  # eyeball radii from its centre: the gain applies fully 
 BLINKS = {"LeftEyeClosed": 0, "RightEyeClosed": 1}  # action -> index of its eyeball in find_eyeballs' pair
 
 
-def smallest_gain(measure, target: float, max_gain: float) -> float:
-    """The smallest gain in [1, ``max_gain``] at which ``measure(gain)`` (a closure, rising with the gain) reaches
-    ``target``, by bisection; when even ``max_gain`` falls short, the gain of a coarse grid that closes most (past
-    it a lid slides under the other, so the measure is not monotonic out there). Shared by both contact steps."""
-    low, high = 1.0, max_gain
-    if measure(high) >= target:
-        for _ in range(BISECTION_STEPS):
-            middle = 0.5 * (low + high)
-            low, high = (middle, high) if measure(middle) < target else (low, middle)
-        return float(high)
-    grid = np.linspace(1.0, max_gain, BISECTION_STEPS)
-    return float(grid[int(np.argmax([measure(gain) for gain in grid]))])
+def smallest_gains(measure: Callable[[np.ndarray, np.ndarray], np.ndarray], target: float, max_gain: float,
+                   n_rows: int) -> np.ndarray:
+    """Per row, the smallest gain in [1, ``max_gain``] at which ``measure(gains, rows)`` (closures, rising with the
+    gain) reaches ``target``, by bisection; when even ``max_gain`` falls short, the gain of a coarse grid that closes
+    most (past it a lid slides under the other, so the measure is not monotonic out there). Shared by both contact
+    steps.
+
+    Args:
+        measure: ``(gains (M,), rows (M,) int) -> (M,)``, the measure of each row at its gain; rows are bisected
+            together, so one call measures all of them; never called with no rows.
+        n_rows: rows 0 .. n_rows - 1.
+
+    Returns:
+        (n_rows,) gains.
+    """
+    rows = np.arange(n_rows)
+    gains = np.empty(n_rows)
+    reaches = measure(np.full(n_rows, float(max_gain)), rows) >= target
+    low, high, bisected = np.ones(reaches.sum()), np.full(reaches.sum(), float(max_gain)), rows[reaches]
+    for _ in range(BISECTION_STEPS if len(bisected) else 0):
+        middle = 0.5 * (low + high)
+        short = measure(middle, bisected) < target
+        low, high = np.where(short, middle, low), np.where(short, high, middle)
+    gains[bisected] = high
+    short_rows = rows[~reaches]
+    if len(short_rows):
+        grid = np.linspace(1.0, max_gain, BISECTION_STEPS)
+        reached = measure(np.tile(grid, len(short_rows)), np.repeat(short_rows, len(grid)))
+        gains[short_rows] = grid[reached.reshape(len(short_rows), len(grid)).argmax(axis=1)]
+    return gains
 
 
 PATCH_REACH = 3.0  # eyeball radii around an eye's centre (front view) that a dense eye patch keeps
@@ -245,28 +304,37 @@ def close_lids(
         # only the lids and the skin just around them are lengthened; brow and cheek keep the network's motion
         distance = np.linalg.norm(canonical_vertices - eyeball.centre, axis=1) / eyeball.radius
         near = np.clip((LID_REACH[1] - distance) / (LID_REACH[1] - LID_REACH[0]), 0.0, 1.0)[:, None]
-        lid_scaled = lambda deltas, gain, near=near: deltas * (1.0 + (gain - 1.0) * near)  # noqa: E731
         patch = patches[BLINKS[name]]
-        where = (patch.canonical_vertices, patch.triangles, patch.eyeball, patch.skin)
-        seen = lambda deltas, patch=patch: patch.carry @ deltas  # noqa: E731
-        visible = visible_fraction(*where)  # the neutral's, once per eye
-        if visible < 0.03:
+        visible = visible_fraction(patch.canonical_vertices, patch.triangles, patch.eyeball, patch.skin)
+        if visible < 0.03:  # the neutral hides this eye (a closed-eye scan): nothing to close
             continue
-        column = list(action_names).index(name)
-        for row in np.flatnonzero(activations[:, column] > 0.5):
-            closes = lambda gain: closure(*where, seen(lid_scaled(predicted[row], gain)),  # noqa: E731
-                                          neutral=visible)
-            reached = closes(1.0)
-            if reached is None or reached >= target or reached < MIN_CLOSURE:
-                continue
-            high = smallest_gain(closes, target, max_gain)
-            if high == 1.0:
-                continue
-            if out is predicted:
-                out = predicted.copy()
-            out[row] = lid_scaled(predicted[row], high)
+        blinks = np.flatnonzero(activations[:, list(action_names).index(name)] > 0.5)
+
+        def lid_scaled(rows: np.ndarray, gains: np.ndarray) -> np.ndarray:
+            """(M, V, 3): blink row ``rows[m]`` with its lid region scaled by ``gains[m]``."""
+            return predicted[blinks[rows]] * (1.0 + (gains[:, None, None] - 1.0) * near)
+
+        def closes(gains: np.ndarray, rows: np.ndarray) -> np.ndarray:
+            moved = lid_scaled(rows, gains)
+            seen = np.stack([patch.carry @ deltas for deltas in moved])  # on the patch (a dense head's, for a proxy)
+            return 1.0 - visible_fractions(patch.canonical_vertices + seen, patch.triangles, patch.eyeball,
+                                           patch.skin) / visible
+
+        reached = closes(np.ones(len(blinks)), np.arange(len(blinks)))
+        # a blink that already closes is left, and one that barely moves the lid: the network did not find it
+        short = np.flatnonzero((reached < target) & (reached >= MIN_CLOSURE))
+        if not len(short):
+            continue
+        row_gains = smallest_gains(lambda gains, rows: closes(gains, short[rows]), target, max_gain, len(short))
+        lengthened = short[row_gains > 1.0]
+        if not len(lengthened):
+            continue
+        if out is predicted:
+            out = predicted.copy()
+        out[blinks[lengthened]] = lid_scaled(lengthened, row_gains[row_gains > 1.0])
+        for row, gain in zip(blinks[short], row_gains):
             if activations[row].sum() == 1.0:
-                gains[name] = round(float(high), 3)
+                gains[name] = round(float(gain), 3)
     return out, gains
 
 
@@ -301,11 +369,12 @@ def seal_lips(
     if not len(jaw_rows) or not len(lip_rows):
         return predicted, {}
     jaw, lips = predicted[jaw_rows[0]], predicted[lip_rows[0]]
-    seals = lambda gain: lip_seal(canonical_vertices, triangles, interior, skin, jaw, jaw + gain * lips)  # noqa: E731
-    reached = seals(1.0)
+    reached = lip_seal(canonical_vertices, triangles, interior, skin, jaw, jaw + lips)
     if reached is None or reached >= target:
         return predicted, {"LipsTogether": 1.0} if reached is not None else {}
-    high = smallest_gain(seals, target, max_gain)
+    seals = lambda gains, rows: np.array(  # noqa: E731
+        [lip_seal(canonical_vertices, triangles, interior, skin, jaw, jaw + gain * lips) for gain in gains])
+    high = smallest_gains(seals, target, max_gain, 1)[0]
     out = predicted.copy()
     out[lip_rows[0]] = high * lips
     return out, {"LipsTogether": round(float(high), 3)}

@@ -6,7 +6,7 @@ import pytest
 
 import scipy.sparse
 
-from facerig.anatomy.contact import (CLOSURE_TARGET, close_lids, closure, eye_patches, smallest_gain,
+from facerig.anatomy.contact import (CLOSURE_TARGET, close_lids, closure, eye_patches, smallest_gains,
                                    visible_fraction)
 from facerig.anatomy.eyes import Eyeball
 from facerig.geometry.primitives import geodesic_sphere
@@ -96,8 +96,27 @@ def test_a_proxy_blink_is_measured_on_the_dense_head():
     assert dense_gains["LeftEyeClosed"] > plain_gains["LeftEyeClosed"] > 1.0
 
 
-def test_smallest_gain_bisects_to_the_target_and_falls_back_to_the_best_gain():
-    assert smallest_gain(lambda g: 0.5 * g, 0.8, 2.0) == pytest.approx(1.6, abs=0.01)
+def test_smallest_gains_bisect_every_row_to_the_target_and_fall_back_to_the_best_gain():
+    slopes = np.array([0.5, 0.8, 0.3])  # row 2 never reaches 0.8 within 2.0: its best gain is the largest
+    gains = smallest_gains(lambda g, rows: slopes[rows] * g, 0.8, 2.0, 3)
+    assert gains == pytest.approx([1.6, 1.0, 2.0], abs=0.01)
     # out of reach, and past a peak the measure falls (a lid sliding under the other): the peak's gain
-    peaked = lambda g: 0.6 - abs(g - 1.5)  # noqa: E731
-    assert smallest_gain(peaked, 0.9, 2.5) == pytest.approx(1.5, abs=0.15)
+    def peaked(g, rows):
+        assert len(rows), "measured no rows"
+        return 0.6 - np.abs(g - 1.5)
+
+    assert smallest_gains(peaked, 0.9, 2.5, 1) == pytest.approx([1.5], abs=0.15)
+
+
+def test_poses_measured_together_and_in_small_passes_match_one_by_one(monkeypatch):
+    """The contact steps stack poses into one z-buffer and bound its pairs per pass; neither may change a measure."""
+    import facerig.anatomy.contact as contact
+
+    vertices, triangles, eyes, skin = _face()
+    posed = np.stack([vertices + _blink(vertices, 0, amount) for amount in (0.0, 0.3, 0.6, 0.9)])
+    one_by_one = [visible_fraction(pose, triangles, eyes[0], skin) for pose in posed]
+    assert one_by_one[0] > one_by_one[1] > one_by_one[2] > one_by_one[3]
+    assert np.array_equal(contact.visible_fractions(posed, triangles, eyes[0], skin), one_by_one)
+    monkeypatch.setattr(contact, "_PAIRS_PER_PASS", 7)
+    monkeypatch.setattr(contact, "_TRIANGLE_POSES_PER_PASS", 100)
+    assert np.array_equal(contact.visible_fractions(posed, triangles, eyes[0], skin), one_by_one)
