@@ -177,14 +177,18 @@ class DiffusionBlock(nn.Module):
         rotated = torch.mm(grad[0], torch.cat([a_re, a_im], 1))  # (V*N, 2C): [Re(A g), Im(A g)]
         rotated.addmm_(grad[1], torch.cat([-a_im, a_re], 1))
         # Re(conj(g) * (A g)) per channel: invariant to the choice of each vertex's tangent frame.
-        grad_features = torch.tanh(grad[0] * rotated[:, :width] + grad[1] * rotated[:, width:])  # (V*N, C)
+        # (fused in place: each pass over a (V*N, C) array is a fresh allocation and a pass over memory)
+        grad_features = (grad[0] * rotated[:, :width]).addcmul_(grad[1], rotated[:, width:]).tanh_()  # (V*N, C)
         out.addmm_(grad_features, w_grad)
         return out.view(n_vertices, n_poses, hidden)
 
     def post(self, x: Tensor, pre: Tensor) -> Tensor:
-        """Rest of the MLP plus the residual: ``x`` (V, N|1, C), ``pre`` (V, N, H) -> (V, N, C)."""
-        hidden = self.dropout(torch.relu(pre))
-        hidden = self.dropout(torch.relu(self.lin_mid(hidden)))
+        """Rest of the MLP plus the residual: ``x`` (V, N|1, C), ``pre`` (V, N, H) -> (V, N, C).
+
+        ``pre`` is consumed: activated in place (each activation pass that allocates is a fresh (V, N, H) array).
+        """
+        hidden = self.dropout(torch.relu_(pre))
+        hidden = self.dropout(torch.relu_(self.lin_mid(hidden)))
         return x + self.lin_out(hidden)
 
     def forward(self, x: Tensor, proj: Tensor, recon: Tensor, evals: Tensor) -> Tensor:
