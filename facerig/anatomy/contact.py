@@ -7,8 +7,8 @@ of rays over each eyeball's disc; a ray sees the eyeball when the first surface 
 the skin's. ``closure = 1 − visible(posed) / visible(neutral)``: 0 when the lid does not move, 1 when it covers
 the eyeball completely. Only the skin (the largest welded piece) occludes: eye-surface shells, lashes and tear
 lines are thin separate pieces that sit in front of the eyeball in the neutral too. Heads without an eyeball pair
-(:func:`facerig.anatomy.eyes.find_eyeballs`) or whose eyeballs the neutral already covers (a closed-eye scan) have no
-visible eye to close, and nothing here applies to them.
+(:func:`facerig.anatomy.eyes.find_eyeballs`) have no eye to measure, and nothing here applies to them; an eye the
+neutral already covers (a closed-eye scan) has nothing left to close, so its blinks keep the lids still.
 """
 
 from __future__ import annotations
@@ -185,6 +185,9 @@ CLOSURE_TARGET = 0.85
 # MakeHuman test head (source topology, rigged through the proxy) set it each time: run 10's right blink needed 1.74
 # (the cap was 1.6), run 14's 2.28 (0.74 of the eyeball at 2.0, 0.86 at 2.28; the artist's own blink covers 0.94).
 MAX_GAIN = 2.5
+# Share of its disc an eyeball shows below which the neutral's lids are taken as shut: the ICT head with its artist's
+# own blinks applied shows 0.012 and 0.015, the open eyes of the ICT and MakeHuman test heads 0.11–0.32.
+SHUT_VISIBLE = 0.03
 MIN_CLOSURE = 0.25  # below this the network did not find the lid; lengthening would only exaggerate an error
 BISECTION_STEPS = 8
 LID_REACH = (1.4, 2.2)  # eyeball radii from its centre: the gain applies fully within the first, not past the second
@@ -275,9 +278,10 @@ def close_lids(
     A network trained on one artist's lids under-closes another's (the lid gap differs from head to head while
     the learned motion does not). For every row with a blink action on (the blink itself and the combinations
     containing it), the row is scaled by the smallest gain in [1, ``max_gain``] that brings its eye's
-    :func:`closure` to ``target`` (bisection). A blink that already closes, an eye the neutral hides (a
-    closed-eye scan: nothing to close, so nothing is folded over it) and a row that barely moves the lid
-    (:data:`MIN_CLOSURE`) are left as they are.
+    :func:`closure` to ``target`` (bisection). A blink that already closes and a row that barely moves the lid
+    (:data:`MIN_CLOSURE`) are left as they are. An eye the neutral already hides (:data:`SHUT_VISIBLE`: a
+    closed-eye scan) gets gain 0 in its lid region: its lids touch, and the network's blink, learned on open eyes,
+    would fold the upper lid over the lower one.
 
     Args:
         predicted: (R, V, 3) canonical displacements, one row per activation row.
@@ -288,8 +292,8 @@ def close_lids(
             (empty: the patches of ``predicted``'s own surface).
 
     Returns:
-        The displacements (a copy where a row changed) and the gain applied per blink action (1.0: unchanged),
-        for the rig's metadata.
+        The displacements (a copy where a row changed) and the gain applied per blink action (1.0: unchanged;
+        0.0: the eye was already shut), for the rig's metadata.
     """
     gains = {name: 1.0 for name in BLINKS if name in action_names}
     if not eyeballs or not gains:
@@ -306,9 +310,15 @@ def close_lids(
         near = np.clip((LID_REACH[1] - distance) / (LID_REACH[1] - LID_REACH[0]), 0.0, 1.0)[:, None]
         patch = patches[BLINKS[name]]
         visible = visible_fraction(patch.canonical_vertices, patch.triangles, patch.eyeball, patch.skin)
-        if visible < 0.03:  # the neutral hides this eye (a closed-eye scan): nothing to close
-            continue
         blinks = np.flatnonzero(activations[:, list(action_names).index(name)] > 0.5)
+        if visible < SHUT_VISIBLE:
+            # The neutral already hides this eye (a closed-eye scan): the lids touch, so the network's blink (learned
+            # on open eyes) would fold the upper lid over the lower one. The lid region keeps still instead.
+            if len(blinks):
+                out = predicted.copy() if out is predicted else out
+                out[blinks] = predicted[blinks] * (1.0 - near)
+            gains[name] = 0.0
+            continue
 
         def lid_scaled(rows: np.ndarray, gains: np.ndarray) -> np.ndarray:
             """(M, V, 3): blink row ``rows[m]`` with its lid region scaled by ``gains[m]``."""

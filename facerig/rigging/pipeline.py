@@ -84,7 +84,8 @@ def rig_mesh(
             the skin they sit on instead of keeping the network's output on them (see :mod:`facerig.anatomy.shells`);
             needs the eyeball pair that ``turn_eyes`` looks for.
         close_lids: the contact steps (:mod:`facerig.anatomy.contact`): lengthen a blink that stops short of covering its
-            eyeball (``close_lids``; gains in the rig's metadata as ``lid_gains``; needs the eyeball pair) and a
+            eyeball, or keep the lids still in a blink when the neutral's eye is already shut (``close_lids``; gains in
+            the rig's metadata as ``lid_gains``, 0 for a shut eye; needs the eyeball pair) and a
             LipsTogether that does not seal the mouth JawDrop opens (``seal_lips``, with ``anatomy``; ``lip_gains``).
         mirror_average: average the network's prediction with that for the head's mirror image
             (:func:`predict_mirror_averaged`): lower error (held-out MAE 0.086 mm instead of 0.093 with the

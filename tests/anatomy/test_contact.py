@@ -120,3 +120,21 @@ def test_poses_measured_together_and_in_small_passes_match_one_by_one(monkeypatc
     monkeypatch.setattr(contact, "_PAIRS_PER_PASS", 7)
     monkeypatch.setattr(contact, "_TRIANGLE_POSES_PER_PASS", 100)
     assert np.array_equal(contact.visible_fractions(posed, triangles, eyes[0], skin), one_by_one)
+
+
+def test_a_blink_on_an_eye_already_shut_keeps_the_lid_still():
+    """A closed-eye scan: the neutral's lid already covers the eyeball, so a blink would fold it over the lower lid;
+    the lid region's motion is removed (gain 0) and the rest of the row kept."""
+    vertices, triangles, eyes, skin = _face()
+    shut = vertices + _blink(vertices, 0, 1.0)
+    actions = ("JawDrop", "LeftEyeClosed")
+    activations = np.array([[0, 0], [1, 0], [0, 1]], np.float32)
+    blink = _blink(shut, 0, 0.5)
+    blink[shut[:, 1] < -0.5, 1] = -0.05  # and something far from the eye
+    predicted = np.stack([np.zeros_like(shut), blink, blink])
+    out, gains = close_lids(predicted, shut, triangles, eyes, skin, activations, actions)
+    assert gains["LeftEyeClosed"] == 0.0
+    near_eye = np.linalg.norm(shut - eyes[0].centre, axis=1) < 1.4 * eyes[0].radius
+    assert np.abs(blink[near_eye]).max() > 0 and np.abs(out[2][near_eye]).max() == 0.0
+    far = shut[:, 1] < -0.5
+    assert np.array_equal(out[2][far], blink[far]) and np.array_equal(out[1], blink)  # only blink rows, only the lid

@@ -113,6 +113,23 @@ def test_teeth_and_tongue_follow_jaw_drop(ict_rig: Rig, ground_truth, parts: tup
     assert predicted[lower, 1].mean() < -0.2, "the jaw opens downwards (+Y is up)"
 
 
+def test_a_closed_eye_head_keeps_its_lids_still_in_a_blink(ict_rig: Rig, ict_neutral_path: Path, ground_truth,
+                                                           tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A closed-eye scan (here the ICT neutral with its artist's own blinks applied): the lids already touch, so a
+    blink must not fold the upper lid further over the lower one; on the open head the same lids close."""
+    neutral = load_mesh(ict_neutral_path)
+    shut = {pose: ground_truth(pose) for pose in ("LeftEyeClosed", "RightEyeClosed")}
+    closed_head = neutral.with_vertices(neutral.vertices + sum(shut.values()))
+    rig = rig_mesh(closed_head, cache_dir=tmp_path_factory.mktemp("operators"))
+    assert rig.metadata["lid_gains"] == {"LeftEyeClosed": 0.0, "RightEyeClosed": 0.0}  # "already shut", recorded
+    for pose, truth in shut.items():
+        lid = np.linalg.norm(truth, axis=1) > 0.05  # what the artist's blink moves, in cm
+        travel = np.linalg.norm(truth[lid], axis=1).mean()
+        on_closed = np.linalg.norm(_shape(rig, pose)[lid], axis=1).mean()
+        on_open = np.linalg.norm(_shape(ict_rig, pose)[lid], axis=1).mean()
+        assert on_closed < 0.05 * travel and on_open > 0.5 * travel, (pose, on_closed, on_open, travel)
+
+
 # ------------------------------------------------------------------------------ another artist's heads
 @pytest.fixture(scope="module")
 def makehuman_rigs(makehuman_archive: Path, tmp_path_factory) -> list[tuple[Mesh, np.ndarray, Rig]]:
