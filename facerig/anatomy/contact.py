@@ -348,8 +348,12 @@ def close_lids(
     return out, gains
 
 
-# The lip contact step (see seal_lips): LipsTogether is made to be used with JawDrop (the lips held together while
-# the jaw opens); a network that learned one artist's jaw under-seals another's wider one.
+# The lip contact step (see seal_lips). Each lip-contact pose and the open mouth it closes: LipsTogether is made to be
+# used with JawDrop (the lips held together while the jaw opens), and a network that learned one artist's jaw
+# under-seals another's wider one; LipPresser presses the lips together, so on a head whose neutral has them parted
+# (None: the neutral itself) it must first close them (the ICT head opened by a fifth of its jawOpen: the network's
+# LipPresser hid 42% of the teeth the neutral shows).
+LIP_CONTACTS = {"LipsTogether": "JawDrop", "LipPresser": None}
 SEAL_TARGET = 0.95
 MAX_SEAL_GAIN = 2.5
 
@@ -359,32 +363,42 @@ def seal_lips(
     skin: np.ndarray, activations: np.ndarray, action_names: tuple[str, ...] | list[str],
     target: float = SEAL_TARGET, max_gain: float = MAX_SEAL_GAIN,
 ) -> tuple[np.ndarray, dict[str, float]]:
-    """Lengthen LipsTogether until JawDrop + LipsTogether hides ``target`` of the mouth interior JawDrop shows.
+    """Lengthen each lip-contact pose (:data:`LIP_CONTACTS`) until it hides ``target`` of the mouth interior its open
+    mouth shows: JawDrop + LipsTogether against JawDrop, LipPresser against the neutral.
 
     The smallest gain in [1, ``max_gain``] that reaches the target (bisection on :func:`lip_seal`), or the one that
-    seals most when none does; a LipsTogether that already seals, a head without mouth parts (``interior``) or a
-    JawDrop that shows none of them is left alone. Only the LipsTogether row changes: combinations keep the
-    network's combined pose (their correctives absorb the difference).
+    seals most when none does; a pose that already seals, a head without mouth parts (``interior``) and an open
+    mouth that shows none of them (a neutral with closed lips, for LipPresser) are left alone. Only the pose's own
+    row changes: combinations keep the network's combined pose (their correctives absorb the difference).
 
     Returns:
-        The displacements (a copy when changed) and ``{"LipsTogether": gain}`` for the rig's metadata ({} when the
-        step does not apply).
+        The displacements (a copy when changed) and ``{pose: gain}`` for the rig's metadata, for the poses the step
+        applies to.
     """
     names = list(action_names)
-    if not interior.any() or "JawDrop" not in names or "LipsTogether" not in names:
-        return predicted, {}
     single = activations.sum(axis=1) == 1.0
-    jaw_rows = np.flatnonzero(single & (activations[:, names.index("JawDrop")] == 1.0))
-    lip_rows = np.flatnonzero(single & (activations[:, names.index("LipsTogether")] == 1.0))
-    if not len(jaw_rows) or not len(lip_rows):
-        return predicted, {}
-    jaw, lips = predicted[jaw_rows[0]], predicted[lip_rows[0]]
-    reached = lip_seal(canonical_vertices, triangles, interior, skin, jaw, jaw + lips)
-    if reached is None or reached >= target:
-        return predicted, {"LipsTogether": 1.0} if reached is not None else {}
-    seals = lambda gains, rows: np.array(  # noqa: E731
-        [lip_seal(canonical_vertices, triangles, interior, skin, jaw, jaw + gain * lips) for gain in gains])
-    high = smallest_gains(seals, target, max_gain, 1)[0]
-    out = predicted.copy()
-    out[lip_rows[0]] = high * lips
-    return out, {"LipsTogether": round(float(high), 3)}
+
+    def row_of(action: str) -> int | None:
+        rows = np.flatnonzero(single & (activations[:, names.index(action)] == 1.0)) if action in names else ()
+        return int(rows[0]) if len(rows) else None
+
+    out, gains = predicted, {}
+    for pose, opener in LIP_CONTACTS.items():
+        row, open_row = row_of(pose), (row_of(opener) if opener else None)
+        if not interior.any() or row is None or (opener and open_row is None):
+            continue
+        opened = predicted[open_row] if open_row is not None else np.zeros_like(predicted[row])
+        lips = predicted[row]
+        reached = lip_seal(canonical_vertices, triangles, interior, skin, opened, opened + lips)
+        if reached is None:  # that open mouth shows nothing of the interior
+            continue
+        gains[pose] = 1.0
+        if reached >= target:
+            continue
+        seals = lambda gains, rows, opened=opened, lips=lips: np.array(  # noqa: E731
+            [lip_seal(canonical_vertices, triangles, interior, skin, opened, opened + gain * lips) for gain in gains])
+        high = smallest_gains(seals, target, max_gain, 1)[0]
+        out = predicted.copy() if out is predicted else out
+        out[row] = high * lips
+        gains[pose] = round(float(high), 3)
+    return out, gains

@@ -85,8 +85,9 @@ def rig_mesh(
             needs the eyeball pair that ``turn_eyes`` looks for.
         close_lids: the contact steps (:mod:`facerig.anatomy.contact`): lengthen a blink that stops short of covering its
             eyeball, or keep the lids still in a blink when the neutral's eye is already shut (``close_lids``; gains in
-            the rig's metadata as ``lid_gains``, 0 for a shut eye; needs the eyeball pair) and a
-            LipsTogether that does not seal the mouth JawDrop opens (``seal_lips``, with ``anatomy``; ``lip_gains``).
+            the rig's metadata as ``lid_gains``, 0 for a shut eye; needs the eyeball pair); lengthen a LipsTogether
+            that does not seal the mouth JawDrop opens, and a LipPresser that leaves lips the neutral parts apart
+            (``seal_lips``, with ``anatomy``; ``lip_gains``).
         mirror_average: average the network's prediction with that for the head's mirror image
             (:func:`predict_mirror_averaged`): lower error (held-out MAE 0.086 mm instead of 0.093 with the
             bundled model) for twice the network time, which takes the rig past its latency targets (1 s at

@@ -6,7 +6,8 @@ import pytest
 
 import scipy.sparse
 
-from facerig.anatomy.contact import (CLOSURE_TARGET, close_lids, closure, eye_patches, smallest_gains,
+from facerig.anatomy.contact import (CLOSURE_TARGET, close_lids, closure, eye_patches, lip_seal, seal_lips,
+                                   smallest_gains,
                                    visible_fraction)
 from facerig.anatomy.eyes import Eyeball
 from facerig.geometry.primitives import geodesic_sphere
@@ -138,3 +139,43 @@ def test_a_blink_on_an_eye_already_shut_keeps_the_lid_still():
     assert np.abs(blink[near_eye]).max() > 0 and np.abs(out[2][near_eye]).max() == 0.0
     far = shut[:, 1] < -0.5
     assert np.array_equal(out[2][far], blink[far]) and np.array_equal(out[1], blink)  # only blink rows, only the lid
+
+
+def _mouth(parted: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A flat skin facing +Z with a mouth slit ``parted`` high (0: lips touching), and teeth (a plane) behind it."""
+    steps = np.linspace(-1.0, 1.0, 41)
+    gx, gy = np.meshgrid(steps, steps)
+    grid = np.stack([gx.ravel(), gy.ravel(), np.zeros(gx.size)], axis=1)
+    index = np.arange(gx.size).reshape(gx.shape)
+    quads = np.stack([index[:-1, :-1], index[:-1, 1:], index[1:, 1:], index[1:, :-1]], axis=-1).reshape(-1, 4)
+    tris = np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
+    centres = grid[tris].mean(axis=1)
+    tris = tris[~((np.abs(centres[:, 0]) < 0.3) & (np.abs(centres[:, 1]) < 0.1))]  # the slit, 0.2 high
+    lips = np.abs(grid[:, 0]) <= 0.3
+    grid[lips & (np.abs(grid[:, 1] - 0.1) < 1e-9), 1] -= 0.1 - parted / 2  # upper rim down, lower rim up
+    grid[lips & (np.abs(grid[:, 1] + 0.1) < 1e-9), 1] += 0.1 - parted / 2
+    teeth = np.array([[-0.5, -0.3, -0.1], [0.5, -0.3, -0.1], [0.5, 0.3, -0.1], [-0.5, 0.3, -0.1]])
+    vertices = np.concatenate([grid, teeth])
+    triangles = np.concatenate([tris, len(grid) + np.array([[0, 1, 2], [0, 2, 3]])])
+    interior = np.zeros(len(vertices), bool)
+    interior[len(grid):] = True
+    return vertices, triangles, interior, ~interior
+
+
+def test_lip_presser_closes_lips_the_neutral_parts_and_leaves_touching_lips_alone():
+    actions = ("LipPresser", "JawDrop")
+    activations = np.array([[0, 0], [1, 0], [0, 1]], np.float32)
+    for parted, expected in ((0.1, "sealed"), (0.0, "not applied")):
+        vertices, triangles, interior, skin = _mouth(parted)
+        press = np.zeros_like(vertices)  # the rims move half the gap towards each other
+        rims = skin & (np.abs(vertices[:, 0]) <= 0.35) & (np.abs(vertices[:, 1]) < 0.2)
+        press[rims, 1] = -np.sign(vertices[rims, 1]) * parted / 4
+        predicted = np.stack([np.zeros_like(vertices), press, np.zeros_like(vertices)])
+        out, gains = seal_lips(predicted, vertices, triangles, interior, skin, activations, actions)
+        if expected == "not applied":
+            assert gains == {} and out is predicted
+            continue
+        zero = np.zeros_like(vertices)
+        assert lip_seal(vertices, triangles, interior, skin, zero, press) < 0.6
+        assert lip_seal(vertices, triangles, interior, skin, zero, out[1]) >= 0.95
+        assert 1.5 < gains["LipPresser"] <= 2.5 and np.array_equal(out[2], predicted[2])
