@@ -16,15 +16,21 @@ CENTRES = (0.4, -0.4)  # left eye at +X (the character's own left), right at -X
 HOLE = (0.1, 0.08)  # half width, half height of each eye opening
 
 
-def _face() -> tuple[np.ndarray, np.ndarray, tuple[Eyeball, Eyeball], np.ndarray]:
-    """A flat skin facing +Z with two eye openings, an eyeball behind each."""
-    steps = np.linspace(-1.0, 1.0, 51)
+def _flat_skin(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An n x n grid over [-1, 1]^2 at z = 0, facing +Z: vertices, triangles, triangle centres."""
+    steps = np.linspace(-1.0, 1.0, n)
     gx, gy = np.meshgrid(steps, steps)
     grid = np.stack([gx.ravel(), gy.ravel(), np.zeros(gx.size)], axis=1)
     index = np.arange(gx.size).reshape(gx.shape)
     quads = np.stack([index[:-1, :-1], index[:-1, 1:], index[1:, 1:], index[1:, :-1]], axis=-1).reshape(-1, 4)
     tris = np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
     centres = grid[tris].mean(axis=1)
+    return grid, tris, centres
+
+
+def _face() -> tuple[np.ndarray, np.ndarray, tuple[Eyeball, Eyeball], np.ndarray]:
+    """A flat skin facing +Z with two eye openings, an eyeball behind each."""
+    grid, tris, centres = _flat_skin(51)
     opening = np.zeros(len(tris), bool)
     for x in CENTRES:
         opening |= (np.abs(centres[:, 0] - x) < HOLE[0]) & (np.abs(centres[:, 1]) < HOLE[1])
@@ -143,13 +149,7 @@ def test_a_blink_on_an_eye_already_shut_keeps_the_lid_still():
 
 def _mouth(parted: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A flat skin facing +Z with a mouth slit ``parted`` high (0: lips touching), and teeth (a plane) behind it."""
-    steps = np.linspace(-1.0, 1.0, 41)
-    gx, gy = np.meshgrid(steps, steps)
-    grid = np.stack([gx.ravel(), gy.ravel(), np.zeros(gx.size)], axis=1)
-    index = np.arange(gx.size).reshape(gx.shape)
-    quads = np.stack([index[:-1, :-1], index[:-1, 1:], index[1:, 1:], index[1:, :-1]], axis=-1).reshape(-1, 4)
-    tris = np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
-    centres = grid[tris].mean(axis=1)
+    grid, tris, centres = _flat_skin(41)
     tris = tris[~((np.abs(centres[:, 0]) < 0.3) & (np.abs(centres[:, 1]) < 0.1))]  # the slit, 0.2 high
     lips = np.abs(grid[:, 0]) <= 0.3
     grid[lips & (np.abs(grid[:, 1] - 0.1) < 1e-9), 1] -= 0.1 - parted / 2  # upper rim down, lower rim up
