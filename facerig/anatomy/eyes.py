@@ -71,10 +71,11 @@ def find_eyeballs(canonical_vertices: np.ndarray, component_labels: np.ndarray) 
 
 def sphere_like_parts(canonical_vertices: np.ndarray, component_labels: np.ndarray) -> list[Eyeball]:
     """Everything that could be an eyeball, paired or not: closed, sphere-like components of an eye's size
-    (:data:`RADIUS_RANGE`), concentric ones merged into one (a sclera shell around an iris piece). Args as for
-    :func:`find_eyeballs`.
+    (:data:`RADIUS_RANGE`), or spheres open at the back down to a hemisphere facing the canonical front (+Z: eyeballs
+    modelled as their visible half), concentric ones merged into one (a sclera shell around an iris piece). Args as
+    for :func:`find_eyeballs`.
     """
-    return sphere_parts(canonical_vertices, component_labels, RADIUS_RANGE)
+    return sphere_parts(canonical_vertices, component_labels, RADIUS_RANGE, front=np.array([0.0, 0.0, 1.0]))
 
 
 def gaze_rotation(activation: np.ndarray, action_names: Sequence[str], degrees: float = GAZE_DEGREES) -> np.ndarray:

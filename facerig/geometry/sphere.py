@@ -18,6 +18,12 @@ MIN_VERTICES = 20  # enough to tell a sphere; smaller sphere-like pieces only jo
 MIN_PIECE_VERTICES = 6
 MAX_SPHERE_RESIDUAL = 0.08  # RMS distance to the fitted sphere / radius: a cornea's bulge is about 0.03
 MAX_DIRECTION_BIAS = 0.4  # |mean unit direction from the centre|: 0 for a whole sphere, ~0.5 for a hemisphere
+# A part open at the back (a game head's eyeball modelled as its front half: the back is never seen) counts too, when
+# the caller knows where the front is: it must cover the front pole and reach back to the sphere's equator. A cap facing
+# any other way is an eye socket's lining, and a shallower one (a cornea, an eye's wet-surface shell) is no eyeball.
+# (The mean direction cannot tell: a cornea's dense vertices pull an ICT eyeball's front half to 0.77, near a cap's.)
+FRONT_CAP_POLE_DEGREES = 20.0
+FRONT_CAP_REACH_DEGREES = 80.0
 CONCENTRIC = 0.25  # centres closer than this many radii: pieces of one part
 
 
@@ -82,7 +88,7 @@ class SpherePart:
 
 
 def sphere_parts(points: np.ndarray, component_labels: np.ndarray,
-                 radius_range: tuple[float, float]) -> list[SpherePart]:
+                 radius_range: tuple[float, float], front: np.ndarray | None = None) -> list[SpherePart]:
     """Closed, sphere-like components whose radius lies in ``radius_range``, concentric ones merged into one
     (an eyeball's sclera shell around its iris piece).
 
@@ -91,6 +97,8 @@ def sphere_parts(points: np.ndarray, component_labels: np.ndarray,
         component_labels: (V,) int connected component of each vertex, with vertices split along UV or normal
             seams counted as one (:attr:`Mesh.component_labels` of a welded mesh).
         radius_range: (smallest, largest) radius of a part.
+        front: (3,) unit direction the head looks along, when known: a sphere open at the back, down to a
+            hemisphere facing it, counts too (:data:`FRONT_CAP_REACH_DEGREES`).
     """
     candidates = []
     order = np.argsort(component_labels, kind="stable")
@@ -106,10 +114,20 @@ def sphere_parts(points: np.ndarray, component_labels: np.ndarray,
         distances = np.linalg.norm(offsets, axis=1)
         if np.sqrt(np.mean((distances - radius) ** 2)) > MAX_SPHERE_RESIDUAL * radius:
             continue
-        if np.linalg.norm((offsets / distances[:, None]).mean(axis=0)) > MAX_DIRECTION_BIAS:
+        directions = offsets / distances[:, None]
+        if np.linalg.norm(directions.mean(axis=0)) > MAX_DIRECTION_BIAS and not _front_cap(directions, front):
             continue  # a cap or a shell around a sphere (the eye socket's lining), not a whole sphere
         candidates.append(SpherePart(vertices, centre, radius))
     return _merge_concentric(candidates, points)
+
+
+def _front_cap(directions: np.ndarray, front: np.ndarray | None) -> bool:
+    """Whether a part whose points lie in ``directions`` (unit, from its centre) is a sphere open at the back."""
+    if front is None:
+        return False
+    cosines = directions @ front
+    return bool(cosines.max() >= np.cos(np.radians(FRONT_CAP_POLE_DEGREES))
+                and cosines.min() <= np.cos(np.radians(FRONT_CAP_REACH_DEGREES)))
 
 
 def _merge_concentric(candidates: list[SpherePart], points: np.ndarray) -> list[SpherePart]:

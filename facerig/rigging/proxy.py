@@ -26,9 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse
 
-from facerig.anatomy.eyes import Eyeball, gaze_rotation, turn_eyeballs
+from facerig.anatomy.eyes import Eyeball, gaze_rotation, sphere_like_parts, turn_eyeballs
 from facerig.errors import FacerigError
 from facerig.geometry import SurfaceIndex, fit_sphere
+from facerig.geometry.sphere import CONCENTRIC
 from facerig.geometry.cluster import cluster_mesh
 from facerig.geometry.remesh import RemeshOptions, remesh
 from facerig.mesh import Mesh
@@ -168,12 +169,22 @@ def dense_eyeballs(
     proxy: Proxy, dense_pieces: np.ndarray, dense_canonical: np.ndarray, eyeballs: tuple[Eyeball, ...]
 ) -> tuple[Eyeball, ...]:
     """The proxy's eyeballs on the dense surface: the dense vertices of their pieces, and the sphere fitted to those
-    (``dense_canonical``: (W, 3) canonical positions), so the turn is about the dense eyeball's own centre."""
+    (``dense_canonical``: (W, 3) canonical positions), so the turn is about the dense eyeball's own centre.
+
+    A dense eye made of several pieces (a sclera half and an iris piece) can leave one of them without a proxy vertex
+    landing on it, which then would not turn with the rest: every dense sphere-like part concentric with the eye
+    joins it (:func:`facerig.anatomy.eyes.sphere_like_parts`)."""
     proxy_pieces = dense_pieces[proxy.dense_vertices]
+    dense_parts = sphere_like_parts(dense_canonical, dense_pieces)
     dense = []
     for eye in eyeballs:
         vertices = np.flatnonzero(np.isin(dense_pieces, np.unique(proxy_pieces[eye.vertices])))
         centre, radius = fit_sphere(dense_canonical[vertices].astype(np.float64))
+        joined = [part.vertices for part in dense_parts
+                  if np.linalg.norm(part.centre - centre) < CONCENTRIC * min(part.radius, radius)]
+        if joined:
+            vertices = np.union1d(vertices, np.concatenate(joined))
+            centre, radius = fit_sphere(dense_canonical[vertices].astype(np.float64))
         dense.append(Eyeball(vertices, centre, radius))
     return tuple(dense)
 

@@ -50,6 +50,12 @@ def _head(*parts) -> Mesh:
 LEFT, RIGHT = (0.33, -0.13, 0.75), (-0.33, -0.13, 0.75)
 
 
+def _back(part, centre):
+    """A part around ``centre`` mirrored front to back (+Z is where the face looks)."""
+    points, tris = part
+    return points * np.array([1.0, 1.0, -1.0]) + np.array([0.0, 0.0, 2 * centre[2]]), tris[:, ::-1]
+
+
 def test_finds_a_left_right_pair_of_closed_spheres_and_ignores_the_rest() -> None:
     mesh = _head(_sphere((0, 0, 0), 1.0, 24, 32),  # the skin: far too large
                  _sphere(LEFT, 0.16), _sphere(RIGHT, 0.16),
@@ -70,11 +76,24 @@ def test_finds_a_left_right_pair_of_closed_spheres_and_ignores_the_rest() -> Non
     [_sphere(LEFT, 0.16)],  # one eye only
     [_sphere(LEFT, 0.16), _sphere(RIGHT, 0.08)],  # two spheres of different sizes
     [_sphere(LEFT, 0.16), _sphere((-0.33, 0.4, 0.75), 0.16)],  # not mirror images
-    [_sphere(LEFT, 0.16, cap=1.6), _sphere(RIGHT, 0.16, cap=1.6)],  # eyes cut open: caps, not eyeballs
+    # caps open to the front (their backs face the face's front): the linings of the eye sockets, not eyeballs
+    [_back(_sphere(LEFT, 0.16, cap=1.6), LEFT), _back(_sphere(RIGHT, 0.16, cap=1.6), RIGHT)],
+    [_sphere(LEFT, 0.16, cap=0.8), _sphere(RIGHT, 0.16, cap=0.8)],  # shallow caps facing front: corneas or shells
 ])
 def test_no_eyeballs_without_a_clear_pair(parts) -> None:
     mesh = _head(_sphere((0, 0, 0), 1.0), *parts)
     assert find_eyeballs(mesh.vertices, mesh.component_labels) == ()
+
+
+@pytest.mark.parametrize("cap", [np.pi / 2, 1.6, 2.2])
+def test_eyeballs_modelled_as_their_front_half_are_found(cap: float) -> None:
+    """Game heads often keep only the visible half of each eyeball: a sphere open at the back still turns as one."""
+    mesh = _head(_sphere((0, 0, 0), 1.0, 24, 32), _sphere(LEFT, 0.16, cap=cap), _sphere(RIGHT, 0.16, cap=cap))
+    eyes = find_eyeballs(mesh.vertices, mesh.component_labels)
+    assert len(eyes) == 2
+    for eye, centre in zip(eyes, (LEFT, RIGHT)):
+        np.testing.assert_allclose(eye.centre, centre, atol=1e-3)
+        assert eye.radius == pytest.approx(0.16, rel=0.02)
 
 
 def test_gaze_rotation_turns_the_front_towards_the_look() -> None:

@@ -150,6 +150,37 @@ def test_lip_presser_closes_lips_the_neutral_parts(ict_dir: Path, ict_neutral_pa
     assert seal is not None and seal >= 0.9, seal
 
 
+def test_eyeballs_modelled_as_their_front_half_turn_rigidly_and_blinks_close(
+        ict_neutral_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A game head that keeps only the visible half of each eyeball (here the ICT head's eyeballs, two pieces each,
+    cut at their centres; rigged through the proxy): the eyes are found, turn rigidly in EyesLook (before, the
+    network moved them up to 6 mm out of shape) and the blinks close on them."""
+    neutral = load_mesh(ict_neutral_path)
+    eyeball = np.zeros(neutral.n_vertices, bool)
+    eyeball[_part("eyeball_left", "eyeball_right")] = True
+    starts = np.concatenate([[0], np.cumsum(neutral.face_vertex_counts)[:-1]])
+    faces = np.split(neutral.face_vertex_indices, starts[1:])
+    centre_z = {side: neutral.vertices[_part(f"eyeball_{side}"), 2].mean() for side in ("left", "right")}
+    side = np.where(neutral.vertices[:, 0] > 0, "left", "right")
+    kept = [f for f in faces if not (eyeball[f].all() and neutral.vertices[f, 2].mean() < centre_z[side[f[0]]])]
+    halves = Mesh(neutral.vertices, np.array([len(f) for f in kept]), np.concatenate(kept), name="half_eyes")
+    rig = rig_mesh(halves, cache_dir=tmp_path_factory.mktemp("operators"))
+    assert rig.metadata["eyeballs_turned"] == 2
+    front_half = np.intersect1d(np.flatnonzero(eyeball), np.concatenate(kept))
+    assert np.abs(_shape(rig, "EyesLookLeft")[front_half]).max() > 0.1  # cm: the eyes turn
+    apart = lambda points: np.linalg.norm(points[:, None] - points[None], axis=-1)  # noqa: E731
+    for part in ("eyeball_left", "eyeball_right"):  # rigidly: the distances between its vertices do not change
+        ids = np.intersect1d(_part(part), front_half)[::7]
+        before = neutral.vertices[ids]
+        after = before + _shape(rig, "EyesLookLeft")[ids]
+        np.testing.assert_allclose(apart(after), apart(before), atol=1e-3 * apart(before).max())
+    frame, canonical, skin = _canonical(halves)
+    eyes = find_eyeballs(canonical, halves.welded.component_labels)
+    for pose, own in (("LeftEyeClosed", 0), ("RightEyeClosed", 1)):
+        moved = frame.scale * _shape(rig, pose).astype(np.float64) @ frame.rotation.T
+        assert closure(canonical, halves.triangles, eyes[own], skin, moved) >= 0.8, pose
+
+
 # ------------------------------------------------------------------------------ another artist's heads
 @pytest.fixture(scope="module")
 def makehuman_rigs(makehuman_archive: Path, tmp_path_factory) -> list[tuple[Mesh, np.ndarray, Rig]]:
