@@ -89,9 +89,9 @@ def rig_mesh(
             that does not seal the mouth JawDrop opens, and a LipPresser that leaves lips the neutral parts apart
             (``seal_lips``, with ``anatomy``; ``lip_gains``).
         mirror_average: average the network's prediction with that for the head's mirror image
-            (:func:`predict_mirror_averaged`): lower error (held-out MAE 0.086 mm instead of 0.093 with the
-            bundled model) for twice the network time, which takes the rig past its latency targets (1 s at
-            1.75k vertices, 10 s at 27k); off by default, on where accuracy matters more than seconds.
+            (:func:`predict_mirror_averaged`): lower error (held-out MAE 0.089 mm instead of 0.095 with the
+            bundled model) for twice the network time, which takes a 1.75k-vertex rig past its 1 s latency target;
+            off by default, on where accuracy matters more than seconds.
         offset_floor: shrink every offset the network predicts by this length, in canonical units
             (:func:`shrink_offsets`); None takes the model's own (:attr:`PackagedModel.offset_floor`), 0 keeps
             the raw output.
