@@ -320,12 +320,12 @@ def close_lids(
             gains[name] = 0.0
             continue
 
-        def lid_scaled(rows: np.ndarray, gains: np.ndarray) -> np.ndarray:
-            """(M, V, 3): blink row ``rows[m]`` with its lid region scaled by ``gains[m]``."""
-            return predicted[blinks[rows]] * (1.0 + (gains[:, None, None] - 1.0) * near)
+        def lid_scaled(rows: np.ndarray, factors: np.ndarray) -> np.ndarray:
+            """(M, V, 3): blink row ``rows[m]`` with its lid region scaled by ``factors[m]``."""
+            return predicted[blinks[rows]] * (1.0 + (factors[:, None, None] - 1.0) * near)
 
-        def closes(gains: np.ndarray, rows: np.ndarray) -> np.ndarray:
-            moved = lid_scaled(rows, gains)
+        def closes(factors: np.ndarray, rows: np.ndarray) -> np.ndarray:
+            moved = lid_scaled(rows, factors)
             seen = np.stack([patch.carry @ deltas for deltas in moved])  # on the patch (a dense head's, for a proxy)
             return 1.0 - visible_fractions(patch.canonical_vertices + seen, patch.triangles, patch.eyeball,
                                            patch.skin) / visible
@@ -335,7 +335,7 @@ def close_lids(
         short = np.flatnonzero((reached < target) & (reached >= MIN_CLOSURE))
         if not len(short):
             continue
-        row_gains = smallest_gains(lambda gains, rows: closes(gains, short[rows]), target, max_gain, len(short))
+        row_gains = smallest_gains(lambda factors, rows: closes(factors, short[rows]), target, max_gain, len(short))
         lengthened = short[row_gains > 1.0]
         if not len(lengthened):
             continue
@@ -383,9 +383,9 @@ def seal_lips(
         return int(rows[0]) if len(rows) else None
 
     out, gains = predicted, {}
-    for pose, opener in LIP_CONTACTS.items():
+    for pose, opener in LIP_CONTACTS.items() if interior.any() else ():
         row, open_row = row_of(pose), (row_of(opener) if opener else None)
-        if not interior.any() or row is None or (opener and open_row is None):
+        if row is None or (opener and open_row is None):
             continue
         opened = predicted[open_row] if open_row is not None else np.zeros_like(predicted[row])
         lips = predicted[row]
@@ -395,8 +395,8 @@ def seal_lips(
         gains[pose] = 1.0
         if reached >= target:
             continue
-        seals = lambda gains, rows, opened=opened, lips=lips: np.array(  # noqa: E731
-            [lip_seal(canonical_vertices, triangles, interior, skin, opened, opened + gain * lips) for gain in gains])
+        seals = lambda factors, rows, opened=opened, lips=lips: np.array(  # noqa: E731
+            [lip_seal(canonical_vertices, triangles, interior, skin, opened, opened + f * lips) for f in factors])
         high = smallest_gains(seals, target, max_gain, 1)[0]
         out = predicted.copy() if out is predicted else out
         out[row] = high * lips

@@ -165,6 +165,9 @@ def _closest_on_own_piece(
     return triangle, barycentric
 
 
+_EYE_PIECE_REACH = 1.5  # eyeball radii: a piece wholly within this of a dense eye's centre may be part of it
+
+
 def dense_eyeballs(
     proxy: Proxy, dense_pieces: np.ndarray, dense_canonical: np.ndarray, eyeballs: tuple[Eyeball, ...]
 ) -> tuple[Eyeball, ...]:
@@ -173,14 +176,18 @@ def dense_eyeballs(
 
     A dense eye made of several pieces (a sclera half and an iris piece) can leave one of them without a proxy vertex
     landing on it, which then would not turn with the rest: every dense sphere-like part concentric with the eye
-    joins it (:func:`facerig.anatomy.eyes.sphere_like_parts`)."""
+    joins it (:func:`facerig.anatomy.eyes.sphere_like_parts`, run only on the pieces that lie wholly near the eye, so
+    the cost does not grow with the rest of a dense head)."""
     proxy_pieces = dense_pieces[proxy.dense_vertices]
-    dense_parts = sphere_like_parts(dense_canonical, dense_pieces)
+    piece_sizes = np.bincount(dense_pieces)
     dense = []
     for eye in eyeballs:
         vertices = np.flatnonzero(np.isin(dense_pieces, np.unique(proxy_pieces[eye.vertices])))
         centre, radius = fit_sphere(dense_canonical[vertices].astype(np.float64))
-        joined = [part.vertices for part in dense_parts
+        near = np.linalg.norm(dense_canonical - centre, axis=1) < _EYE_PIECE_REACH * radius
+        whole_near = np.bincount(dense_pieces[near], minlength=len(piece_sizes)) == piece_sizes
+        local = np.flatnonzero(whole_near[dense_pieces])
+        joined = [local[part.vertices] for part in sphere_like_parts(dense_canonical[local], dense_pieces[local])
                   if np.linalg.norm(part.centre - centre) < CONCENTRIC * min(part.radius, radius)]
         if joined:
             vertices = np.union1d(vertices, np.concatenate(joined))
